@@ -1,0 +1,13 @@
+# The two commands of the README. Both set up .venv on first use.
+.PHONY: demo test lint
+
+demo:  ## run the platform on embedded defaults, fed by simulated pumps with an injected drift
+	bash scripts/bootstrap.sh
+	.venv/bin/driftline up --demo
+
+test:  ## run every test (unit + integration against the real broker, MariaDB and SQLite)
+	bash scripts/test.sh
+
+lint:
+	bash scripts/bootstrap.sh
+	.venv/bin/ruff check src services tests

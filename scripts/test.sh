@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, and integration tests against the embedded broker
+# (or KAFKA_BOOTSTRAP_SERVERS), MariaDB at 127.0.0.1:3306 and SQLite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+bash scripts/ensure-mariadb.sh
+exec .venv/bin/python -m pytest "$@"

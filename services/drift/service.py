@@ -1,0 +1,148 @@
+"""drift: windows of valid readings per sensor, each compared with the reference data.
+
+One DriftEvent per closed window. The reference is the training data of the model in
+production: it is reloaded when a ModelPromoted event arrives. Offsets are committed only
+up to the oldest reading an open window still holds, so a restart rebuilds open windows
+from the log instead of losing them (closed windows may then be re-emitted with the same
+event id, which the trigger ignores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+from driftline import metrics
+from driftline.dead_letters import dead_letter
+from driftline.drift import DriftDetector
+from driftline.kafka import publish_all
+from driftline.messages import Message
+from driftline.profile import load_profile
+from driftline.records import FailedCheck, ModelPromoted, ValidReading
+from driftline.reference import load_reference
+from driftline.runtime import BatchHandler, ServiceContext, run_consumer_service
+from driftline.service_main import service_main
+from driftline.settings import Settings
+from driftline.windows import ClosedWindow, SensorWindows
+
+NAME = "drift"
+log = logging.getLogger(NAME)
+
+
+class DriftHandler(BatchHandler):
+    def __init__(self, ctx: ServiceContext, features: list[str], detector: DriftDetector) -> None:
+        s = ctx.settings
+        self.ctx = ctx
+        self.features = features
+        self.detector = detector
+        self.windows = SensorWindows(
+            features, s.drift_window_size, s.drift_window_seconds, s.drift_min_window_size
+        )
+
+    async def handle(self, batch: list[Message]) -> None:
+        topics = self.ctx.topics
+        closed: list[ClosedWindow] = []
+        rejected: list[tuple[str, bytes | None, bytes]] = []
+        now = time.monotonic()
+        for m in batch:
+            if m.topic == topics.model_promotions:
+                await self._promote(m)
+                continue
+            try:
+                reading = ValidReading.model_validate_json(m.value or b"")
+            except ValidationError as exc:
+                reason = FailedCheck(check="bad_record", detail=str(exc.errors()[:1])[:300])
+                rejected.append(
+                    (topics.dead_letter, m.key, dead_letter(m, NAME, [reason]).to_bytes())
+                )
+                continue
+            closed += self.windows.add(reading, (m.topic, m.partition), m.offset, now)
+        await self._publish(closed, rejected)
+
+    async def tick(self) -> None:
+        idle = self.windows.sweep(time.monotonic())
+        if idle:
+            await self._publish(idle, [])
+
+    def commit_offsets(self, batch: list[Message]) -> dict[TopicPartition, int]:
+        offsets: dict[TopicPartition, int] = {}
+        for m in batch:
+            tp = TopicPartition(m.topic, m.partition)
+            offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
+        for (topic, partition), first in self.windows.oldest_needed().items():
+            tp = TopicPartition(topic, partition)
+            if tp in offsets:
+                offsets[tp] = min(offsets[tp], first)
+        return offsets
+
+    async def _publish(
+        self, closed: list[ClosedWindow], rejected: list[tuple[str, bytes | None, bytes]]
+    ) -> None:
+        events = [self.detector.compare(w) for w in closed]
+        out = [(self.ctx.topics.drift_events, e.sensor_id.encode(), e.to_bytes()) for e in events]
+        await publish_all(self.ctx.producer, out + rejected)
+        for e in events:
+            metrics.drift_windows.labels(str(e.drifted).lower()).inc()
+            metrics.drift_share.labels(e.sensor_id).set(e.drift_share)
+            for f in e.features:
+                metrics.drift_statistic.labels(e.sensor_id, f.feature).set(f.statistic)
+            if e.drifted:
+                drifted = [f.feature for f in e.features if f.drifted] + e.flatlined
+                log.info(
+                    "drift on %s: share %.2f (%s)", e.sensor_id, e.drift_share, ", ".join(drifted)
+                )
+
+    async def _promote(self, message: Message) -> None:
+        try:
+            event = ModelPromoted.model_validate_json(message.value or b"")
+            reference = await asyncio.to_thread(
+                load_reference, Path(event.reference_uri), self.features
+            )
+        except Exception as exc:  # a bad promotion must not take the detector down
+            metrics.service_errors.labels(NAME, "reference_reload").inc()
+            log.error("ignoring promotion at offset %d: %s", message.offset, exc)
+            return
+        self.detector = make_detector(self.ctx.settings, reference)
+        metrics.reference_rows.set(len(reference))
+        log.info(
+            "model %s v%s promoted: reference %s (%d rows)",
+            event.model_name,
+            event.model_version,
+            reference.reference_id,
+            len(reference),
+        )
+
+
+def make_detector(settings: Settings, reference) -> DriftDetector:  # type: ignore[no-untyped-def]
+    return DriftDetector(
+        reference,
+        settings.drift_stattest,
+        settings.drift_stattest_threshold,
+        settings.drift_share_threshold,
+    )
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    profile = load_profile(settings.profile_path)
+    reference = load_reference(settings.resolved_reference_path, profile.features)
+    metrics.reference_rows.set(len(reference))
+    detector = make_detector(settings, reference)
+    log.info(
+        "reference %s: %d rows from %s", reference.reference_id, len(reference), reference.source
+    )
+    await run_consumer_service(
+        NAME,
+        settings,
+        lambda topics: [topics.valid_readings, topics.model_promotions],
+        lambda ctx: DriftHandler(ctx, profile.features, detector),
+        stop=stop,
+    )
+
+
+if __name__ == "__main__":
+    service_main(NAME, run)

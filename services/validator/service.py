@@ -1,0 +1,63 @@
+"""validator: checks raw readings in micro-batches; valid ones go on, invalid ones to the DLQ.
+
+Every message of a batch ends up on exactly one of the two topics before the batch's offsets
+are committed. With ``kafka_exactly_once`` (real Kafka only) publishing and committing happen
+in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from driftline import metrics
+from driftline.kafka import publish_all
+from driftline.messages import Message
+from driftline.profile import load_profile
+from driftline.runtime import BatchHandler, ServiceContext, run_consumer_service
+from driftline.service_main import service_main
+from driftline.settings import Settings
+from driftline.validation import ReadingValidator
+
+NAME = "validator"
+
+
+class ValidatorHandler(BatchHandler):
+    def __init__(self, ctx: ServiceContext, validator: ReadingValidator) -> None:
+        self.ctx = ctx
+        self.validator = validator
+
+    async def handle(self, batch: list[Message]) -> None:
+        verdict = self.validator.validate_isolating_errors(batch)
+        topics = self.ctx.topics
+        out = [(topics.valid_readings, m.key, r.to_bytes()) for m, r in verdict.valid]
+        out += [(topics.dead_letter, m.key, d.to_bytes()) for m, d in verdict.invalid]
+        await publish_all(self.ctx.producer, out)
+        self.validator.remember(verdict)
+
+        metrics.readings_valid.inc(len(verdict.valid))
+        failed = Counter(reason.check for _, d in verdict.invalid for reason in d.reasons)
+        for check, n in failed.items():
+            metrics.readings_invalid.labels(check).inc(n)
+        metrics.records_produced.labels(NAME, topics.valid_readings).inc(len(verdict.valid))
+        metrics.records_produced.labels(NAME, topics.dead_letter).inc(len(verdict.invalid))
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    profile = load_profile(settings.profile_path)
+    validator = ReadingValidator(
+        profile,
+        max_message_bytes=settings.max_message_bytes,
+        dedup_capacity=settings.dedup_capacity,
+    )
+    await run_consumer_service(
+        NAME,
+        settings,
+        lambda topics: [topics.raw_readings],
+        lambda ctx: ValidatorHandler(ctx, validator),
+        stop=stop,
+    )
+
+
+if __name__ == "__main__":
+    service_main(NAME, run)

@@ -1,0 +1,3 @@
+"""Driftline: on-premise MLOps for IoT sensor fleets."""
+
+__version__ = "0.1.0"

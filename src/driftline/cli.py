@@ -1,0 +1,207 @@
+"""The ``driftline`` command line. Every command has ``--help``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftline.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Driftline: streaming validation, drift detection and retraining for sensor fleets.\n\n"
+    "Settings come from environment variables (see 'driftline settings'). Without "
+    "KAFKA_BOOTSTRAP_SERVERS, 'up' and 'broker' start the embedded broker and the other "
+    "commands use it; without DATABASE_URL the raw store is SQLite under DRIFTLINE_DATA_DIR.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+reference_app = typer.Typer(help="Reference data the drift service compares windows with.")
+app.add_typer(reference_app, name="reference")
+
+
+def _settings() -> Settings:
+    from driftline.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, "driftline")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 9092,
+) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) until Ctrl-C.
+
+    Its address is written to <data_dir>/broker.json, where the other commands find it when
+    KAFKA_BOOTSTRAP_SERVERS is not set. Data lives in memory only.
+    """
+    from driftline.broker import EmbeddedBroker
+    from driftline.kafka import record_embedded_broker
+
+    settings = _settings()
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with EmbeddedBroker(port or None, log_path=settings.data_dir / "broker.log") as b:
+        path = record_embedded_broker(settings, b.bootstrap_servers)
+        typer.echo(f"broker listening on {b.bootstrap_servers} (recorded in {path}); Ctrl-C stops")
+        while not stopping:
+            time.sleep(0.2)
+    path.unlink(missing_ok=True)
+
+
+def _service_command(name: str) -> None:
+    def command() -> None:
+        from driftline.service_main import service_main
+        from driftline.services import load_service
+
+        service_main(name, load_service(name).run, _settings())
+
+    command.__doc__ = {
+        "ingest": "Land every raw reading in the raw store (idempotent, at-least-once).",
+        "validator": "Validate raw readings in micro-batches; valid on, invalid to the DLQ.",
+        "drift": "Compare per-sensor windows of valid readings with the reference data.",
+        "retrain-trigger": "Decide when drift is real and launch retraining.",
+    }[name]
+    app.command(name=name)(command)
+
+
+for _name in ("ingest", "validator", "drift", "retrain-trigger"):
+    _service_command(_name)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """List every setting: its environment variable, current value and meaning."""
+    settings = load_settings()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        env = alias.choices[0] if alias is not None else f"DRIFTLINE_{name.upper()}"  # type: ignore[union-attr]
+        value = getattr(settings, name)
+        typer.echo(f"{env}={value if value is not None else ''}")
+        if field.description:
+            typer.echo(f"    {field.description}")
+
+
+@reference_app.command("build")
+def reference_build(
+    sources: Annotated[list[Path], typer.Argument(help="CSV (SKAB ';' or ',') or Parquet files.")],
+    out: Annotated[Path | None, typer.Option(help="Output Parquet (default: the setting).")] = None,
+) -> None:
+    """Build the baseline reference from files with one column per measurement."""
+    from driftline.profile import load_profile
+    from driftline.reference import build_reference
+
+    settings = _settings()
+    profile = load_profile(settings.profile_path)
+    target = out or settings.resolved_reference_path
+    ref = build_reference(sources, profile.features, target)
+    typer.echo(f"reference {ref.reference_id}: {len(ref)} rows x {len(ref.features)} -> {target}")
+
+
+@app.command()
+def simulate(
+    sensors: Annotated[int, typer.Option(help="How many pumps (ids pump-001, ...).")] = 3,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option(help="SKAB-format CSV to replay (repeatable); default: synthetic pumps."),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(help="Readings per sensor (default: all / endless).")
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(help="Readings per second per sensor; 0 = as fast as possible.")
+    ] = 1.0,
+    drift: Annotated[
+        str | None, typer.Option(help="Inject drift: shift, scale, noise, stuck or new-sensor.")
+    ] = None,
+    drift_at: Annotated[
+        float, typer.Option(help="Seconds of simulated time when the drift starts.")
+    ] = 300.0,
+    drift_features: Annotated[
+        str, typer.Option(help="Comma-separated measurements the drift affects.")
+    ] = "Current,Pressure,Temperature,Voltage,Volume Flow RateRMS",
+    drift_magnitude: Annotated[
+        float, typer.Option(help="Drift size in standard deviations (scale: factor - 1).")
+    ] = 3.0,
+    malformed_rate: Annotated[
+        float, typer.Option(help="Share of messages sent malformed (0..1).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Publish sensor readings to the raw topic: synthetic pumps or SKAB replays, with
+    optional drift and malformed messages."""
+    from driftline.simulate.cli_run import run_simulation
+
+    settings = _settings()
+    if rate == 0 and count is None and not replay:
+        raise typer.BadParameter(
+            "as fast as possible needs --count or --replay (else it never ends)"
+        )
+    asyncio.run(
+        run_simulation(
+            settings,
+            sensors=sensors,
+            replay=replay or [],
+            count=count,
+            rate=rate,
+            drift=drift,
+            drift_at=drift_at,
+            drift_features=[f.strip() for f in drift_features.split(",") if f.strip()],
+            drift_magnitude=drift_magnitude,
+            malformed_rate=malformed_rate,
+            seed=seed,
+        )
+    )
+
+
+@app.command()
+def up(
+    demo: Annotated[
+        bool, typer.Option(help="Feed the platform with simulated pumps and inject a drift.")
+    ] = True,
+    sensors: Annotated[int, typer.Option(help="Simulated pumps (demo).")] = 4,
+    rate: Annotated[float, typer.Option(help="Readings per second per pump (demo).")] = 20.0,
+    drift_at: Annotated[
+        float, typer.Option(help="Seconds of simulated time before the drift (demo).")
+    ] = 60.0,
+    duration: Annotated[
+        float, typer.Option(help="Stop after this many seconds (0: until Ctrl-C).")
+    ] = 0.0,
+    metrics_base_port: Annotated[
+        int, typer.Option(help="First /metrics port; services take the next ones.")
+    ] = 9401,
+) -> None:
+    """Run the whole platform on this machine: the embedded broker (unless
+    KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger, with a live
+    view. With --demo (the default) simulated pumps feed it and a drift is injected."""
+    from driftline.platform import run_platform
+
+    settings = _settings()
+    raise typer.Exit(
+        run_platform(
+            settings,
+            demo=demo,
+            sensors=sensors,
+            rate=rate,
+            drift_at=drift_at,
+            duration=duration,
+            metrics_base_port=metrics_base_port,
+        )
+    )
+
+
+def main() -> None:
+    app()

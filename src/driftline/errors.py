@@ -1,0 +1,23 @@
+"""Every error Driftline raises on purpose derives from DriftlineError."""
+
+from __future__ import annotations
+
+
+class DriftlineError(Exception):
+    """Base class of Driftline's own errors."""
+
+
+class ConfigurationError(DriftlineError):
+    """A setting or profile is missing or inconsistent."""
+
+
+class BrokerError(DriftlineError):
+    """The embedded broker could not be started or reached."""
+
+
+class ProfileError(ConfigurationError):
+    """A schema profile file is malformed."""
+
+
+class StoreError(DriftlineError):
+    """The raw store rejected an operation."""

@@ -1,0 +1,66 @@
+"""Every Prometheus metric Driftline exports, declared once.
+
+Names follow ``driftline_<thing>_<unit>``; labels stay low-cardinality (no sensor ids except on
+the drift gauges, whose cardinality is the fleet size and which operators ask for by sensor).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+messages_consumed = Counter(
+    "driftline_messages_consumed_total", "Messages consumed from Kafka.", ["service", "topic"]
+)
+records_produced = Counter(
+    "driftline_records_produced_total", "Records published to Kafka.", ["service", "topic"]
+)
+readings_stored = Counter(
+    "driftline_readings_stored_total", "Messages offered to the raw store (duplicates included)."
+)
+readings_valid = Counter("driftline_readings_valid_total", "Readings that passed validation.")
+readings_invalid = Counter(
+    "driftline_readings_invalid_total", "Readings dead-lettered, by failed check.", ["check"]
+)
+batch_seconds = Histogram(
+    "driftline_batch_duration_seconds",
+    "Time to process one micro-batch, from poll to commit.",
+    ["service"],
+    buckets=BATCH_BUCKETS,
+)
+batch_size = Histogram(
+    "driftline_batch_size_messages",
+    "Messages per micro-batch.",
+    ["service"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)
+consumer_lag = Gauge(
+    "driftline_consumer_lag_messages", "Messages behind the log end.", ["service", "topic"]
+)
+service_errors = Counter(
+    "driftline_service_errors_total", "Errors handled by a service, by kind.", ["service", "kind"]
+)
+drift_windows = Counter(
+    "driftline_drift_windows_total", "Windows compared with the reference.", ["drifted"]
+)
+drift_statistic = Gauge(
+    "driftline_drift_statistic", "Latest drift statistic per feature.", ["sensor_id", "feature"]
+)
+drift_share = Gauge(
+    "driftline_drift_share_ratio", "Latest share of drifted features.", ["sensor_id"]
+)
+reference_rows = Gauge("driftline_reference_rows", "Rows of the reference data in use.")
+trigger_decisions = Counter(
+    "driftline_trigger_decisions_total", "Trigger decisions, by outcome.", ["outcome"]
+)
+retrains_launched = Counter(
+    "driftline_retrains_launched_total", "Retraining runs launched, by launcher.", ["launcher"]
+)
+retrains_in_flight = Gauge("driftline_retrains_in_flight", "Retraining runs in flight.")
+
+
+def serve_metrics(port: int | None) -> None:
+    """Serve /metrics on ``port`` (no-op when it is None)."""
+    if port is not None:
+        start_http_server(port, addr="0.0.0.0")

@@ -1,0 +1,146 @@
+"""Typed, versioned records of every topic. ``docs/events.md`` documents them.
+
+Each record carries ``v`` (its schema version). Consumers accept the versions they know and
+dead-letter the rest; a change that breaks readers bumps ``v``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+UtcDatetime = Annotated[datetime, Field(description="UTC, ISO 8601")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def reading_id(sensor_id: str, ts: datetime, seq: int | None) -> str:
+    """Identity of a reading: the same sensor, time and sequence number is the same reading."""
+    stamp = ts.astimezone(UTC).isoformat(timespec="microseconds")
+    return hashlib.blake2b(f"{sensor_id}|{stamp}|{seq}".encode(), digest_size=16).hexdigest()
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_serializer("*", when_used="json", check_fields=False)
+    def _serialize(self, value: object) -> object:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return value
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class Reading(Record):
+    """Wire format of a sensor reading on the raw topic (key: sensor id)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    v: Literal[1] = 1
+    sensor_id: str
+    ts: UtcDatetime
+    seq: int | None = None
+    values: dict[str, float]
+    label: int | None = Field(None, description="Known anomaly flag (0/1), when the source has one")
+
+
+class ValidReading(Record):
+    """A reading that passed validation, on the valid topic (key: sensor id)."""
+
+    v: Literal[1] = 1
+    reading_id: str
+    sensor_id: str
+    ts: UtcDatetime
+    seq: int | None = None
+    values: dict[str, float]
+    label: int | None = None
+
+
+class FailedCheck(Record):
+    check: str = Field(description="Name of the failed check, e.g. in_range, not_json")
+    column: str | None = Field(None, description="Field or measurement it concerns")
+    detail: str = Field(description="Human-readable explanation")
+
+
+class MessageSource(Record):
+    topic: str
+    partition: int
+    offset: int
+
+
+class DeadLetter(Record):
+    """A message that could not be accepted, with every check it failed."""
+
+    v: Literal[1] = 1
+    stage: str = Field(description="Service that rejected it")
+    reasons: list[FailedCheck]
+    source: MessageSource
+    key: str | None
+    payload: str = Field(description="The message as received (UTF-8, or base64 if not text)")
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    sensor_id: str | None = None
+    failed_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class FeatureDrift(Record):
+    feature: str
+    stattest: str
+    statistic: float = Field(description="Distance or p-value, as the stattest defines")
+    threshold: float
+    drifted: bool
+
+
+class DriftEvent(Record):
+    """Result of comparing one window of one sensor with the reference."""
+
+    v: Literal[1] = 1
+    event_id: str = Field(default_factory=new_id)
+    sensor_id: str
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    window_size: int
+    reference_id: str
+    features: list[FeatureDrift]
+    drift_share: float
+    flatlined: list[str] = Field(
+        default_factory=list, description="Features stuck at one value through the window"
+    )
+    drifted: bool = Field(description="drift_share reached the threshold, or a feature flatlined")
+    closed_by: Literal["count", "time"]
+    emitted_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class RetrainRequest(Record):
+    """Published when the trigger decides drift is real."""
+
+    v: Literal[1] = 1
+    request_id: str = Field(default_factory=new_id)
+    requested_at: UtcDatetime = Field(default_factory=utcnow)
+    reason: str
+    sensors: list[str]
+    drift_event_ids: list[str]
+    data_start: UtcDatetime = Field(description="Earliest event time of the drifted windows")
+    data_end: UtcDatetime
+
+
+class ModelPromoted(Record):
+    """Published when a model becomes champion; drift reloads its reference."""
+
+    v: Literal[1] = 1
+    model_name: str
+    model_version: str
+    reference_uri: str = Field(description="Path or URI of the model's reference data")
+    promoted_at: UtcDatetime = Field(default_factory=utcnow)
+    run_id: str | None = None
+    request_id: str | None = None

@@ -1,0 +1,38 @@
+"""Finds and loads the deployables under ``services/`` (they are not importable packages:
+each directory is one service, its entry point ``service.py``)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from driftline.errors import ConfigurationError
+
+SERVICE_NAMES: tuple[str, ...] = ("ingest", "validator", "drift", "retrain-trigger")
+
+
+def services_dir() -> Path:
+    # src/driftline/services.py -> the checkout's top level holds services/.
+    root = Path(__file__).resolve().parents[2]
+    path = root / "services"
+    if not path.is_dir():
+        raise ConfigurationError(f"no services/ directory next to the package (looked in {root})")
+    return path
+
+
+def service_script(name: str) -> Path:
+    if name not in SERVICE_NAMES:
+        raise ConfigurationError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
+    return services_dir() / name / "service.py"
+
+
+def load_service(name: str) -> ModuleType:
+    path = service_script(name)
+    spec = importlib.util.spec_from_file_location(
+        f"driftline_service_{name.replace('-', '_')}", path
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,149 @@
+"""One settings object per process, read once from the environment and passed down.
+
+Standard names (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``) are read as they are; every other
+setting is ``DRIFTLINE_<NAME>``. Each field's description is its documentation
+(``driftline settings`` prints them all).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_PROFILE = PACKAGE_DIR / "profiles" / "skab_pump.yaml"
+
+
+def _env(name: str) -> AliasChoices:
+    # Accept the plain env name and the field name, so Settings(field=...) works in code.
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS"),
+        description="host:port[,host:port] of the Kafka cluster. Unset: local commands start "
+        "the embedded broker.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, validation_alias=_env("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias=_env("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(
+        None, validation_alias=_env("KAFKA_SASL_PASSWORD")
+    )
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias=_env("KAFKA_SSL_CAFILE"))
+    kafka_exactly_once: bool = Field(
+        False,
+        description="Use idempotent, transactional producers (needs a real Kafka; the embedded "
+        "broker supports at-least-once only).",
+    )
+    kafka_session_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="Consumer group session timeout. Real Kafka needs >= 6000 by default; the "
+        "embedded broker holds each group join for half of it, so local runs use 2000.",
+    )
+    topic_prefix: str = Field("driftline", description="Prefix of every topic name.")
+    topic_partitions: int = Field(4, ge=1, description="Partitions of topics Driftline creates.")
+    consumer_group_prefix: str = Field("driftline", description="Prefix of consumer group ids.")
+
+    # --- Storage -----------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".driftline"), description="Where local state lives (SQLite, references, logs)."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        validation_alias=_env("DATABASE_URL"),
+        description="SQLAlchemy URL of the raw store, e.g. mysql+pymysql://user:pw@host/db. "
+        "Unset: SQLite in the data directory.",
+    )
+    profile_path: Path = Field(
+        DEFAULT_PROFILE, description="Schema profile: measurements, units, ranges, sensors."
+    )
+
+    # --- Micro-batches -----------------------------------------------------------------------
+    batch_max_records: int = Field(2000, ge=1, description="Most messages in one micro-batch.")
+    batch_max_wait_ms: int = Field(250, ge=1, description="Longest wait to fill a micro-batch.")
+    max_message_bytes: int = Field(
+        64 * 1024, ge=256, description="Larger messages are dead-lettered unparsed."
+    )
+    dedup_capacity: int = Field(
+        500_000, ge=0, description="Reading ids the validator remembers to spot duplicates."
+    )
+
+    # --- Drift -------------------------------------------------------------------------------
+    drift_window_size: int = Field(300, ge=10, description="Readings per sensor window.")
+    drift_window_seconds: float = Field(
+        900.0, gt=0, description="A window closes after this much event time even if not full."
+    )
+    drift_min_window_size: int = Field(
+        60, ge=2, description="Windows closed by time with fewer readings are not tested."
+    )
+    drift_stattest: str = Field(
+        "wasserstein", description="Evidently stattest used per feature (e.g. wasserstein, ks)."
+    )
+    drift_stattest_threshold: float = Field(
+        2.0, gt=0, description="Threshold of the stattest (distance, or p-value for tests)."
+    )
+    drift_share_threshold: float = Field(
+        0.375, gt=0, le=1, description="A window is drifted when this share of features drifted."
+    )
+    reference_path: Path | None = Field(
+        None,
+        description="Reference data (CSV or Parquet) until a model is promoted. Unset: "
+        "<data_dir>/reference.parquet, built by 'driftline reference build'.",
+    )
+
+    # --- Retrain trigger ---------------------------------------------------------------------
+    trigger_share_threshold: float = Field(
+        0.375, gt=0, le=1, description="Drift share a window needs to count toward a trigger."
+    )
+    trigger_consecutive_windows: int = Field(
+        3, ge=1, description="Consecutive drifted windows of one sensor that make it drifted."
+    )
+    trigger_min_sensors: int = Field(
+        1, ge=1, description="Drifted sensors needed at once to fire a retraining."
+    )
+    trigger_cooldown_seconds: float = Field(
+        3600.0, ge=0, description="No new retraining this long after one fired."
+    )
+    trigger_max_run_seconds: float = Field(
+        7200.0, gt=0, description="A retraining in flight longer than this counts as stuck."
+    )
+
+    # --- Operations --------------------------------------------------------------------------
+    metrics_port: int | None = Field(
+        None, description="Port of the Prometheus /metrics endpoint (unset: not served)."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'driftline.db').resolve()}"
+
+    @property
+    def resolved_reference_path(self) -> Path:
+        return self.reference_path or self.data_dir / "reference.parquet"
+
+    def group_id(self, service: str) -> str:
+        return f"{self.consumer_group_prefix}-{service}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the process's settings from the environment, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The sensor simulator: realistic pump signals or SKAB replays, with drift and bad messages."""

@@ -1,0 +1,192 @@
+"""Micro-batch validation: parse every message, run the schema once per batch, sort the results.
+
+Pure logic: no Kafka, no database. The validator service feeds it batches and publishes what
+it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pandera.errors as pa_errors
+
+from driftline.dead_letters import dead_letter
+from driftline.messages import Message
+from driftline.parsing import ParsedReading, parse_reading
+from driftline.profile import Profile
+from driftline.records import DeadLetter, FailedCheck, ValidReading
+from driftline.schema import (
+    READING_ID,
+    SENSOR_ID,
+    TS,
+    BatchContext,
+    build_reading_schema,
+    describe_failure,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RecentIds:
+    """A bounded set of the most recently accepted reading ids (oldest forgotten first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, reading_id: str) -> None:
+        if self.capacity <= 0:
+            return
+        self._ids[reading_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+@dataclass
+class BatchVerdict:
+    valid: list[tuple[Message, ValidReading]] = field(default_factory=list)
+    invalid: list[tuple[Message, DeadLetter]] = field(default_factory=list)
+
+
+class ReadingValidator:
+    """Validates micro-batches of raw messages against a profile's reading schema."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        max_message_bytes: int = 64 * 1024,
+        dedup_capacity: int = 500_000,
+        stage: str = "validator",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.profile = profile
+        self.features = profile.features
+        self.max_message_bytes = max_message_bytes
+        self.stage = stage
+        self.clock = clock
+        self.recent = RecentIds(dedup_capacity)
+        self._context = BatchContext(seen_ids=self.recent)
+        self._schema = build_reading_schema(profile, self._context)
+
+    def validate(self, messages: Sequence[Message]) -> BatchVerdict:
+        parsed = [parse_reading(m.value, self.features, self.max_message_bytes) for m in messages]
+        rows = [i for i, p in enumerate(parsed) if not p.fatal]
+        row_of = {position: row for row, position in enumerate(rows)}
+        schema_failures = self._run_schema([parsed[i] for i in rows])
+
+        verdict = BatchVerdict()
+        for position, (message, reading) in enumerate(zip(messages, parsed, strict=True)):
+            reasons = list(reading.problems)
+            if not reading.fatal:
+                flagged = {r.column for r in reasons}
+                reasons += [
+                    r
+                    for r in schema_failures.get(row_of.get(position, -1), [])
+                    # A value that failed to parse is NaN in the frame; its not-null
+                    # failure says nothing new.
+                    if not (r.check == "not_nullable" and r.column in flagged)
+                ]
+            if reasons:
+                verdict.invalid.append((message, self._dead_letter(message, reading, reasons)))
+            else:
+                rid = reading.reading_id
+                assert rid is not None and reading.sensor_id and reading.ts
+                verdict.valid.append(
+                    (
+                        message,
+                        ValidReading(
+                            reading_id=rid,
+                            sensor_id=reading.sensor_id,
+                            ts=reading.ts,
+                            seq=reading.seq,
+                            values=reading.values,
+                            label=reading.label,
+                        ),
+                    )
+                )
+        return verdict
+
+    def validate_isolating_errors(self, messages: Sequence[Message]) -> BatchVerdict:
+        """Like ``validate``, but a message that makes validation itself fail is dead-lettered
+        (reason ``internal_error``) instead of stalling its whole batch forever."""
+        try:
+            return self.validate(messages)
+        except Exception:
+            log.exception(
+                "validation of a batch of %d failed; isolating the culprit", len(messages)
+            )
+        verdict = BatchVerdict()
+        for message in messages:
+            try:
+                one = self.validate([message])
+            except Exception as exc:
+                reason = FailedCheck(
+                    check="internal_error", detail=f"{type(exc).__name__}: {exc}"[:300]
+                )
+                one = BatchVerdict(invalid=[(message, self._dead_letter(message, None, [reason]))])
+            verdict.valid += one.valid
+            verdict.invalid += one.invalid
+        return verdict
+
+    def remember(self, verdict: BatchVerdict) -> None:
+        """Mark the verdict's valid readings as seen, once they are safely published.
+
+        Done apart from ``validate`` so that a batch retried after a failed publish is not
+        mistaken for duplicates of itself.
+        """
+        for _, reading in verdict.valid:
+            self.recent.add(reading.reading_id)
+
+    def _run_schema(self, readings: list[ParsedReading]) -> dict[int, list[FailedCheck]]:
+        """Row position (among ``readings``) -> the schema checks it failed."""
+        if not readings:
+            return {}
+        frame = pd.DataFrame(
+            {
+                SENSOR_ID: pd.Series([r.sensor_id for r in readings], dtype=object),
+                TS: pd.to_datetime([r.ts for r in readings], utc=True),
+                READING_ID: pd.Series([r.reading_id for r in readings], dtype=object),
+                **{
+                    f: np.fromiter((r.values.get(f, np.nan) for r in readings), dtype="float64")
+                    for f in self.features
+                },
+            }
+        )
+        self._context.now = self.clock()
+        try:
+            self._schema.validate(frame, lazy=True)
+        except pa_errors.SchemaErrors as exc:
+            return _failures_by_row(self.profile, exc.failure_cases)
+        return {}
+
+    def _dead_letter(
+        self, message: Message, reading: ParsedReading | None, reasons: list[FailedCheck]
+    ) -> DeadLetter:
+        return dead_letter(message, self.stage, reasons, reading.sensor_id if reading else None)
+
+
+def _failures_by_row(profile: Profile, cases: pd.DataFrame) -> dict[int, list[FailedCheck]]:
+    out: dict[int, list[FailedCheck]] = {}
+    for index, column, check, value in zip(
+        cases["index"], cases["column"], cases["check"], cases["failure_case"], strict=True
+    ):
+        if index is None or (isinstance(index, float) and np.isnan(index)):
+            continue  # a frame-level failure (e.g. a dtype) with no row: rows show it too
+        name = str(check).split("(")[0]
+        col = None if column is None else str(column)
+        detail = describe_failure(profile, name, col, value)
+        out.setdefault(int(index), []).append(FailedCheck(check=name, column=col, detail=detail))
+    return out

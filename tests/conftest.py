@@ -1,0 +1,90 @@
+"""Fixtures: the real broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is set), real MariaDB
+and SQLite, and settings that give each test its own topics and consumer groups."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from driftline.broker import EmbeddedBroker
+from driftline.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SKAB = SHARED / "data" / "skab" / "data"
+MARIADB_URL = os.environ.get("DRIFTLINE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
+
+
+@pytest.fixture(scope="session")
+def skab_dir() -> Path:
+    if not SKAB.is_dir():
+        pytest.fail(f"SKAB data not found at {SKAB} (expected ../shared beside the project)")
+    return SKAB
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(log_path=log) as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    engine = sa.create_engine(f"{MARIADB_URL}/test")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"MariaDB is not reachable at {MARIADB_URL}: {exc}")
+    finally:
+        engine.dispose()
+    return MARIADB_URL
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind: a SQLite file, or a MariaDB database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'raw.db'}"
+        return
+    server = request.getfixturevalue("mariadb_server")
+    name = f"driftline_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(f"{server}/test")
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture
+def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings with this test's own topic prefix, consumer groups and data directory."""
+    run = uuid.uuid4().hex[:10]
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "topic_prefix": f"t{run}",
+            "consumer_group_prefix": f"g{run}",
+            "data_dir": tmp_path / "data",
+            "topic_partitions": 2,
+            "batch_max_wait_ms": 100,
+            "kafka_session_timeout_ms": 2000,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make

@@ -1,0 +1,101 @@
+"""Helpers for tests that run services against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from driftline.kafka import client_options, ensure_topics, make_producer
+from driftline.messages import Message
+from driftline.services import load_service
+from driftline.settings import Settings
+from driftline.simulate.publisher import SimulationPlan, SimulationReport, publish_simulation
+from driftline.topics import Topics
+
+
+async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Message]:
+    """Everything in ``topic`` up to its end (no consumer group: nothing to join).
+
+    The end is the high watermark of fetch responses: the embedded broker's ListOffsets
+    answer for "latest" is wrong (it counts batches), so end_offsets() cannot be used.
+    """
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            polled = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for records in polled.values():
+                out += [
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                    for r in records
+                ]
+            ends = [consumer.highwater(tp) for tp in tps]
+            if all(e is not None for e in ends) and all(
+                [await consumer.position(tp) >= e for tp, e in zip(tps, ends, strict=True)]
+            ):
+                return out
+        raise AssertionError(f"could not read {topic} to its end within {timeout:.0f}s")
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25
+) -> None:
+    """Wait until ``predicate()`` (sync or async) is truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, names: Sequence[str], **kwargs: object
+) -> AsyncIterator[None]:
+    """Run services in this process (each with its real Kafka clients and database)."""
+    await ensure_topics(settings, Topics(settings.topic_prefix).all())
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(load_service(n).run(settings, stop, **kwargs), name=n) for n in names
+    ]
+    try:
+        yield
+        for t in tasks:
+            if t.done():
+                t.result()  # surface a service that crashed
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+
+async def publish(settings: Settings, plan: SimulationPlan) -> SimulationReport:
+    topics = Topics(settings.topic_prefix)
+    await ensure_topics(settings, topics.all())
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        return await publish_simulation(producer, topics.raw_readings, plan, keep_sent=True)
+    finally:
+        await producer.stop()
