@@ -171,22 +171,31 @@ def simulate(
 def up(
     demo: Annotated[
         bool, typer.Option(help="Feed the platform with simulated pumps and inject a drift.")
-    ] = True,
+    ] = False,
     sensors: Annotated[int, typer.Option(help="Simulated pumps (demo).")] = 4,
-    rate: Annotated[float, typer.Option(help="Readings per second per pump (demo).")] = 20.0,
+    rate: Annotated[float, typer.Option(help="Readings per second per pump (demo).")] = 50.0,
     drift_at: Annotated[
-        float, typer.Option(help="Seconds of simulated time before the drift (demo).")
-    ] = 60.0,
+        float,
+        typer.Option(help="Readings per pump before the drift starts (demo; 1 reading = 1 s)."),
+    ] = 1200.0,
     duration: Annotated[
-        float, typer.Option(help="Stop after this many seconds (0: until Ctrl-C).")
+        float,
+        typer.Option(
+            help="Stop after this many seconds (0: until Ctrl-C; a demo ends by itself once "
+            "the trigger has fired)."
+        ),
     ] = 0.0,
     metrics_base_port: Annotated[
-        int, typer.Option(help="First /metrics port; services take the next ones.")
+        int, typer.Option(help="First /metrics port; the services take it and the next ones.")
     ] = 9401,
+    headless: Annotated[
+        bool, typer.Option(help="Print a status line every 5 s instead of the live view.")
+    ] = False,
 ) -> None:
     """Run the whole platform on this machine: the embedded broker (unless
     KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger, with a live
-    view. With --demo (the default) simulated pumps feed it and a drift is injected."""
+    view. With --demo, simulated pumps feed it, a drift is injected, and the run ends once
+    the trigger has fired."""
     from driftline.platform import run_platform
 
     settings = _settings()
@@ -199,6 +208,7 @@ def up(
             drift_at=drift_at,
             duration=duration,
             metrics_base_port=metrics_base_port,
+            headless=headless,
         )
     )
 

@@ -1,0 +1,59 @@
+"""The terminal view of a running platform (rich), and its one-line headless form."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+
+from driftline.monitor import PlatformState
+from driftline.simulate.publisher import SimulationReport
+from driftline.supervisor import Supervisor
+
+
+def render(
+    state: PlatformState, sim: SimulationReport | None, supervisor: Supervisor, elapsed: float
+) -> Panel:
+    flow = Table.grid(padding=(0, 2))
+    flow.add_column(style="bold")
+    flow.add_column(justify="right")
+    if sim is not None:
+        flow.add_row("readings sent", f"{sim.sent:,}  ({sim.sent / max(sim.elapsed, 1e-9):,.0f}/s)")
+    flow.add_row("stored in raw store", f"{state.stored:,}")
+    flow.add_row("valid", f"{state.valid:,}  ({state.valid_rate():,.0f}/s)")
+    top = ", ".join(f"{k} {v}" for k, v in state.dead_by_check.most_common(4))
+    flow.add_row("dead-lettered", f"{state.dead_letters:,}  {top}")
+    flow.add_row("drift windows", f"{state.drift_windows:,}  ({state.drifted_windows:,} drifted)")
+    flow.add_row(
+        "trigger decisions", f"{state.decisions_held:,} held, {state.decisions_fired:,} fired"
+    )
+    flow.add_row("retrain requests", f"{len(state.retrain_requests):,}")
+
+    sensors = Table(title="latest drift share per sensor", expand=False)
+    sensors.add_column("sensor")
+    sensors.add_column("share", justify="right")
+    for sensor, share in sorted(state.drift_share.items())[:12]:
+        style = "red" if share >= 0.375 else "green"
+        sensors.add_row(sensor, f"[{style}]{share:.2f}[/]")
+
+    procs = Table(title="services", expand=False)
+    procs.add_column("service")
+    procs.add_column("state")
+    procs.add_column("restarts", justify="right")
+    for child in supervisor.children:
+        procs.add_row(child.name, "up" if child.alive else "[red]down[/]", str(child.restarts))
+
+    parts: list[object] = [flow, sensors, procs]
+    if state.last_reason:
+        parts.append(f"last decision: {state.last_reason}")
+    return Panel(Group(*parts), title=f"Driftline  {elapsed:5.0f}s", border_style="blue")  # type: ignore[arg-type]
+
+
+def one_line(state: PlatformState, sim: SimulationReport | None, elapsed: float) -> str:
+    sent = f"sent={sim.sent} " if sim else ""
+    return (
+        f"[{elapsed:5.0f}s] {sent}stored={state.stored} valid={state.valid} "
+        f"dead={state.dead_letters} windows={state.drift_windows} "
+        f"drifted={state.drifted_windows} held={state.decisions_held} "
+        f"fired={state.decisions_fired} requests={len(state.retrain_requests)}"
+    )

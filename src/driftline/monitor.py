@@ -1,0 +1,119 @@
+"""Watches the platform's topics and tables for the live view and the demo's summary.
+
+It reads with a group-less consumer (nothing to join, nothing committed) and polls the
+database; it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import func, select
+
+from driftline.kafka import client_options
+from driftline.raw_store import RawStore, raw_readings, trigger_decisions
+from driftline.settings import Settings
+from driftline.topics import Topics
+
+
+@dataclass
+class PlatformState:
+    valid: int = 0
+    dead_letters: int = 0
+    dead_by_check: Counter[str] = field(default_factory=Counter)
+    drift_windows: int = 0
+    drifted_windows: int = 0
+    drift_share: dict[str, float] = field(default_factory=dict)
+    first_drifted_at: float | None = None
+    retrain_requests: list[dict[str, object]] = field(default_factory=list)
+    stored: int = 0
+    decisions_held: int = 0
+    decisions_fired: int = 0
+    last_reason: str = ""
+    _valid_times: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
+
+    def valid_rate(self) -> float:
+        if len(self._valid_times) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self._valid_times[0], self._valid_times[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class PlatformMonitor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.state = PlatformState()
+        self.store = RawStore.from_url(settings.resolved_database_url)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(self._follow_topics(stop), self._poll_database(stop))
+
+    async def _follow_topics(self, stop: asyncio.Event) -> None:
+        t = self.topics
+        watched = [t.valid_readings, t.dead_letter, t.drift_events, t.retrain_requests]
+        consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = []
+            for topic in watched:
+                for p in consumer.partitions_for_topic(topic) or {0}:
+                    tps.append(TopicPartition(topic, p))
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while not stop.is_set():
+                polled = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for tp, records in polled.items():
+                    self._count(tp.topic, [r.value for r in records])
+                self.state._valid_times.append((time.monotonic(), self.state.valid))
+        finally:
+            await consumer.stop()
+
+    def _count(self, topic: str, values: list[bytes | None]) -> None:
+        s, t = self.state, self.topics
+        if topic == t.valid_readings:
+            s.valid += len(values)
+        elif topic == t.dead_letter:
+            s.dead_letters += len(values)
+            for v in values:
+                for reason in orjson.loads(v or b"{}").get("reasons", []):
+                    s.dead_by_check[reason.get("check", "?")] += 1
+        elif topic == t.drift_events:
+            for v in values:
+                event = orjson.loads(v or b"{}")
+                s.drift_windows += 1
+                s.drift_share[event["sensor_id"]] = event["drift_share"]
+                if event.get("drifted"):
+                    s.drifted_windows += 1
+                    s.first_drifted_at = s.first_drifted_at or time.monotonic()
+        elif topic == t.retrain_requests:
+            s.retrain_requests += [orjson.loads(v or b"{}") for v in values]
+
+    async def _poll_database(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self._read_tables)
+            except Exception:  # the tables appear once ingest and the trigger start
+                pass
+            await asyncio.sleep(1.0)
+
+    def _read_tables(self) -> None:
+        with self.store.engine.connect() as conn:
+            self.state.stored = conn.execute(
+                select(func.count()).select_from(raw_readings)
+            ).scalar_one()
+            rows = conn.execute(
+                select(trigger_decisions.c.fired, func.count()).group_by(trigger_decisions.c.fired)
+            ).all()
+            counts = {bool(fired): n for fired, n in rows}
+            self.state.decisions_fired = counts.get(True, 0)
+            self.state.decisions_held = counts.get(False, 0)
+            last = conn.execute(
+                select(trigger_decisions.c.reason).order_by(trigger_decisions.c.id.desc()).limit(1)
+            ).scalar()
+            self.state.last_reason = last or ""
