@@ -7,6 +7,7 @@ database; it changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.kafka import client_options
 from driftline.raw_store import RawStore, raw_readings, trigger_decisions
@@ -96,10 +98,9 @@ class PlatformMonitor:
 
     async def _poll_database(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
+            # The tables appear only once ingest and the trigger have started.
+            with contextlib.suppress(SQLAlchemyError):
                 await asyncio.to_thread(self._read_tables)
-            except Exception:  # the tables appear once ingest and the trigger start
-                pass
             await asyncio.sleep(1.0)
 
     def _read_tables(self) -> None:
