@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from driftline.settings import Settings, load_settings
+from driftline.settings import Settings, env_name, load_settings
 
 app = typer.Typer(
     help="Driftline: streaming validation, drift detection and retraining for sensor fleets.\n\n"
@@ -87,10 +87,8 @@ def show_settings() -> None:
     """List every setting: its environment variable, current value and meaning."""
     settings = load_settings()
     for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        env = alias.choices[0] if alias is not None else f"DRIFTLINE_{name.upper()}"  # type: ignore[union-attr]
         value = getattr(settings, name)
-        typer.echo(f"{env}={value if value is not None else ''}")
+        typer.echo(f"{env_name(name)}={value if value is not None else ''}")
         if field.description:
             typer.echo(f"    {field.description}")
 

@@ -140,8 +140,30 @@ class Settings(BaseSettings):
     def resolved_reference_path(self) -> Path:
         return self.reference_path or self.data_dir / "reference.parquet"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables a child process reads them from."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[env_name(name)] = str(value)
+        return env
+
     def group_id(self, service: str) -> str:
         return f"{self.consumer_group_prefix}-{service}"
+
+
+def env_name(field: str) -> str:
+    """The environment variable a setting is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"DRIFTLINE_{field.upper()}"
 
 
 def load_settings(**overrides: object) -> Settings:
