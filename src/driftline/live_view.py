@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.columns import Columns
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -17,19 +18,24 @@ def render(
     flow = Table.grid(padding=(0, 2))
     flow.add_column(style="bold")
     flow.add_column(justify="right")
+    flow.add_column(style="dim")
     if sim is not None:
-        flow.add_row("readings sent", f"{sim.sent:,}  ({sim.sent / max(sim.elapsed, 1e-9):,.0f}/s)")
-    flow.add_row("stored in raw store", f"{state.stored:,}")
-    flow.add_row("valid", f"{state.valid:,}  ({state.valid_rate():,.0f}/s)")
+        flow.add_row(
+            "readings sent", f"{sim.sent:,}", f"{sim.sent / max(sim.elapsed, 1e-9):,.0f}/s"
+        )
+    flow.add_row("stored in raw store", f"{state.stored:,}", "")
+    flow.add_row("valid", f"{state.valid:,}", f"{state.valid_rate():,.0f}/s")
     top = ", ".join(f"{k} {v}" for k, v in state.dead_by_check.most_common(4))
-    flow.add_row("dead-lettered", f"{state.dead_letters:,}  {top}")
-    flow.add_row("drift windows", f"{state.drift_windows:,}  ({state.drifted_windows:,} drifted)")
+    flow.add_row("dead-lettered", f"{state.dead_letters:,}", top)
+    flow.add_row("drift windows", f"{state.drift_windows:,}", f"{state.drifted_windows:,} drifted")
     flow.add_row(
-        "trigger decisions", f"{state.decisions_held:,} held, {state.decisions_fired:,} fired"
+        "trigger decisions",
+        f"{state.decisions_held + state.decisions_fired:,}",
+        f"{state.decisions_held:,} held, {state.decisions_fired:,} fired",
     )
-    flow.add_row("retrain requests", f"{len(state.retrain_requests):,}")
+    flow.add_row("retrain requests", f"{len(state.retrain_requests):,}", "")
 
-    sensors = Table(title="latest drift share per sensor", expand=False)
+    sensors = Table(title="drift share, latest window", expand=False)
     sensors.add_column("sensor")
     sensors.add_column("share", justify="right")
     for sensor, share in sorted(state.drift_share.items())[:12]:
@@ -43,7 +49,7 @@ def render(
     for child in supervisor.children:
         procs.add_row(child.name, "up" if child.alive else "[red]down[/]", str(child.restarts))
 
-    parts: list[object] = [flow, sensors, procs]
+    parts: list[object] = [flow, Columns([sensors, procs], padding=(0, 4))]
     if state.last_reason:
         parts.append(f"last decision: {state.last_reason}")
     return Panel(Group(*parts), title=f"Driftline  {elapsed:5.0f}s", border_style="blue")  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -31,7 +32,7 @@ class PlatformState:
     drift_windows: int = 0
     drifted_windows: int = 0
     drift_share: dict[str, float] = field(default_factory=dict)
-    first_drifted_at: float | None = None
+    first_drifted_at: datetime | None = None  # emitted_at of the first drifted window
     retrain_requests: list[dict[str, object]] = field(default_factory=list)
     stored: int = 0
     decisions_held: int = 0
@@ -92,7 +93,9 @@ class PlatformMonitor:
                 s.drift_share[event["sensor_id"]] = event["drift_share"]
                 if event.get("drifted"):
                     s.drifted_windows += 1
-                    s.first_drifted_at = s.first_drifted_at or time.monotonic()
+                    s.first_drifted_at = s.first_drifted_at or datetime.fromisoformat(
+                        event["emitted_at"]
+                    )
         elif topic == t.retrain_requests:
             s.retrain_requests += [orjson.loads(v or b"{}") for v in values]
 

@@ -7,19 +7,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.live import Live
+from sqlalchemy.engine import make_url
 
 from driftline.broker import EmbeddedBroker
 from driftline.kafka import ensure_topics, make_producer, record_embedded_broker
 from driftline.live_view import one_line, render
-from driftline.monitor import PlatformMonitor
+from driftline.monitor import PlatformMonitor, PlatformState
 from driftline.profile import load_profile
 from driftline.services import SERVICE_NAMES
 from driftline.settings import Settings
@@ -139,10 +140,18 @@ async def _watch(
                 fired_at = time.monotonic()
             if duration and elapsed >= duration:
                 break
-            if demo is not None and not duration and fired_at and time.monotonic() - fired_at > 10:
+            if demo is not None and not duration and fired_at is not None:
                 break  # the demo has shown the whole loop
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
+    sim_task = tasks[1] if demo is not None else None
+    if sim_task is not None:
+        sim_task.cancel()  # stop sending, then let ingest catch up before the summary
+        await asyncio.gather(sim_task, return_exceptions=True)
+        report = sim_report.get("report")
+        deadline = time.monotonic() + 15
+        while report and monitor.state.stored < report.sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
     stop.set()
     for t in tasks:
         t.cancel()
@@ -150,7 +159,7 @@ async def _watch(
     state = monitor.state
     print(one_line(state, sim_report.get("report"), time.monotonic() - started))
     if demo is not None:
-        _summary(state, sim_report.get("report"))
+        _summary(state, sim_report.get("report"), settings)
     return 0
 
 
@@ -187,16 +196,31 @@ async def _simulate(
         await producer.stop()
 
 
-def _summary(state, sim) -> None:  # type: ignore[no-untyped-def]
-    print("\nDemo summary", file=sys.stdout)
+def _summary(state: PlatformState, sim: SimulationReport | None, settings: Settings) -> None:
+    lines = ["", "Demo summary"]
     if sim is not None:
-        print(
-            f"  readings sent: {sim.sent:,} ({sum(sim.malformed.values()):,} malformed on purpose)"
-        )
-    print(
+        bad = sum(sim.malformed.values())
+        lines.append(f"  readings sent: {sim.sent:,} ({bad:,} malformed on purpose)")
+    lines.append(
         f"  stored: {state.stored:,}  valid: {state.valid:,}  dead-lettered: {state.dead_letters:,}"
     )
-    print(f"  drift windows: {state.drift_windows:,}, drifted: {state.drifted_windows:,}")
-    print(f"  trigger: {state.decisions_fired} fired, {state.decisions_held} held")
+    lines.append(f"  drift windows: {state.drift_windows:,}, drifted: {state.drifted_windows:,}")
+    lines.append(f"  trigger: {state.decisions_fired} fired, {state.decisions_held} held")
+    onset = sim.first_drift_ts if sim is not None else None
+    if onset is not None and state.first_drifted_at is not None:
+        lines.append(
+            f"  drift onset -> first drifted window: {_seconds(onset, state.first_drifted_at)}"
+        )
     for r in state.retrain_requests:
-        print(f"  retrain request {r.get('request_id')}: {r.get('reason')}")
+        if onset is not None:
+            fired = datetime.fromisoformat(str(r["requested_at"]))
+            lines.append(f"  drift onset -> retraining triggered: {_seconds(onset, fired)}")
+        lines.append(f"  retrain request {r.get('request_id')}: {r.get('reason')}")
+    database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    lines.append(f"  raw readings and trigger decisions: {database}")
+    lines.append(f"  service logs: {settings.data_dir / 'logs'}")
+    print("\n".join(lines))
+
+
+def _seconds(start: datetime, end: datetime) -> str:
+    return f"{(end - start).total_seconds():.1f} s"
