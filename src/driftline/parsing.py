@@ -17,6 +17,7 @@ import orjson
 from driftline.records import FailedCheck, reading_id
 
 REQUIRED = ("sensor_id", "ts", "values")
+MAX_SENSOR_ID = 128
 PLAUSIBLE_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 PLAUSIBLE_UNTIL = datetime(2200, 1, 1, tzinfo=UTC)
 OPTIONAL = ("seq", "label", "v")
@@ -41,7 +42,19 @@ class ParsedReading:
         return reading_id(self.sensor_id, self.ts, self.seq)
 
 
-def _loads(raw: bytes) -> Any:
+def valid_sensor_id(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_SENSOR_ID:
+        return value
+    return None
+
+
+def valid_seq(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    return None
+
+
+def load_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -78,7 +91,7 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
         fail("too_large", f"{len(raw)} bytes, limit {max_bytes}", fatal=True)
         return out
     try:
-        doc = _loads(raw)
+        doc = load_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         fail("not_json", f"not valid JSON: {exc}"[:200], fatal=True)
         return out
@@ -92,12 +105,15 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
     for name in doc.keys() - set(REQUIRED) - set(OPTIONAL):
         fail("unexpected_field", f"unknown field '{name}'"[:200], column=str(name)[:100])
 
-    sensor_id = doc.get("sensor_id")
     if "sensor_id" in doc:
-        if isinstance(sensor_id, str) and sensor_id.strip():
-            out.sensor_id = sensor_id
-        else:
-            fail("wrong_type", "must be a non-empty string", column="sensor_id", fatal=True)
+        out.sensor_id = valid_sensor_id(doc["sensor_id"])
+        if out.sensor_id is None:
+            fail(
+                "wrong_type",
+                f"must be a non-empty string of at most {MAX_SENSOR_ID} characters",
+                column="sensor_id",
+                fatal=True,
+            )
 
     if "ts" in doc:
         out.ts = parse_timestamp(doc["ts"])
@@ -108,12 +124,10 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
             check = "not_too_old" if out.ts < PLAUSIBLE_FROM else "not_in_future"
             fail(check, f"{doc['ts']} is not a plausible reading time", column="ts", fatal=True)
 
-    seq = doc.get("seq")
-    if seq is not None:
-        if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
-            out.seq = seq
-        else:
-            fail("wrong_type", "must be a non-negative integer", column="seq")
+    if doc.get("seq") is not None:
+        out.seq = valid_seq(doc["seq"])
+        if out.seq is None:
+            fail("wrong_type", "must be an integer from 0 to 2**63 - 1", column="seq")
 
     label = doc.get("label")
     if label is not None:
@@ -138,7 +152,10 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
             elif value is None:
                 out.values[name] = math.nan  # the schema reports it as missing
             elif _is_number(value):
-                out.values[name] = float(value)
+                try:
+                    out.values[name] = float(value)
+                except OverflowError:  # an integer literal beyond any float
+                    fail("in_range", f"{str(value)[:40]}... does not fit a float", column=name)
             else:
                 fail("wrong_type", f"must be a number, got {type(value).__name__}", column=name)
         for name in features:

@@ -15,7 +15,7 @@ from driftline.records import DriftEvent
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    share_threshold: float = 0.5
+    share_threshold: float = 0.375
     consecutive_windows: int = 3
     min_sensors: int = 1
     cooldown_seconds: float = 3600.0

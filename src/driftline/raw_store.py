@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -36,8 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, sqlite
 
 from driftline.messages import Message
-from driftline.parsing import parse_timestamp
-from driftline.records import reading_id
+from driftline.parsing import load_json, parse_timestamp, valid_sensor_id, valid_seq
+from driftline.records import as_utc, reading_id
 
 metadata = MetaData()
 
@@ -90,7 +89,7 @@ retrain_runs = Table(
 
 def naive_utc(ts: datetime) -> datetime:
     """SQL DATETIME columns hold naive UTC."""
-    return ts.astimezone(UTC).replace(tzinfo=None)
+    return as_utc(ts).replace(tzinfo=None)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -147,16 +146,14 @@ def key_columns(message: Message) -> KeyColumns:
     """
     sensor_id = ts = seq = None
     try:
-        doc = orjson.loads(message.value or b"")
-    except orjson.JSONDecodeError:
+        doc = load_json(message.value or b"")
+    except (ValueError, UnicodeDecodeError):
         doc = None
     if isinstance(doc, dict):
-        if isinstance(doc.get("sensor_id"), str) and doc["sensor_id"]:
-            sensor_id = doc["sensor_id"][:128]
+        # The same field rules as the validator, so both derive the same reading id.
+        sensor_id = valid_sensor_id(doc.get("sensor_id"))
         ts = parse_timestamp(doc.get("ts"))
-        raw_seq = doc.get("seq")
-        if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) and 0 <= raw_seq < 2**63:
-            seq = raw_seq
+        seq = valid_seq(doc.get("seq"))
     if sensor_id is not None and ts is not None:
         rid = reading_id(sensor_id, ts, seq)
     else:

@@ -24,9 +24,14 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def as_utc(ts: datetime) -> datetime:
+    """Timestamps are UTC throughout; a naive one is taken to be UTC already."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 def reading_id(sensor_id: str, ts: datetime, seq: int | None) -> str:
     """Identity of a reading: the same sensor, time and sequence number is the same reading."""
-    stamp = ts.astimezone(UTC).isoformat(timespec="microseconds")
+    stamp = as_utc(ts).isoformat(timespec="microseconds")
     return hashlib.blake2b(f"{sensor_id}|{stamp}|{seq}".encode(), digest_size=16).hexdigest()
 
 
@@ -36,7 +41,7 @@ class Record(BaseModel):
     @field_serializer("*", when_used="json", check_fields=False)
     def _serialize(self, value: object) -> object:
         if isinstance(value, datetime):
-            return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            return as_utc(value).isoformat(timespec="microseconds").replace("+00:00", "Z")
         return value
 
     def to_bytes(self) -> bytes:

@@ -49,8 +49,10 @@ def build_reading_schema(profile: Profile, context: BatchContext) -> pa.DataFram
         return s >= pd.Timestamp(context.now - timedelta(seconds=policy.max_age_seconds))
 
     def not_duplicate(s: pd.Series) -> pd.Series:
-        seen = context.seen_ids
-        return ~(s.duplicated(keep="first") | s.map(seen.__contains__).astype(bool))
+        # Repeats inside one batch are settled after the schema (ReadingValidator), among
+        # the readings that pass everything else: a rejected reading must not shadow its
+        # corrected resend.
+        return ~s.map(context.seen_ids.__contains__).astype(bool)
 
     columns: dict[str, pa.Column] = {
         SENSOR_ID: pa.Column(

@@ -7,7 +7,6 @@ it returns.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from driftline.dead_letters import dead_letter
 from driftline.messages import Message
 from driftline.parsing import ParsedReading, parse_reading
 from driftline.profile import Profile
+from driftline.recent_ids import RecentIds
 from driftline.records import DeadLetter, FailedCheck, ValidReading
 from driftline.schema import (
     READING_ID,
@@ -31,27 +31,6 @@ from driftline.schema import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class RecentIds:
-    """A bounded set of the most recently accepted reading ids (oldest forgotten first)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, reading_id: str) -> None:
-        if self.capacity <= 0:
-            return
-        self._ids[reading_id] = None
-        if len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
 
 
 @dataclass
@@ -88,6 +67,7 @@ class ReadingValidator:
         schema_failures = self._run_schema([parsed[i] for i in rows])
 
         verdict = BatchVerdict()
+        accepted: set[str] = set()
         for position, (message, reading) in enumerate(zip(messages, parsed, strict=True)):
             reasons = list(reading.problems)
             if not reading.fatal:
@@ -99,11 +79,20 @@ class ReadingValidator:
                     # failure says nothing new.
                     if not (r.check == "not_nullable" and r.column in flagged)
                 ]
+            rid = reading.reading_id
+            if not reasons and rid in accepted:
+                reasons = [
+                    FailedCheck(
+                        check="not_duplicate",
+                        column="reading_id",
+                        detail="same sensor, ts and seq as an earlier reading",
+                    )
+                ]
             if reasons:
                 verdict.invalid.append((message, self._dead_letter(message, reading, reasons)))
             else:
-                rid = reading.reading_id
                 assert rid is not None and reading.sensor_id and reading.ts
+                accepted.add(rid)
                 verdict.valid.append(
                     (
                         message,

@@ -1,0 +1,26 @@
+"""A bounded memory of recently seen ids, for spotting duplicates in a stream."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+
+class RecentIds:
+    """A bounded set of the most recently accepted reading ids (oldest forgotten first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, reading_id: str) -> None:
+        if self.capacity <= 0:
+            return
+        self._ids[reading_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
