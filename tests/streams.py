@@ -7,9 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from driftline.kafka import client_options, ensure_topics, make_producer
+from driftline.kafka import ensure_topics, make_producer, read_to_end
 from driftline.messages import Message
 from driftline.services import load_service
 from driftline.settings import Settings
@@ -18,40 +16,7 @@ from driftline.topics import Topics
 
 
 async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Message]:
-    """Everything in ``topic`` up to its end (no consumer group: nothing to join).
-
-    The end is the high watermark of fetch responses: the embedded broker's ListOffsets
-    answer for "latest" is wrong (it counts batches), so end_offsets() cannot be used.
-    """
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Message] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            polled = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for records in polled.values():
-                out += [
-                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                ]
-            ends = [consumer.highwater(tp) for tp in tps]
-            if all(e is not None for e in ends) and all(
-                [await consumer.position(tp) >= e for tp, e in zip(tps, ends, strict=True)]
-            ):
-                return out
-        raise AssertionError(f"could not read {topic} to its end within {timeout:.0f}s")
-    finally:
-        await consumer.stop()
+    return await read_to_end(settings, topic, timeout)
 
 
 async def wait_for(

@@ -20,14 +20,17 @@ from pydantic import ValidationError
 from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.drift import DriftDetector
-from driftline.kafka import publish_all
+from driftline.errors import ConfigurationError
+from driftline.kafka import ensure_topics, publish_all, read_to_end
 from driftline.messages import Message
 from driftline.profile import load_profile
+from driftline.recent_ids import RecentIds
 from driftline.records import FailedCheck, ModelPromoted, ValidReading
-from driftline.reference import load_reference
+from driftline.reference import Reference, load_reference
 from driftline.runtime import BatchHandler, ServiceContext, run_consumer_service
 from driftline.service_main import service_main
 from driftline.settings import Settings
+from driftline.topics import Topics
 from driftline.windows import ClosedWindow, SensorWindows
 
 NAME = "drift"
@@ -43,6 +46,8 @@ class DriftHandler(BatchHandler):
         self.windows = SensorWindows(
             features, s.drift_window_size, s.drift_window_seconds, s.drift_min_window_size
         )
+        # Readings republished after a validator crash must not count twice in a window.
+        self.recent = RecentIds(s.dedup_capacity)
 
     async def handle(self, batch: list[Message]) -> None:
         topics = self.ctx.topics
@@ -51,7 +56,7 @@ class DriftHandler(BatchHandler):
         now = time.monotonic()
         for m in batch:
             if m.topic == topics.model_promotions:
-                await self._promote(m)
+                rejected += await self._promote(m)
                 continue
             try:
                 reading = ValidReading.model_validate_json(m.value or b"")
@@ -61,6 +66,9 @@ class DriftHandler(BatchHandler):
                     (topics.dead_letter, m.key, dead_letter(m, NAME, [reason]).to_bytes())
                 )
                 continue
+            if reading.reading_id in self.recent:
+                continue
+            self.recent.add(reading.reading_id)
             closed += self.windows.add(reading, (m.topic, m.partition), m.offset, now)
         await self._publish(closed, rejected)
 
@@ -97,16 +105,19 @@ class DriftHandler(BatchHandler):
                     "drift on %s: share %.2f (%s)", e.sensor_id, e.drift_share, ", ".join(drifted)
                 )
 
-    async def _promote(self, message: Message) -> None:
+    async def _promote(self, message: Message) -> list[tuple[str, bytes | None, bytes]]:
+        """Swap in the promoted model's reference; a bad promotion is dead-lettered."""
         try:
             event = ModelPromoted.model_validate_json(message.value or b"")
             reference = await asyncio.to_thread(
                 load_reference, Path(event.reference_uri), self.features
             )
-        except Exception as exc:  # a bad promotion must not take the detector down
+        except (ValidationError, ConfigurationError, OSError, ValueError) as exc:
             metrics.service_errors.labels(NAME, "reference_reload").inc()
-            log.error("ignoring promotion at offset %d: %s", message.offset, exc)
-            return
+            log.error("dead-lettering promotion at offset %d: %s", message.offset, exc)
+            reason = FailedCheck(check="bad_promotion", detail=str(exc)[:300])
+            letter = dead_letter(message, NAME, [reason])
+            return [(self.ctx.topics.dead_letter, message.key, letter.to_bytes())]
         self.detector = make_detector(self.ctx.settings, reference)
         metrics.reference_rows.set(len(reference))
         log.info(
@@ -116,9 +127,27 @@ class DriftHandler(BatchHandler):
             reference.reference_id,
             len(reference),
         )
+        return []
 
 
-def make_detector(settings: Settings, reference) -> DriftDetector:  # type: ignore[no-untyped-def]
+async def reference_in_production(settings: Settings, features: list[str]) -> Reference:
+    """The reference of the latest promotion on the topic, else the baseline file.
+
+    Read from the topic (not from this service's committed position) so that a restarted
+    or an added drift worker starts with the model in production, not the baseline.
+    """
+    topic = Topics(settings.topic_prefix).model_promotions
+    await ensure_topics(settings, [topic])
+    for message in reversed(await read_to_end(settings, topic)):
+        try:
+            event = ModelPromoted.model_validate_json(message.value or b"")
+            return load_reference(Path(event.reference_uri), features)
+        except (ValidationError, ConfigurationError, OSError, ValueError) as exc:
+            log.warning("skipping promotion at offset %d: %s", message.offset, exc)
+    return load_reference(settings.resolved_reference_path, features)
+
+
+def make_detector(settings: Settings, reference: Reference) -> DriftDetector:
     return DriftDetector(
         reference,
         settings.drift_stattest,
@@ -129,7 +158,7 @@ def make_detector(settings: Settings, reference) -> DriftDetector:  # type: igno
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     profile = load_profile(settings.profile_path)
-    reference = load_reference(settings.resolved_reference_path, profile.features)
+    reference = await reference_in_production(settings, profile.features)
     metrics.reference_rows.set(len(reference))
     detector = make_detector(settings, reference)
     log.info(

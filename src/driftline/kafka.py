@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,43 @@ async def poll_batch(
         for records in polled.values()
         for r in records
     ]
+
+
+async def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> list[Message]:
+    """Everything in ``topic`` up to its end (no consumer group: nothing to join).
+
+    The end is the high watermark of fetch responses: the embedded broker's ListOffsets
+    answer for "latest" is wrong (it counts batches), so end_offsets() cannot be used.
+    """
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            polled = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for records in polled.values():
+                out += [
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                    for r in records
+                ]
+            ends = [consumer.highwater(tp) for tp in tps]
+            if all(e is not None for e in ends) and all(
+                [await consumer.position(tp) >= e for tp, e in zip(tps, ends, strict=True)]
+            ):
+                return out
+        raise BrokerError(f"could not read {topic} to its end within {timeout:.0f}s")
+    finally:
+        await consumer.stop()
 
 
 async def commit(consumer: AIOKafkaConsumer, batch: Sequence[Message]) -> None:
