@@ -213,3 +213,7 @@ def up(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
