@@ -1,8 +1,8 @@
 """validator: checks raw readings in micro-batches; valid ones go on, invalid ones to the DLQ.
 
-Every message of a batch ends up on exactly one of the two topics before the batch's offsets
-are committed. With ``kafka_exactly_once`` (real Kafka only) publishing and committing happen
-in one transaction.
+Every message of a batch is on one of the two topics, acknowledged by the broker, before the
+batch's offsets are committed: at-least-once, so a crash in between republishes the batch
+(consumers downstream skip reading ids they have seen).
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = Field(None, validation_alias=_env("KAFKA_SSL_CAFILE"))
     kafka_exactly_once: bool = Field(
         False,
-        description="Use idempotent, transactional producers (needs a real Kafka; the embedded "
-        "broker supports at-least-once only).",
+        description="Idempotent producers and read_committed consumers (a real Kafka only: the "
+        "embedded broker rejects idempotent producers). Sinks are idempotent either way.",
     )
     kafka_session_timeout_ms: int = Field(
         10_000,
