@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,21 @@ def processes_using(data_dir: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def scrape(port: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+            if "driftline_batch_duration_seconds_bucket" in text:  # it has handled a batch
+                return text
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no metrics on port {port}")
+        time.sleep(0.5)
 
 
 def test_up_demo_detects_the_injected_drift_and_leaves_nothing_behind(tmp_path):

@@ -1,0 +1,87 @@
+"""`driftline broker`: starts Tansu, records where, and never leaves it running behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from driftline.broker import broker_binary
+from driftline.kafka import ensure_topics, make_producer
+from driftline.settings import Settings
+from tests.streams import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def tansu_pids() -> set[int]:
+    binary = str(broker_binary())
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().split(b"\0")[0].decode() == binary:
+                    pids.add(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def start_broker(data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env["DRIFTLINE_DATA_DIR"] = str(data_dir)
+    return subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", "broker", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for_file(path: Path, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_broker_serves_and_stops_with_its_command(tmp_path, how):
+    before = tansu_pids()
+    proc = start_broker(tmp_path)
+    try:
+        servers = wait_for_file(tmp_path / "broker.json")["bootstrap_servers"]
+        started = tansu_pids() - before
+        assert len(started) == 1
+
+        async def round_trip() -> list[bytes]:
+            settings = Settings(kafka_bootstrap_servers=servers, topic_partitions=1)
+            await ensure_topics(settings, ["roundtrip"])
+            producer = make_producer(settings)
+            await producer.start()
+            await (await producer.send("roundtrip", b"hello", key=b"k"))
+            await producer.stop()
+            return [m.value for m in await read_topic(settings, "roundtrip")]
+
+        assert asyncio.run(round_trip()) == [b"hello"]
+        proc.send_signal(how)
+        proc.wait(15)
+        deadline = time.monotonic() + 10
+        while tansu_pids() & started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not tansu_pids() & started, f"the broker outlived its command ({how.name})"
+        if how != signal.SIGKILL:
+            assert proc.returncode == 0
+            assert not (tmp_path / "broker.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
