@@ -18,6 +18,6 @@ echo "driftline: setting up $VENV (first run takes about a minute)" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv
 "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" \
-  -c requirements.lock -e ".[dev]"
+  -c requirements.lock -e ".[dev,pipeline]"
 echo "$want" > "$STAMP"
 echo "driftline: environment ready" >&2

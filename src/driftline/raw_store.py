@@ -87,6 +87,23 @@ retrain_runs = Table(
 )
 
 
+promotion_decisions = Table(
+    "promotion_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decided_at", Timestamp, nullable=False),
+    Column("model_name", String(255), nullable=False),
+    Column("challenger_version", String(64), nullable=False),
+    Column("champion_version", String(64), nullable=True),
+    Column("metric", String(64), nullable=False),
+    Column("challenger_score", Float, nullable=True),
+    Column("champion_score", Float, nullable=True),
+    Column("promoted", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("request_id", String(32), nullable=True),
+)
+
+
 def naive_utc(ts: datetime) -> datetime:
     """SQL DATETIME columns hold naive UTC."""
     return as_utc(ts).replace(tzinfo=None)

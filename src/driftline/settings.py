@@ -124,6 +124,47 @@ class Settings(BaseSettings):
         7200.0, gt=0, description="A retraining in flight longer than this counts as stuck."
     )
 
+    # --- Retraining pipeline -------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=_env("MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server or store. Unset: SQLite store in the data directory.",
+    )
+    model_name: str = Field("driftline-anomaly", description="Registered model name in MLflow.")
+    data_repo_path: Path | None = Field(
+        None, description="Git + DVC repository of dataset versions. Unset: <data_dir>/datarepo."
+    )
+    dvc_remote_url: str | None = Field(
+        None,
+        description="DVC remote (a directory, or s3://bucket/path with AWS_* credentials in "
+        "the environment, AWS_ENDPOINT_URL for MinIO). Unset: <data_dir>/dvc-remote.",
+    )
+    feature_window: int = Field(
+        30, ge=2, description="Readings per sensor in the rolling statistics used as features."
+    )
+    tune_samples: int = Field(8, ge=1, description="Hyperparameter trials of the tune step.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=_env("RAY_ADDRESS"),
+        description="Ray cluster for tuning. Unset: a local Ray on this machine.",
+    )
+    promotion_metric: Literal["f1", "recall_at_precision", "pr_auc"] = Field(
+        "f1", description="Business metric a challenger must beat the champion on."
+    )
+    promotion_min_precision: float = Field(
+        0.8, ge=0, le=1, description="Precision floor of recall_at_precision."
+    )
+    promotion_min_gain: float = Field(
+        0.0, ge=0, description="How much the challenger must beat the champion by."
+    )
+    kfp_host: str | None = Field(
+        None, description="KFP API endpoint. Unset: pipelines run with KFP's local runner."
+    )
+    image_registry: str = Field(
+        "", description="Registry prefix of component images, e.g. harbor.example.com/driftline."
+    )
+    image_tag: str = Field("latest", description="Tag of component images on a cluster.")
+
     # --- Operations --------------------------------------------------------------------------
     metrics_port: int | None = Field(
         None, description="Port of the Prometheus /metrics endpoint (unset: not served)."
@@ -135,6 +176,20 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'driftline.db').resolve()}"
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def resolved_data_repo(self) -> Path:
+        return (self.data_repo_path or self.data_dir / "datarepo").resolve()
+
+    @property
+    def resolved_dvc_remote(self) -> str:
+        return self.dvc_remote_url or str((self.data_dir / "dvc-remote").resolve())
 
     @property
     def resolved_reference_path(self) -> Path:
