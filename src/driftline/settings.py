@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftline import __version__
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_PROFILE = PACKAGE_DIR / "profiles" / "skab_pump.yaml"
 
@@ -69,6 +71,11 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="SQLAlchemy URL of the raw store, e.g. mysql+pymysql://user:pw@host/db. "
         "Unset: SQLite in the data directory.",
+    )
+    database_readonly_url: SecretStr | None = Field(
+        None,
+        description="URL of a read-only database user for the pipeline's reads (recommended: a "
+        "read-only session alone can be switched back). Unset: DATABASE_URL, read-only session.",
     )
     profile_path: Path = Field(
         DEFAULT_PROFILE, description="Schema profile: measurements, units, ranges, sensors."
@@ -157,13 +164,20 @@ class Settings(BaseSettings):
     promotion_min_gain: float = Field(
         0.0, ge=0, description="How much the challenger must beat the champion by."
     )
+    retrain_launcher: Literal["kfp-local", "kfp", "record"] = Field(
+        "kfp-local",
+        description="What a fired trigger launches: the pipeline with KFP's local runner, on "
+        "the KFP cluster at DRIFTLINE_KFP_HOST, or nothing but a record.",
+    )
     kfp_host: str | None = Field(
         None, description="KFP API endpoint. Unset: pipelines run with KFP's local runner."
     )
     image_registry: str = Field(
         "", description="Registry prefix of component images, e.g. harbor.example.com/driftline."
     )
-    image_tag: str = Field("latest", description="Tag of component images on a cluster.")
+    image_tag: str = Field(
+        __version__, description="Tag of component images on a cluster (the release version)."
+    )
 
     # --- Operations --------------------------------------------------------------------------
     metrics_port: int | None = Field(
@@ -176,6 +190,12 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'driftline.db').resolve()}"
+
+    @property
+    def resolved_readonly_url(self) -> str:
+        if self.database_readonly_url is not None:
+            return self.database_readonly_url.get_secret_value()
+        return self.resolved_database_url
 
     @property
     def resolved_mlflow_uri(self) -> str:

@@ -1,0 +1,1 @@
+"""The retraining pipeline: one plain, typed function per step."""

@@ -1,0 +1,237 @@
+"""Dataset versions in a git + DVC repository: git holds the .dvc pointer and the tag, the DVC
+remote holds the data.
+
+A dataset tag names one immutable version. Saving a tag again with the same data is a no-op
+(a retried pipeline step), with other data an error. The pipeline owns the repository: it
+commits with its own identity and keeps DVC's analytics and update checks off.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from driftline.errors import DriftlineError
+from driftline.settings import Settings
+
+DATASET_PATH = "data/dataset.parquet"
+DVC_FILE = DATASET_PATH + ".dvc"
+PARAMS_SUFFIX = "-params"
+REMOTE = "storage"
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_ENV = {
+    "GIT_AUTHOR_NAME": "Driftline pipeline",
+    "GIT_AUTHOR_EMAIL": "pipeline@driftline.invalid",
+    "GIT_COMMITTER_NAME": "Driftline pipeline",
+    "GIT_COMMITTER_EMAIL": "pipeline@driftline.invalid",
+    "GIT_TERMINAL_PROMPT": "0",
+    "DVC_NO_ANALYTICS": "1",
+}
+
+
+class DataRepoError(DriftlineError):
+    """The data repository could not do what was asked."""
+
+
+class DatasetVersion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    tag: str
+    dvc_md5: str
+    rows: int
+    git_commit: str
+    path: str  # of the data inside the repository, at that tag
+
+
+class DataRepo:
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.resolved_data_repo
+        self.remote = settings.resolved_dvc_remote
+
+    def ensure(self) -> None:
+        """Create the repository, or bring its DVC remote in line with the settings."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / ".git").exists():
+            self._git("init", "-q", "-b", "main")  # safe to repeat, so before the lock
+        with self._lock():
+            if not (self.root / ".dvc").exists():
+                self._dvc("init", "-q")
+            self._configure_dvc()
+            if "://" not in self.remote:
+                Path(self.remote).mkdir(parents=True, exist_ok=True)
+            self._git("add", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
+            if self._git("status", "--porcelain", "--untracked-files=no"):
+                self._git("commit", "-q", "-m", "Data repository: DVC remote from the settings")
+
+    def save_dataset(self, tag: str, frame: pd.DataFrame) -> DatasetVersion:
+        """Write ``frame`` as this tag's dataset, push it to the remote, commit and tag."""
+        _check_tag(tag)
+        self.ensure()
+        data = _parquet_bytes(frame)
+        md5 = hashlib.md5(data).hexdigest()
+        with self._lock():
+            if self._has_tag(tag):
+                if self.dataset_hash(tag) != md5:
+                    raise DataRepoError(f"dataset tag {tag!r} exists with other data")
+            else:
+                path = self.root / DATASET_PATH
+                path.parent.mkdir(exist_ok=True)
+                path.write_bytes(data)
+                self._dvc("add", "-q", DATASET_PATH)
+                # Push before tagging: a tag must never name data the remote lacks.
+                self._dvc("push", "-q", "-r", REMOTE, DVC_FILE)
+                self._git("add", DVC_FILE, str(Path(DATASET_PATH).parent / ".gitignore"))
+                message = f"Dataset {tag}: {len(frame)} rows"
+                self._git("commit", "-q", "--allow-empty", "-m", message)
+                self._git("tag", "-a", tag, "-m", f"Dataset {tag}")
+        return DatasetVersion(
+            tag=tag,
+            dvc_md5=md5,
+            rows=len(frame),
+            git_commit=self._git("rev-parse", f"refs/tags/{tag}^{{commit}}"),
+            path=DATASET_PATH,
+        )
+
+    def load_dataset(self, tag: str) -> pd.DataFrame:
+        """The dataset as saved under ``tag`` (from the local cache, else the remote)."""
+        import dvc.api
+
+        md5 = self.dataset_hash(tag)
+        try:
+            with dvc.api.open(
+                DATASET_PATH,
+                repo=str(self.root),
+                rev=f"refs/tags/{tag}",
+                mode="rb",
+                config={"remote": {REMOTE: {"url": self.remote}}, "core": {"remote": REMOTE}},
+            ) as f:
+                data = f.read()
+        except Exception as exc:  # DVC raises many types; all mean "could not get the data"
+            raise DataRepoError(f"cannot read dataset {tag!r}: {exc}") from exc
+        if hashlib.md5(data).hexdigest() != md5:
+            raise DataRepoError(f"dataset {tag!r} does not match its md5 {md5}")
+        return pd.read_parquet(io.BytesIO(data))
+
+    def dataset_hash(self, tag: str) -> str:
+        """The DVC md5 of the dataset at ``tag``."""
+        pointer = yaml.safe_load(self._show(tag, DVC_FILE))
+        return str(pointer["outs"][0]["md5"])
+
+    def save_params(self, tag: str, params: dict[str, Any]) -> str:
+        """Record parameters tuned on dataset ``tag`` (tag ``<tag>-params``); returns the commit.
+
+        Saving again moves that tag to the new parameters; the old ones stay in the history.
+        """
+        self.dataset_hash(tag)  # the dataset must exist
+        path = Path("params") / f"{tag}.json"
+        text = json.dumps(params, indent=2, sort_keys=True, default=_plain) + "\n"
+        with self._lock():
+            (self.root / path.parent).mkdir(exist_ok=True)
+            (self.root / path).write_text(text)
+            self._git("add", str(path))
+            self._git("commit", "-q", "--allow-empty", "-m", f"Parameters of dataset {tag}")
+            self._git("tag", "-f", "-a", tag + PARAMS_SUFFIX, "-m", f"Parameters of {tag}")
+            return self._git("rev-parse", "HEAD")
+
+    def load_params(self, tag: str) -> dict[str, Any]:
+        """Parameters saved for dataset ``tag``; raises DataRepoError if there are none."""
+        self.dataset_hash(tag)  # the dataset must exist
+        if not self._has_tag(tag + PARAMS_SUFFIX):
+            raise DataRepoError(f"no parameters saved for dataset {tag!r}")
+        params = json.loads(self._show(tag + PARAMS_SUFFIX, f"params/{tag}.json"))
+        if not isinstance(params, dict):
+            raise DataRepoError(f"parameters of {tag!r} are not an object")
+        return params
+
+    def tags(self) -> list[str]:
+        """Every tag, sorted: dataset tags and their ``<tag>-params`` tags."""
+        if not (self.root / ".git").exists():
+            return []
+        return sorted(self._git("tag", "--list").split())
+
+    def _show(self, tag: str, path: str) -> str:
+        _check_tag(tag)
+        if not self._has_tag(tag):
+            raise DataRepoError(f"no tag {tag!r} in the data repository {self.root}")
+        return self._git("show", f"refs/tags/{tag}:{path}")
+
+    def _has_tag(self, tag: str) -> bool:
+        if not (self.root / ".git").exists():
+            return False
+        ref = self._run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"], check=False)
+        return ref.returncode == 0
+
+    def _configure_dvc(self) -> None:
+        from configobj import ConfigObj  # DVC's own config format and library
+
+        config = ConfigObj(str(self.root / ".dvc" / "config"))
+        before = config.dict()
+        core = config.setdefault("core", {})
+        core.update({"remote": REMOTE, "analytics": "false", "check_update": "false"})
+        config.setdefault(f'remote "{REMOTE}"', {})["url"] = self.remote
+        if config.dict() != before:
+            config.write()
+
+    def _git(self, *args: str) -> str:
+        return self._run(["git", *args]).stdout.strip()
+
+    def _dvc(self, *args: str) -> str:
+        return self._run([sys.executable, "-m", "dvc", *args]).stdout.strip()
+
+    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=self.root,
+                env={**os.environ, **_ENV},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DataRepoError(f"{' '.join(argv[:4])} failed: {exc}") from exc
+        if check and done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip()[-2000:]
+            raise DataRepoError(f"{' '.join(argv[:4])} failed ({done.returncode}): {detail}")
+        return done
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        # Two pipeline runs on one repository would otherwise race on git's index and tags.
+        with open(self.root / ".git" / "driftline.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_tag(tag: str) -> None:
+    if not _TAG.fullmatch(tag) or tag.endswith(".lock") or ".." in tag:
+        raise DataRepoError(f"invalid tag {tag!r}: letters, digits, '.', '_', '-'; up to 100")
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars (what tuners return) as plain JSON numbers.
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

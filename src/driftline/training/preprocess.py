@@ -1,0 +1,58 @@
+"""Preprocess step: valid readings of a time range -> features -> a tagged dataset version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from driftline.errors import DriftlineError
+from driftline.profile import load_profile
+from driftline.schema import SENSOR_ID, TS
+from driftline.settings import Settings
+from driftline.training.datarepo import DataRepo
+from driftline.training.dataset import load_readings
+from driftline.training.features import add_features
+
+
+class PreprocessResult(BaseModel):
+    """What was saved under ``tag``; sensors, start and end describe the data it holds."""
+
+    model_config = ConfigDict(frozen=True)
+    tag: str
+    dvc_md5: str
+    rows: int
+    rows_invalid: int
+    invalid_by_check: dict[str, int]
+    sensors: list[str]
+    start: datetime
+    end: datetime
+
+
+def preprocess(
+    settings: Settings,
+    tag: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    sensors: list[str] | None = None,
+) -> PreprocessResult:
+    """Save the valid readings with ``start <= ts <= end`` of ``sensors`` (all if None), with
+    their features, as dataset version ``tag``."""
+    features = load_profile(settings.profile_path).features
+    readings, report = load_readings(settings, start, end, sensors)
+    if readings.empty:
+        raise DriftlineError(
+            f"no valid readings for {tag!r} ({report.rows_read} read, {report.invalid_by_check})"
+        )
+    dataset = add_features(readings, features, settings.feature_window)
+    version = DataRepo(settings).save_dataset(tag, dataset)
+    return PreprocessResult(
+        tag=tag,
+        dvc_md5=version.dvc_md5,
+        rows=version.rows,
+        rows_invalid=report.rows_invalid,
+        invalid_by_check=report.invalid_by_check,
+        sensors=sorted(dataset[SENSOR_ID].unique()),
+        start=dataset[TS].min().to_pydatetime(),
+        end=dataset[TS].max().to_pydatetime(),
+    )
