@@ -1,0 +1,232 @@
+"""Promote step: a challenger replaces the champion only if it scores better on the same
+recent data. Every decision is recorded in the raw store's promotion_decisions table; a
+promotion is imported into BentoML and announced on the model_promotions topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from driftline.settings import Settings
+from driftline.training import modeling, registry
+from driftline.training.scoring import PromotionMetric, labelled, promotion_score
+
+log = logging.getLogger(__name__)
+
+
+class PromotionResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    model_name: str
+    challenger_version: str
+    champion_version: str | None
+    metric: str
+    challenger_score: float | None
+    champion_score: float | None
+    rows_scored: int
+    promoted: bool
+    reason: str
+    reference_uri: str | None = None
+    bento_tag: str | None = None
+    request_id: str | None = None
+
+
+def decide(
+    metric: str,
+    challenger: str,
+    challenger_score: float | None,
+    champion: str | None,
+    champion_score: float | None,
+    min_gain: float,
+) -> tuple[bool, str]:
+    """Whether the challenger wins, and why (pure: the rule in one place)."""
+    if champion is None:
+        return True, f"no champion yet: version {challenger} becomes the first"
+    if champion == challenger:
+        return False, f"version {challenger} is the champion already"
+    if challenger_score is None or champion_score is None:
+        return False, "no labelled readings in the window to compare challenger and champion on"
+    line = f"{champion_score:.4f} + min gain {min_gain:.4f}"
+    if challenger_score > champion_score + min_gain:
+        return True, (
+            f"challenger {metric} {challenger_score:.4f} beats champion version {champion}'s {line}"
+        )
+    return False, (
+        f"challenger {metric} {challenger_score:.4f} does not beat champion version "
+        f"{champion}'s {line}"
+    )
+
+
+def _score_versions(
+    settings: Settings,
+    versions: list[str],
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[dict[str, float | None], int]:
+    """Each version's promotion score on the same labelled recent rows (None: no such rows)."""
+    from driftline.training.evaluate import load_version, recent_data, version_scores
+
+    frame, features = recent_data(settings, start, end)
+    rows = labelled(frame)
+    if rows.empty:
+        return {v: None for v in versions}, 0
+    truth = modeling.labels(rows)
+    metric: PromotionMetric = settings.promotion_metric
+    out: dict[str, float | None] = {}
+    for version in versions:
+        model = load_version(settings, settings.model_name, version)
+        out[version] = promotion_score(
+            metric,
+            truth,
+            version_scores(model, rows, features),
+            settings.promotion_min_precision,
+        )
+    return out, len(rows)
+
+
+def import_to_bentoml(settings: Settings, model_name: str, version: str, run_id: str) -> str:
+    """Copy the registered version into the BentoML model store; returns its bento tag."""
+    modeling.use_bentoml_home(settings)
+    import bentoml
+    import mlflow.artifacts
+
+    uri = settings.resolved_mlflow_uri
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{model_name}/{version}",
+            dst_path=tmp,
+            tracking_uri=uri,
+            registry_uri=uri,
+        )
+        model = bentoml.mlflow.import_model(
+            model_name,
+            local,
+            labels={"mlflow_model": model_name, "mlflow_version": version, "mlflow_run": run_id},
+        )
+    return str(model.tag)
+
+
+async def _publish(settings: Settings, key: str, value: bytes) -> None:
+    from driftline.kafka import ensure_topics, make_producer, publish_all
+    from driftline.topics import Topics
+
+    topic = Topics(settings.topic_prefix).model_promotions
+    await ensure_topics(settings, [topic])
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await publish_all(producer, [(topic, key.encode(), value)])
+    finally:
+        await producer.stop()
+
+
+def _record(settings: Settings, result: PromotionResult) -> None:
+    from driftline.raw_store import RawStore, naive_utc, promotion_decisions
+
+    store = RawStore.from_url(settings.resolved_database_url)
+    try:
+        store.create_tables()
+        with store.engine.begin() as conn:
+            conn.execute(
+                promotion_decisions.insert().values(
+                    decided_at=naive_utc(datetime.now(UTC)),
+                    model_name=result.model_name,
+                    challenger_version=result.challenger_version,
+                    champion_version=result.champion_version,
+                    metric=result.metric,
+                    challenger_score=result.challenger_score,
+                    champion_score=result.champion_score,
+                    promoted=result.promoted,
+                    reason=result.reason,
+                    request_id=result.request_id,
+                )
+            )
+    finally:
+        store.engine.dispose()
+
+
+def _restore_champion(settings: Settings, champion: str | None) -> None:
+    client = modeling.mlflow_client(settings)
+    if champion is None:
+        client.delete_registered_model_alias(settings.model_name, registry.CHAMPION)
+    else:
+        client.set_registered_model_alias(settings.model_name, registry.CHAMPION, champion)
+
+
+def promote(
+    settings: Settings,
+    model_name: str,
+    model_version: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    request_id: str | None = None,
+) -> PromotionResult:
+    """Compare challenger ``model_version`` with the champion on [start, end]; promote a winner."""
+    if model_name != settings.model_name:
+        settings = settings.model_copy(update={"model_name": model_name})
+    challenger = str(model_version)
+    client = modeling.mlflow_client(settings)
+    champion = registry.champion_version(client, model_name)
+    versions = [challenger] if champion in (None, challenger) else [challenger, champion]
+    scores, rows = _score_versions(settings, versions, start, end)
+    won, reason = decide(
+        settings.promotion_metric,
+        challenger,
+        scores.get(challenger),
+        champion,
+        scores.get(champion) if champion else None,
+        settings.promotion_min_gain,
+    )
+    result = PromotionResult(
+        model_name=model_name,
+        challenger_version=challenger,
+        champion_version=champion,
+        metric=settings.promotion_metric,
+        challenger_score=scores.get(challenger),
+        champion_score=scores.get(champion) if champion else None,
+        rows_scored=rows,
+        promoted=won,
+        reason=reason,
+        request_id=request_id,
+    )
+    if won:
+        result = _carry_out(settings, result, champion)
+    _record(settings, result)
+    log.info("promotion of %s v%s: %s", model_name, challenger, reason)
+    return result
+
+
+def _carry_out(
+    settings: Settings, result: PromotionResult, champion: str | None
+) -> PromotionResult:
+    """Reference, BentoML import, aliases, event; on failure the old champion is restored."""
+    from driftline.records import ModelPromoted
+
+    name, version = result.model_name, result.challenger_version
+    client = modeling.mlflow_client(settings)
+    run_id = registry.run_id_of(client, name, version)
+    reference = registry.download_reference(
+        client, name, version, settings.data_dir.resolve() / "references" / f"{version}.parquet"
+    )
+    bento_tag = import_to_bentoml(settings, name, version, run_id)
+    registry.set_champion(client, name, version)
+    event = ModelPromoted(
+        model_name=name,
+        model_version=version,
+        reference_uri=str(reference),
+        run_id=run_id,
+        request_id=result.request_id,
+    )
+    try:
+        asyncio.run(_publish(settings, name, event.to_bytes()))
+    except Exception as exc:
+        _restore_champion(settings, champion)
+        failed = result.model_copy(
+            update={"promoted": False, "reason": f"{result.reason}; promotion failed: {exc}"}
+        )
+        _record(settings, failed)
+        raise
+    return result.model_copy(update={"reference_uri": str(reference), "bento_tag": bento_tag})
