@@ -56,7 +56,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'raw.db'}"
         return
-    server = request.getfixturevalue("mariadb_server")
+    yield from _fresh_mariadb(request.getfixturevalue("mariadb_server"))
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: str) -> Iterator[str]:
+    """A fresh, empty MariaDB database."""
+    yield from _fresh_mariadb(mariadb_server)
+
+
+def _fresh_mariadb(server: str) -> Iterator[str]:
     name = f"driftline_t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(f"{server}/test")
     with admin.begin() as conn:
@@ -83,6 +92,7 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
             "topic_partitions": 2,
             "batch_max_wait_ms": 100,
             "kafka_session_timeout_ms": 2000,
+            "retrain_launcher": "record",  # tests of the pipeline ask for it explicitly
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

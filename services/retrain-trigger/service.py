@@ -17,7 +17,7 @@ from sqlalchemy import select
 from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.kafka import publish_all
-from driftline.launcher import FINISHED, PipelineLauncher, RecordingLauncher, RunLedger
+from driftline.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
 from driftline.messages import Message
 from driftline.policy import Decision, PolicyConfig, RetrainPolicy
 from driftline.raw_store import RawStore, insert_ignoring_duplicates, naive_utc, trigger_decisions
@@ -160,7 +160,7 @@ async def run(
     store = RawStore.from_url(settings.resolved_database_url)
     await asyncio.to_thread(store.create_tables)
     ledger = RunLedger(store.engine)
-    launcher = launcher or RecordingLauncher(ledger)
+    launcher = launcher or make_launcher(settings, ledger)
     policy = await asyncio.to_thread(policy_from, settings, ledger)
     try:
         await run_consumer_service(

@@ -86,6 +86,10 @@ def run_platform(
         }
     )
     env["DRIFTLINE_DATA_DIR"] = str(settings.data_dir.resolve())
+    if demo:
+        # The simulated pumps carry no anomaly labels to train on yet: the demo records the
+        # retraining request instead of running the pipeline.
+        env["DRIFTLINE_RETRAIN_LAUNCHER"] = "record"
     options = DemoOptions(sensors=sensors, rate=rate, drift_at=drift_at) if demo else None
     supervisor = Supervisor(settings.data_dir / "logs")
     supervisor.env.update(env)

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines definitions of Driftline (KFP v2 SDK)."""

@@ -1,0 +1,136 @@
+"""The pipeline's components: thin KFP wrappers around driftline.training's step functions.
+
+KFP ships each function's source to its container (or subprocess) on its own, so every
+import is inside the function and the settings come from the environment (on a cluster:
+from Kubernetes Secrets, see retrain.py). No ``from __future__ import annotations`` here: KFP
+reads the annotations as types.
+"""
+
+from kfp.dsl import HTML, Markdown, Metrics, Output
+
+
+def preprocess_step(tag: str, data_start: str, data_end: str, sensors: str) -> str:
+    """Raw store -> validated, featured dataset, versioned with DVC under ``tag``."""
+    from driftline.settings import load_settings
+    from driftline.training.kfp_support import parse_sensors, parse_time, step_log
+    from driftline.training.preprocess import preprocess
+
+    with step_log("preprocess") as log:
+        result = preprocess(
+            load_settings(),
+            tag,
+            parse_time(data_start),
+            parse_time(data_end),
+            parse_sensors(sensors),
+        )
+        log(
+            f"{result.rows} rows ({result.rows_invalid} invalid left out), DVC md5 {result.dvc_md5}"
+        )
+    return result.tag
+
+
+def existing_dataset_step(tag: str) -> str:
+    """Instead of preprocess: use the dataset already versioned under ``tag``."""
+    from driftline.settings import load_settings
+    from driftline.training.datarepo import DataRepo
+    from driftline.training.kfp_support import step_log
+
+    with step_log("existing dataset") as log:
+        log(f"dataset {tag}: DVC md5 {DataRepo(load_settings()).dataset_hash(tag)}")
+    return tag
+
+
+def tune_step(tag: str, count: int) -> str:
+    """Ray Tune search of XGBoost hyperparameters on the dataset ``tag``."""
+    from driftline.settings import load_settings
+    from driftline.training.kfp_support import step_log
+    from driftline.training.tune import tune
+
+    with step_log("tune") as log:
+        result = tune(load_settings(), tag, count)
+        log(f"best of {result.trials} trials: score {result.score:.3f}, {result.params}")
+    return result.tag
+
+
+def skip_tuning_step(tag: str) -> str:
+    """Instead of tune: train with the parameters saved for ``tag`` (or the defaults)."""
+    return tag
+
+
+def train_step(tag: str, run_name: str) -> str:
+    """XGBoost trained with the tuned parameters, tracked and registered in MLflow."""
+    from driftline.settings import load_settings
+    from driftline.training.kfp_support import step_log
+    from driftline.training.train import train
+
+    with step_log("train") as log:
+        result = train(load_settings(), tag, run_name)
+        log(f"{result.model_name} v{result.model_version} (run {result.run_id}): {result.metrics}")
+    return result.model_version
+
+
+def existing_model_step(model_version: str) -> str:
+    """Instead of train: evaluate or promote a version already registered."""
+    from driftline.settings import load_settings
+    from driftline.training.kfp_support import resolve_version, step_log
+
+    with step_log("existing model") as log:
+        version = resolve_version(load_settings(), model_version)
+        log(f"using model version {version}")
+    return version
+
+
+def evaluate_step(
+    model_version: str,
+    eval_start: str,
+    eval_end: str,
+    report: Output[HTML],
+    summary: Output[Markdown],
+    metrics: Output[Metrics],
+) -> str:
+    """Scores the model on recent raw data; Evidently drift and quality report as artifacts."""
+    import shutil
+
+    from driftline.settings import load_settings
+    from driftline.training.evaluate import evaluate
+    from driftline.training.kfp_support import parse_time, step_log
+
+    settings = load_settings()
+    with step_log("evaluate") as log:
+        result = evaluate(
+            settings,
+            settings.model_name,
+            model_version,
+            parse_time(eval_start),
+            parse_time(eval_end),
+        )
+        shutil.copyfile(result.html_path, report.path)
+        shutil.copyfile(result.markdown_path, summary.path)
+        for name, value in result.metrics.items():
+            metrics.log_metric(name, value)
+        log(f"v{model_version} on recent data: {result.metrics}")
+    return model_version
+
+
+def skip_evaluation_step(model_version: str) -> str:
+    return model_version
+
+
+def promote_step(model_version: str, eval_start: str, eval_end: str, request_id: str) -> str:
+    """Champion/challenger on the same recent data; moves the alias only if the challenger wins."""
+    from driftline.settings import load_settings
+    from driftline.training.kfp_support import parse_time, step_log
+    from driftline.training.promote import promote
+
+    settings = load_settings()
+    with step_log("promote") as log:
+        result = promote(
+            settings,
+            settings.model_name,
+            model_version,
+            parse_time(eval_start),
+            parse_time(eval_end),
+            request_id or None,
+        )
+        log(result.reason)
+    return "promoted" if result.promoted else "kept champion"

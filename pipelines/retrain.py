@@ -1,0 +1,128 @@
+"""The retraining pipeline: preprocess -> tune -> train -> evaluate -> promote.
+
+Parameters choose the steps (``dsl.If``). A skipped step's ``dsl.Else`` branch hands on what
+already exists (a versioned dataset, saved parameters, a registered model), joined with
+``dsl.OneOf``, so e.g. evaluate + promote can run on an existing model version alone.
+"""
+
+from pathlib import Path
+
+from kfp import compiler, dsl
+
+from pipelines import components as c
+
+PIPELINE_NAME = "driftline-retrain"
+COMPILED = Path(__file__).resolve().parents[1] / "deploy" / "kfp" / "retrain.yaml"
+# Environment the components read their settings from; on a cluster these come from the
+# Kubernetes Secret named here (kfp-kubernetes use_secret_as_env).
+SECRET_NAME = "driftline-pipeline"
+SECRET_ENV = {
+    "database-url": "DATABASE_URL",
+    "mlflow-tracking-uri": "MLFLOW_TRACKING_URI",
+    "kafka-bootstrap-servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "dvc-remote-url": "DRIFTLINE_DVC_REMOTE_URL",
+    "aws-access-key-id": "AWS_ACCESS_KEY_ID",
+    "aws-secret-access-key": "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def component_image(registry: str, tag: str) -> str:
+    """The pipeline image, e.g. harbor.example.com/driftline/driftline-pipeline:1.4.0."""
+    name = "driftline-pipeline"
+    return f"{registry.rstrip('/')}/{name}:{tag}" if registry else f"{name}:{tag}"
+
+
+def build_pipeline(image: str, with_secrets: bool = False):  # type: ignore[no-untyped-def]
+    """The pipeline, its components running in ``image``."""
+
+    def component(func):  # type: ignore[no-untyped-def]
+        return dsl.component(base_image=image)(func)
+
+    preprocess = component(c.preprocess_step)
+    existing_dataset = component(c.existing_dataset_step)
+    tune = component(c.tune_step)
+    skip_tuning = component(c.skip_tuning_step)
+    train = component(c.train_step)
+    existing_model = component(c.existing_model_step)
+    evaluate = component(c.evaluate_step)
+    skip_evaluation = component(c.skip_evaluation_step)
+    promote = component(c.promote_step)
+
+    def configure(task):  # type: ignore[no-untyped-def]
+        task.set_caching_options(False)  # steps read live stores: never reuse old results
+        if with_secrets:
+            from kfp import kubernetes
+
+            kubernetes.use_secret_as_env(
+                task, secret_name=SECRET_NAME, secret_key_to_env=SECRET_ENV, optional=True
+            )
+        return task
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=__doc__.splitlines()[0])
+    def retrain(
+        tag: str,
+        data_start: str = "",
+        data_end: str = "",
+        sensors: str = "",
+        eval_start: str = "",
+        eval_end: str = "",
+        model_version: str = "",
+        tune_count: int = 8,
+        run_name: str = "",
+        request_id: str = "",
+        run_preprocess: bool = True,
+        run_tune: bool = True,
+        run_train: bool = True,
+        run_evaluate: bool = True,
+        run_promote: bool = True,
+    ) -> str:
+        with dsl.If(run_preprocess == True):  # noqa: E712 - a KFP condition, not Python
+            prepared = configure(
+                preprocess(tag=tag, data_start=data_start, data_end=data_end, sensors=sensors)
+            )
+        with dsl.Else():
+            reused = configure(existing_dataset(tag=tag))
+        dataset = dsl.OneOf(prepared.output, reused.output)
+
+        with dsl.If(run_tune == True):  # noqa: E712
+            tuned = configure(tune(tag=dataset, count=tune_count))
+        with dsl.Else():
+            untuned = configure(skip_tuning(tag=dataset))
+        params = dsl.OneOf(tuned.output, untuned.output)
+
+        with dsl.If(run_train == True):  # noqa: E712
+            trained = configure(train(tag=params, run_name=run_name))
+        with dsl.Else():
+            given = configure(existing_model(model_version=model_version))
+        version = dsl.OneOf(trained.output, given.output)
+
+        with dsl.If(run_evaluate == True):  # noqa: E712
+            evaluated = configure(
+                evaluate(model_version=version, eval_start=eval_start, eval_end=eval_end)
+            )
+        with dsl.Else():
+            unevaluated = configure(skip_evaluation(model_version=version))
+        checked = dsl.OneOf(evaluated.outputs["Output"], unevaluated.output)
+
+        with dsl.If(run_promote == True):  # noqa: E712
+            configure(
+                promote(
+                    model_version=checked,
+                    eval_start=eval_start,
+                    eval_end=eval_end,
+                    request_id=request_id,
+                )
+            )
+        return checked
+
+    return retrain
+
+
+def compile_pipeline(path: Path = COMPILED, image: str | None = None) -> Path:
+    """Write the pipeline spec for a cluster (with Secrets), e.g. deploy/kfp/retrain.yaml."""
+    from driftline import __version__
+
+    image = image or component_image("", __version__)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(image, with_secrets=True), str(path))
+    return path

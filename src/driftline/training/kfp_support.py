@@ -1,0 +1,51 @@
+"""Glue between KFP components and the step functions: parameter parsing and step logs.
+
+KFP passes parameters as strings; an empty string means "not given".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from driftline.parsing import parse_timestamp
+from driftline.settings import Settings
+
+
+def parse_time(value: str) -> datetime | None:
+    if not value:
+        return None
+    ts = parse_timestamp(value)
+    if ts is None:
+        raise ValueError(f"not an ISO 8601 time: {value!r}")
+    return ts
+
+
+def parse_sensors(value: str) -> list[str] | None:
+    sensors = [s.strip() for s in value.split(",") if s.strip()]
+    return sensors or None
+
+
+@contextlib.contextmanager
+def step_log(step: str) -> Iterator[Callable[[str], None]]:
+    """Prints '[driftline] <step> ...' lines with the step's duration (shown per KFP task)."""
+    started = time.monotonic()
+    print(f"[driftline] {step}: started", flush=True)
+
+    def log(message: str) -> None:
+        print(f"[driftline] {step}: {message}", flush=True)
+
+    yield log
+    print(f"[driftline] {step}: done in {time.monotonic() - started:.1f}s", flush=True)
+
+
+def resolve_version(settings: Settings, version: str) -> str:
+    """``version`` if it is registered, or the champion's version when it is empty."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.resolved_mlflow_uri)
+    if version:
+        return str(client.get_model_version(settings.model_name, version).version)
+    return str(client.get_model_version_by_alias(settings.model_name, "champion").version)
