@@ -9,49 +9,19 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import orjson
-import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from driftline.messages import Message
-from driftline.profile import load_profile
 from driftline.raw_store import RawStore, promotion_decisions
 from driftline.records import ModelPromoted
 from driftline.topics import Topics
+from tests.skab import land_skab
 from tests.streams import read_topic
 
 pytestmark = pytest.mark.integration
 
 TRAIN_FILES = range(0, 8)
 EVAL_FILES = range(8, 12)
-
-
-def land_skab(
-    store: RawStore, paths: list[Path], start: datetime, sensor: str, flip: bool = False
-) -> datetime:
-    """SKAB rows as wire-format readings from ``start`` on, one a second; returns the end."""
-    features = load_profile(
-        Path(__file__).resolve().parents[2] / "src/driftline/profiles/skab_pump.yaml"
-    ).features
-    messages, ts, offset = [], start, 0
-    for path in paths:
-        frame = pd.read_csv(path, sep=";")
-        for row in frame.itertuples(index=False):
-            label = int(row.anomaly)
-            doc = {
-                "sensor_id": sensor,
-                "ts": ts.isoformat(),
-                "seq": offset,
-                "values": {f: float(v) for f, v in zip(features, row[1:9], strict=True)},
-                "label": 1 - label if flip else label,
-            }
-            messages.append(Message("raw", 0, offset, sensor.encode(), orjson.dumps(doc)))
-            ts += timedelta(seconds=1)
-            offset += 1
-    for i in range(0, len(messages), 2000):
-        store.add_messages(messages[i : i + 2000])
-    return ts
 
 
 def run_pipeline(settings, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
