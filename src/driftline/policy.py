@@ -71,17 +71,19 @@ class RetrainPolicy:
         if len(drifted) < c.min_sensors:
             return Decision(False, progress)
 
+        blockers = []
         if self.in_flight_since is not None:
             if now - self.in_flight_since <= timedelta(seconds=c.max_run_seconds):
-                return Decision(
-                    False, f"{progress}; a retraining is in flight since {self.in_flight_since}"
-                )
-            # A run past its deadline is stuck: it no longer blocks a new one.
-            self.in_flight_since = None
+                blockers.append(f"a retraining is in flight since {self.in_flight_since}")
+            else:
+                # A run past its deadline is stuck: it no longer blocks a new one.
+                self.in_flight_since = None
         if self.last_fired_at is not None:
             until = self.last_fired_at + timedelta(seconds=c.cooldown_seconds)
             if now < until:
-                return Decision(False, f"{progress}; cooling down until {until.isoformat()}")
+                blockers.append(f"cooling down until {until.isoformat()}")
+        if blockers:
+            return Decision(False, f"{progress}; {'; '.join(blockers)}")
 
         events = [e for evs in drifted.values() for e in evs]
         for sensor in drifted:

@@ -57,14 +57,7 @@ async def test_promotion_swaps_the_reference_and_survives_a_restart(make_setting
         return make_plan(
             features,
             sensors=1,
-            replay=[],
             count=900,
-            rate=0,
-            drift=None,
-            drift_at=0,
-            drift_features=[],
-            drift_magnitude=0,
-            malformed_rate=0,
             seed=seed,
         )
 

@@ -40,13 +40,6 @@ async def test_anomaly_free_replay_never_fires(make_settings, database_url, skab
         profile.features,
         sensors=2,
         replay=[source],
-        count=None,
-        rate=0,
-        drift=None,
-        drift_at=0,
-        drift_features=[],
-        drift_magnitude=0,
-        malformed_rate=0,
         seed=1,
     )
     rows = len(pd.read_csv(source, sep=";"))
@@ -90,14 +83,11 @@ async def test_shift_fires_once_per_episode_and_not_within_cooldown(
     plan = make_plan(
         profile.features,
         sensors=2,
-        replay=[],
         count=4500,
-        rate=0,
         drift="shift",
         drift_at=onset,
         drift_features=shifted,
         drift_magnitude=3.0,
-        malformed_rate=0,
         seed=3,
     )
     per_sensor = 4500 // settings.drift_window_size

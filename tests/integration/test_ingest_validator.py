@@ -28,12 +28,6 @@ async def test_every_message_lands_once_and_invalid_ones_are_dead_lettered(
         profile.features,
         sensors=3,
         replay=files,
-        count=None,
-        rate=0,
-        drift=None,
-        drift_at=0,
-        drift_features=[],
-        drift_magnitude=0,
         malformed_rate=0.03,
         seed=7,
     )

@@ -62,13 +62,7 @@ def plan_for(settings, count: int):  # type: ignore[no-untyped-def]
     return make_plan(
         profile.features,
         sensors=4,
-        replay=[],
         count=count,
-        rate=0,
-        drift=None,
-        drift_at=0,
-        drift_features=[],
-        drift_magnitude=0,
         malformed_rate=0.02,
         seed=11,
     )

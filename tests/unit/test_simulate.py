@@ -207,7 +207,6 @@ def test_an_unknown_malformed_kind_is_rejected() -> None:
 def test_plans_check_their_options() -> None:
     common = dict(
         sensors=2,
-        replay=[],
         count=10,
         rate=0.0,
         drift_at=0.0,
@@ -216,7 +215,7 @@ def test_plans_check_their_options() -> None:
         seed=0,
     )
     with pytest.raises(ValueError, match="unknown drift kind"):
-        make_plan(FEATURES, drift="sideways", drift_features=[], **common)  # type: ignore[arg-type]
+        make_plan(FEATURES, drift="sideways", **common)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not measurements"):
         make_plan(FEATURES, drift="shift", drift_features=["Humidity"], **common)  # type: ignore[arg-type]
     plan = make_plan(FEATURES, drift="shift", drift_features=["Current"], **common)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from driftline.simulate.inject import DRIFT_KINDS, DriftInjection
@@ -17,16 +18,18 @@ def make_plan(
     features: list[str],
     *,
     sensors: int,
-    replay: list[Path],
-    count: int | None,
-    rate: float,
-    drift: str | None,
-    drift_at: float,
-    drift_features: list[str],
-    drift_magnitude: float,
-    malformed_rate: float,
-    seed: int,
+    replay: Sequence[Path] = (),
+    count: int | None = None,
+    rate: float = 0.0,
+    drift: str | None = None,
+    drift_at: float = 0.0,
+    drift_features: Sequence[str] = (),
+    drift_magnitude: float = 0.0,
+    malformed_rate: float = 0.0,
+    seed: int = 0,
 ) -> SimulationPlan:
+    """A plan for ``sensors`` pumps: synthetic, or replaying ``replay``; as fast as possible
+    unless ``rate`` is given; with an optional drift and a share of malformed messages."""
     if drift is not None and drift not in DRIFT_KINDS:
         raise ValueError(f"unknown drift kind {drift!r}; one of {', '.join(DRIFT_KINDS)}")
     unknown = [f for f in drift_features if f not in features]
@@ -36,7 +39,7 @@ def make_plan(
         span = sum(_span_seconds(p) + 1.0 for p in replay)
 
         def rows(i: int):  # type: ignore[no-untyped-def]
-            return CsvReplay(replay, features).rows(count)
+            return CsvReplay(list(replay), features).rows(count)
     else:
         span = (count or 0) * 1.0
 
@@ -46,7 +49,7 @@ def make_plan(
     if count is not None:
         span = min(span, float(count)) if replay else span
     injection = (
-        DriftInjection(drift, drift_at, drift_features, drift_magnitude, seed)  # type: ignore[arg-type]
+        DriftInjection(drift, drift_at, list(drift_features), drift_magnitude, seed)  # type: ignore[arg-type]
         if drift
         else None
     )
