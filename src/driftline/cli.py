@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from driftline.cli_steps import _time, step_app
 from driftline.settings import Settings, env_name, load_settings
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ pipeline_app = typer.Typer(
     help="The retraining pipeline (Kubeflow Pipelines): preprocess, tune, train, evaluate, promote."
 )
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(step_app, name="step")
 
 
 def _settings() -> Settings:
@@ -214,15 +215,6 @@ def up(
             headless=headless,
         )
     )
-
-
-def _time(value: str | None) -> datetime | None:
-    from driftline.training.kfp_support import parse_time
-
-    try:
-        return parse_time(value or "")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 @pipeline_app.command("run")

@@ -19,6 +19,15 @@ COMMANDS = [
     ["settings"],
     ["reference"],
     ["reference", "build"],
+    ["pipeline"],
+    ["pipeline", "run"],
+    ["pipeline", "compile"],
+    ["step"],
+    ["step", "preprocess"],
+    ["step", "tune"],
+    ["step", "train"],
+    ["step", "evaluate"],
+    ["step", "promote"],
 ]
 
 

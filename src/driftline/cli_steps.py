@@ -1,0 +1,110 @@
+"""``driftline step ...``: each pipeline step on its own, as the KFP components run it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+
+step_app = typer.Typer(
+    help="Run one step of the retraining pipeline on its own and print its result (JSON).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+Tag = Annotated[str, typer.Option(help="Dataset version tag (a git tag in the data repository).")]
+Start = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC).")]
+End = Annotated[str | None, typer.Option(help="Until this time (ISO 8601, UTC).")]
+ModelName = Annotated[str | None, typer.Option(help="Registered model (default: the setting).")]
+ModelVersion = Annotated[str, typer.Option(help="Registered model version.")]
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from driftline.cli import _settings as settings
+
+    return settings()
+
+
+def _time(value: str | None) -> datetime | None:
+    from driftline.training.kfp_support import parse_time
+
+    try:
+        return parse_time(value or "")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _print(result: BaseModel) -> None:
+    typer.echo(result.model_dump_json(indent=2))
+
+
+@step_app.command()
+def preprocess(
+    tag: Tag,
+    start: Start = None,
+    end: End = None,
+    sensors: Annotated[str, typer.Option(help="Comma-separated sensor ids (default: all).")] = "",
+) -> None:
+    """Raw store -> schema-checked, featured dataset, versioned with DVC under --tag."""
+    from driftline.training.preprocess import preprocess as step
+
+    chosen = [s.strip() for s in sensors.split(",") if s.strip()] or None
+    _print(step(_settings(), tag, _time(start), _time(end), chosen))
+
+
+@step_app.command()
+def tune(
+    tag: Tag,
+    count: Annotated[int | None, typer.Option(help="Trials (default: the setting).")] = None,
+) -> None:
+    """Ray Tune search of XGBoost parameters on dataset --tag; saves the best with the data."""
+    from driftline.training.tune import tune as step
+
+    _print(step(_settings(), tag, count))
+
+
+@step_app.command()
+def train(
+    tag: Tag,
+    run_name: Annotated[
+        str | None, typer.Option(help="MLflow run name (default: the tag).")
+    ] = None,
+) -> None:
+    """XGBoost on dataset --tag with its tuned parameters; MLflow run and registered version."""
+    from driftline.training.train import train as step
+
+    _print(step(_settings(), tag, run_name))
+
+
+@step_app.command()
+def evaluate(
+    model_version: ModelVersion,
+    model_name: ModelName = None,
+    start: Start = None,
+    end: End = None,
+) -> None:
+    """Score a registered version on recent raw data; writes the Evidently report."""
+    from driftline.training.evaluate import evaluate as step
+
+    settings = _settings()
+    _print(
+        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
+    )
+
+
+@step_app.command()
+def promote(
+    model_version: ModelVersion,
+    model_name: ModelName = None,
+    start: Start = None,
+    end: End = None,
+) -> None:
+    """Champion/challenger on recent data; promotes --model-version only if it wins."""
+    from driftline.training.promote import promote as step
+
+    settings = _settings()
+    _print(
+        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
+    )
