@@ -43,6 +43,7 @@ def decisions(store: RawStore) -> list[dict]:
         return [dict(r._mapping) for r in rows]
 
 
+@pytest.mark.timeout(1200)  # three pipeline runs of about a minute each, slower under load
 async def test_pipeline_promotes_a_better_model_and_not_a_worse_one(
     make_settings, mariadb_url, skab_dir
 ):

@@ -45,6 +45,7 @@ def runs(store: RawStore) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(select(retrain_runs))]
 
 
+@pytest.mark.timeout(900)
 async def test_fired_trigger_runs_the_pipeline_on_the_episode(make_settings, mariadb_url, skab_dir):
     settings = make_settings(database_url=mariadb_url, retrain_launcher="kfp-local", tune_samples=2)
     store = RawStore.from_url(mariadb_url)
