@@ -38,10 +38,10 @@ def scrape(port: int, timeout: float = 60) -> str:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
                 text = r.read().decode()
-            if "driftline_batch_duration_seconds_bucket" in text:  # it has handled a batch
-                return text
-        except OSError:
-            pass
+        except OSError:  # not listening yet
+            text = ""
+        if "driftline_batch_duration_seconds_bucket" in text:  # it has handled a batch
+            return text
         if time.monotonic() > deadline:
             raise AssertionError(f"no metrics on port {port}")
         time.sleep(0.5)
