@@ -19,6 +19,16 @@ SKAB = SHARED / "data" / "skab" / "data"
 MARIADB_URL = os.environ.get("DRIFTLINE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Steps run in-process set MLFLOW_TRACKING_URI and BENTOML_HOME (MLflow and BentoML read
+    them from the environment): no test may see another's."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def skab_dir() -> Path:
     if not SKAB.is_dir():

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         description="MLflow tracking server or store. Unset: SQLite store in the data directory.",
     )
     model_name: str = Field("driftline-anomaly", description="Registered model name in MLflow.")
+    bentoml_home: Path | None = Field(
+        None,
+        validation_alias=_env("BENTOML_HOME"),
+        description="BentoML model store that promotions import into. Unset: <data_dir>/bentoml.",
+    )
     data_repo_path: Path | None = Field(
         None, description="Git + DVC repository of dataset versions. Unset: <data_dir>/datarepo."
     )
@@ -204,6 +209,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
 
     @property
+    def resolved_bentoml_home(self) -> Path:
+        return (self.bentoml_home or self.data_dir / "bentoml").resolve()
+
+    @property
     def resolved_data_repo(self) -> Path:
         return (self.data_repo_path or self.data_dir / "datarepo").resolve()
 
@@ -227,6 +236,10 @@ class Settings(BaseSettings):
             elif isinstance(value, bool):
                 value = "true" if value else "false"
             env[env_name(name)] = str(value)
+        # Stores with defaults derived from the data directory: a child must use the same
+        # ones as its parent, not whatever its inherited environment says.
+        env["MLFLOW_TRACKING_URI"] = self.resolved_mlflow_uri
+        env["BENTOML_HOME"] = str(self.resolved_bentoml_home)
         return env
 
     def group_id(self, service: str) -> str:

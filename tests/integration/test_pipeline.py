@@ -92,10 +92,20 @@ async def test_pipeline_promotes_a_better_model_and_not_a_worse_one(
     assert repo.dataset_hash("v1") == run.data.tags["dvc_md5"]
     assert repo.load_params("v1")
 
-    os.environ["BENTOML_HOME"] = str(settings.data_dir / "bentoml")
-    import bentoml
-
-    assert bentoml.models.get(f"{settings.model_name}:latest").info.labels  # imported on promotion
+    # BentoML fixes its store on first use in a process: ask a fresh one about this test's store.
+    labels = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import bentoml, sys; print(bentoml.models.get(sys.argv[1] + ':latest').info.labels)",
+            settings.model_name,
+        ],
+        env={**os.environ, "BENTOML_HOME": str(settings.resolved_bentoml_home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"'mlflow_version': '{champion.version}'" in labels  # imported on promotion
 
     promotions = [
         ModelPromoted.model_validate_json(m.value)

@@ -121,10 +121,9 @@ def use_mlflow(settings: Settings) -> None:
 
 
 def use_bentoml_home(settings: Settings) -> Path:
-    """The BentoML store: BENTOML_HOME if set, else <data_dir>/bentoml (set before import)."""
-    if not os.environ.get("BENTOML_HOME"):
-        os.environ["BENTOML_HOME"] = str((settings.data_dir / "bentoml").resolve())
-    home = Path(os.environ["BENTOML_HOME"])
+    """The BentoML store of ``settings``; BentoML reads it from the environment."""
+    home = settings.resolved_bentoml_home
+    os.environ["BENTOML_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     return home
 
