@@ -19,14 +19,17 @@ SKAB = SHARED / "data" / "skab" / "data"
 MARIADB_URL = os.environ.get("DRIFTLINE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 
-@pytest.fixture(autouse=True)
-def _restore_environment() -> Iterator[None]:
-    """Steps run in-process set MLFLOW_TRACKING_URI and BENTOML_HOME (MLflow and BentoML read
-    them from the environment): no test may see another's."""
+def _restored_environment() -> Iterator[None]:
     saved = dict(os.environ)
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+# Steps run in-process set MLFLOW_TRACKING_URI and BENTOML_HOME (MLflow and BentoML read them
+# from the environment), in tests and in module-scoped fixtures: no test may see another's.
+_restore_after_test = pytest.fixture(autouse=True)(_restored_environment)
+_restore_after_module = pytest.fixture(autouse=True, scope="module")(_restored_environment)
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +106,9 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
             "batch_max_wait_ms": 100,
             "kafka_session_timeout_ms": 2000,
             "retrain_launcher": "record",  # tests of the pipeline ask for it explicitly
+            # This test's own stores, whatever the environment says.
+            "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'data' / 'mlflow.db'}",
+            "bentoml_home": tmp_path / "data" / "bentoml",
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
