@@ -75,9 +75,9 @@ async def test_pipeline_promotes_a_better_model_and_not_a_worse_one(
     for step in ("preprocess", "tune", "train", "evaluate", "promote"):
         assert f"[driftline] {step}: done" in out, step
 
-    from mlflow import MlflowClient
+    from driftline.training.modeling import mlflow_client
 
-    client = MlflowClient(tracking_uri=settings.resolved_mlflow_uri)
+    client = mlflow_client(settings)  # tracking and registry: MLflow keeps a process-wide one
     champion = client.get_model_version_by_alias(settings.model_name, "champion")
     run = client.get_run(champion.run_id)
     assert run.data.tags["data_tag"] == "v1"

@@ -43,9 +43,9 @@ def step_log(step: str) -> Iterator[Callable[[str], None]]:
 
 def resolve_version(settings: Settings, version: str) -> str:
     """``version`` if it is registered, or the champion's version when it is empty."""
-    from mlflow import MlflowClient
+    from driftline.training.modeling import mlflow_client
 
-    client = MlflowClient(tracking_uri=settings.resolved_mlflow_uri)
+    client = mlflow_client(settings)
     if version:
         return str(client.get_model_version(settings.model_name, version).version)
     return str(client.get_model_version_by_alias(settings.model_name, "champion").version)
