@@ -28,7 +28,6 @@ COMMANDS = [
     ["step", "train"],
     ["step", "evaluate"],
     ["step", "promote"],
-    ["serve"],
 ]
 
 
