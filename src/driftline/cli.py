@@ -217,6 +217,17 @@ def up(
     )
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="HTTP port of the prediction service.")] = 3000,
+) -> None:
+    """Serve the MLflow champion with BentoML (serving/): predictions for readings, adaptive
+    batching, input validation, and a swap when a new champion is promoted."""
+    from driftline.serve import serve as run_service
+
+    raise typer.Exit(run_service(_settings(), port))
+
+
 @pipeline_app.command("run")
 def pipeline_run(
     tag: Annotated[str, typer.Option(help="Dataset version tag (a git tag in the data repo).")],

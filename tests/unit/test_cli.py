@@ -28,6 +28,7 @@ COMMANDS = [
     ["step", "train"],
     ["step", "evaluate"],
     ["step", "promote"],
+    ["serve"],
 ]
 
 

@@ -1,0 +1,187 @@
+"""The champion model in service, and the watcher that swaps in a new one without downtime.
+
+The model is read from the BentoML model store entry that promotion imported (labels
+``mlflow_model``/``mlflow_version``), as the native XGBoost model: ``predict_proba`` is what
+training scored with (the MLflow pyfunc wrapper returns class labels). When the store holds no
+entry for the version (an import that failed, or a store that is not shared), the registry's
+``models:/<name>/<version>`` is loaded instead.
+
+A ``ChampionWatcher`` thread follows the model_promotions topic (no consumer group, from the
+end) and also asks the registry for the ``champion`` alias every ``poll_seconds``; a new
+version is loaded in that thread and swapped in by one reference assignment, so a scoring call
+that already holds the old model finishes on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from driftline import serving_metrics
+from driftline.records import ModelPromoted
+from driftline.settings import Settings
+from driftline.training import modeling, registry
+
+log = logging.getLogger(__name__)
+
+
+class ServingSettings(Settings):
+    """The platform's settings plus those of the serving process alone."""
+
+    serving_poll_seconds: float = Field(
+        30.0, gt=0, description="How often serving asks the registry for the champion alias."
+    )
+    serving_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Anomaly probability from which a reading is labelled 1."
+    )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    source: str  # the bento tag, or the models:/ URI it was loaded from
+    model: Any
+
+    def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray:
+        return modeling.anomaly_scores(self.model, inputs)
+
+
+def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
+    """The registered ``version``: from the BentoML store if it holds it, else from MLflow."""
+    modeling.use_bentoml_home(settings)
+    import bentoml
+    import mlflow.xgboost
+
+    for entry in bentoml.models.list(name):
+        labels = entry.info.labels
+        if labels.get("mlflow_model") == name and labels.get("mlflow_version") == str(version):
+            model = mlflow.xgboost.load_model(entry.path_of("mlflow_model"))
+            return LoadedModel(name, str(version), str(entry.tag), model)
+    modeling.use_mlflow(settings)
+    uri = f"models:/{name}/{version}"
+    return LoadedModel(name, str(version), uri, mlflow.xgboost.load_model(uri))
+
+
+class ChampionWatcher:
+    """Holds the model in service and keeps it the registry's champion."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.current: LoadedModel | None = None
+        self._stop = threading.Event()
+        self._check_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def refresh(self) -> bool:
+        """Load the champion if it differs from the model in service; True when swapped."""
+        with self._check_lock:  # Kafka and the poll may ask at once: load each version once
+            name = self.settings.model_name
+            try:
+                version = registry.champion_version(modeling.mlflow_client(self.settings), name)
+            except Exception:
+                log.exception("cannot read the champion alias of %s", name)
+                return False
+            if version is None or (self.current and self.current.version == version):
+                return False
+            try:
+                loaded = load_version(self.settings, name, version)
+            except Exception:
+                serving_metrics.model_swaps.labels("failed").inc()
+                log.exception(
+                    "loading %s version %s failed; keeping the model in service", name, version
+                )
+                return False
+            old = self.current
+            self.current = loaded  # the swap: one reference assignment
+            serving_metrics.model_version.labels(name).set(float(version))
+            serving_metrics.model_swaps.labels("swapped").inc()
+            log.info(
+                "serving %s version %s (from %s), was %s",
+                name,
+                version,
+                loaded.source,
+                old.version if old else "none",
+            )
+            return True
+
+    def _run(self) -> None:
+        asyncio.run(self._watch())
+
+    async def _watch(self) -> None:
+        follow = asyncio.create_task(self._follow_promotions())
+        try:
+            while not self._stop.is_set():
+                await asyncio.sleep(min(self.settings.serving_poll_seconds, 0.5))
+                if self._due():
+                    await asyncio.to_thread(self.refresh)
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
+
+    _last_poll: float = 0.0
+
+    def _due(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_poll >= self.settings.serving_poll_seconds:
+            self._last_poll = now
+            return True
+        return False
+
+    async def _follow_promotions(self) -> None:
+        """React to ModelPromoted events at once; the alias poll covers any we miss."""
+        from driftline.kafka import ensure_topics, make_consumer
+        from driftline.topics import Topics
+
+        topic = Topics(self.settings.topic_prefix).model_promotions
+        while not self._stop.is_set():
+            consumer = None
+            try:
+                await ensure_topics(self.settings, [topic])
+                consumer = make_consumer(
+                    self.settings,
+                    None,
+                    [topic],
+                    auto_offset_reset="latest",  # type: ignore[arg-type]
+                )
+                await consumer.start()
+                while not self._stop.is_set():
+                    polled = await consumer.getmany(timeout_ms=500)
+                    for record in (r for batch in polled.values() for r in batch):
+                        if self._is_ours(record.value):
+                            await asyncio.to_thread(self.refresh)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "following %s failed; retrying in 5 s (the alias poll goes on)", topic
+                )
+                await asyncio.sleep(5)
+            finally:
+                if consumer is not None:
+                    await consumer.stop()
+
+    def _is_ours(self, value: bytes | None) -> bool:
+        try:
+            event = ModelPromoted.model_validate_json(value or b"")
+        except ValueError:
+            log.warning("ignoring a message that is not a ModelPromoted record")
+            return False
+        return event.model_name == self.settings.model_name

@@ -1,0 +1,45 @@
+"""``driftline serve``: the BentoML service of ``serving/`` as a child process.
+
+The child reads the same settings from its environment (``Settings.to_env``); the BentoML
+model store is BENTOML_HOME, else ``<data_dir>/bentoml`` (where promotion imports models).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from driftline.settings import Settings
+
+SERVING_DIR = Path(__file__).resolve().parents[2] / "serving"
+TARGET = "service:AnomalyService"
+
+
+def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    return [
+        sys.executable, "-m", "bentoml", "serve", TARGET,
+        "--working-dir", str(SERVING_DIR), "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+def serve_env(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, **settings.to_env()}
+    env.setdefault("BENTOML_HOME", str((settings.data_dir / "bentoml").resolve()))
+    return env
+
+
+def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
+    """Run the service until it exits or Ctrl-C; returns its exit code."""
+    child = subprocess.Popen(serve_command(port, host), env=serve_env(settings))
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        try:
+            return child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait()

@@ -1,0 +1,43 @@
+"""Prometheus metrics of the serving path that BentoML does not export already.
+
+BentoML's own /metrics has, per endpoint, ``bentoml_service_request_duration_seconds``
+(request latency), ``bentoml_service_request_total`` (by status code),
+``bentoml_service_request_in_progress`` and ``bentoml_service_adaptive_batch_size`` (the
+batches the dispatcher formed). What is Driftline's alone is declared here, in the style of
+``driftline.metrics``. BentoML runs its workers in Prometheus multiprocess mode, hence the
+gauge's ``multiprocess_mode``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+predictions = Counter(
+    "driftline_serving_predictions_total", "Readings scored, by predicted label.", ["label"]
+)
+readings_rejected = Counter(
+    "driftline_serving_readings_rejected_total",
+    "Readings of rejected requests, by failed check.",
+    ["check"],
+)
+readings_per_request = Histogram(
+    "driftline_serving_request_size_readings",
+    "Readings per prediction request.",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+scoring_batch_size = Histogram(
+    "driftline_serving_batch_size_readings",
+    "Readings per model call (one adaptive batch, possibly of several requests).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+model_version = Gauge(
+    "driftline_serving_model_version",
+    "Registry version of the model in service (0: none loaded yet).",
+    ["model_name"],
+    multiprocess_mode="livemostrecent",
+)
+model_swaps = Counter(
+    "driftline_serving_model_swaps_total",
+    "Champion models loaded and swapped in, by outcome.",
+    ["outcome"],
+)
