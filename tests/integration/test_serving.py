@@ -42,18 +42,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(base: str, child: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_ready(base: str, child: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise AssertionError(f"bentoml serve exited with {child.returncode}")
+            tail = log.read_text(errors="replace")[-4000:]
+            raise AssertionError(f"bentoml serve exited with {child.returncode}:\n{tail}")
         try:
             if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{base} not ready within {timeout}s")
+    tail = log.read_text(errors="replace")[-4000:]
+    raise AssertionError(f"{base} not ready within {timeout}s; its log ends:\n{tail}")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,7 @@ def env(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base, child, timeout=90)
+            wait_ready(base, child, timeout=90, log=tmp / "serve.log")
             yield types.SimpleNamespace(
                 settings=settings,
                 base=base,
