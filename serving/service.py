@@ -1,40 +1,32 @@
 """Driftline's online anomaly scoring: BentoML 1.4 services serving the MLflow champion.
 
-Two services, so that concurrent requests are scored together by BentoML's adaptive batching:
-
-- ``AnomalyService`` (public, one worker): checks the readings with the shared reading schema,
-  computes their features from each sensor's recent readings (the training feature function),
-  and asks the scorer. One worker, because each sensor's history must live in one place.
-- ``ChampionScorer`` (internal, batchable): scores feature rows with the champion and swaps in
-  a new champion without downtime (``driftline.champion``).
+- ``AnomalyService`` (public, ``DRIFTLINE_SERVING_WORKERS`` processes, stateless): takes one
+  wire-format reading or a list, tags them with the request, and forwards them to the scorer;
+  maps readings that failed a check to 422 with the reasons.
+- ``ChampionScorer`` (internal, one process, batchable): BentoML's adaptive batching merges the
+  readings of concurrent requests into one call, which validates them with the reading schema,
+  computes features from each sensor's recent readings (the training feature function) and
+  scores them with the champion: pandera's and the model's fixed costs are paid once per
+  batch, not per request. One process, because each sensor's history must live in one place.
+  It swaps in a newly promoted champion without downtime (``driftline.champion``).
 
     bentoml serve service:AnomalyService --working-dir serving    # or: driftline serve
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
 from typing import Any
 
 import bentoml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
 from driftline.json_guard import RequireJsonBody
+from driftline.records import Prediction
+from driftline.settings import Settings
 
-MAX_READINGS_PER_REQUEST = 1000
-# Adaptive batching: BentoML's dispatcher sizes batches (up to 1024 feature rows) and waits
-# from its measured cost, not a fixed delay. max_latency_ms is its shedding deadline: a request
-# it predicts cannot be answered by then gets 503 ("process is overloaded"). At 5 ms a swap
-# (loading the new model takes the GIL for a moment) shed requests; 1 s sheds only real overload.
-MAX_BATCH_SIZE = 1024
-MAX_LATENCY_MS = 1000
-
-
-class Score(BaseModel):
-    probability: float
-    model_name: str
-    model_version: str
+SETTINGS = Settings()
 
 
 class ModelInfo(BaseModel):
@@ -43,79 +35,72 @@ class ModelInfo(BaseModel):
     source: str | None
 
 
-class Prediction(BaseModel):
-    sensor_id: str
-    ts: datetime
-    seq: int | None
-    anomaly_probability: float = Field(ge=0, le=1)
-    label: int = Field(description="1: anomaly (probability >= the serving threshold)")
-    model_name: str
-    model_version: str
-
-
 @bentoml.service(name="driftline-scorer", workers=1, traffic={"timeout": 30})
 class ChampionScorer:
-    """Feature rows in, anomaly probabilities out, from the champion in service."""
+    """Tagged readings in, per reading a prediction or its failed checks out."""
 
     def __init__(self) -> None:
-        from driftline.champion import ChampionWatcher, ServingSettings
+        from driftline.champion import ChampionWatcher
+        from driftline.prediction_publisher import PredictionPublisher
         from driftline.profile import load_profile
-        from driftline.training.features import feature_columns
+        from driftline.serving_path import ServingPath
 
-        self.settings = ServingSettings()
-        self.columns = feature_columns(load_profile(self.settings.profile_path).features)
-        self.watcher = ChampionWatcher(self.settings)
+        self.watcher = ChampionWatcher(SETTINGS)
+        self.publisher = None
+        if SETTINGS.serving_publish_predictions:
+            self.publisher = PredictionPublisher(SETTINGS)
+            self.publisher.start()
+        self.path = ServingPath(
+            load_profile(SETTINGS.profile_path),
+            feature_window=SETTINGS.feature_window,
+            threshold=SETTINGS.serving_threshold,
+            max_message_bytes=SETTINGS.max_message_bytes,
+            model=lambda: self.watcher.current,
+            publish=self.publisher.publish if self.publisher else None,
+        )
         self.watcher.start()
 
     def __is_ready__(self) -> bool:
         return self.watcher.current is not None
 
     @bentoml.on_shutdown
-    def _stop_watching(self) -> None:
+    def _stop(self) -> None:
         self.watcher.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
 
-    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
-    def score(self, rows: list[list[float]]) -> list[Score]:
-        import pandas as pd
-
+    @bentoml.api(
+        batchable=SETTINGS.serving_adaptive_batching,
+        max_batch_size=SETTINGS.serving_max_batch_size,
+        max_latency_ms=SETTINGS.serving_max_latency_ms,
+    )
+    def score(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from driftline import serving_metrics
+        from driftline.serving_path import NoModel
 
-        model = self.watcher.current  # read once: this batch finishes on it whatever happens
-        if model is None:
-            raise bentoml.exceptions.ServiceUnavailable("no champion model loaded yet")
-        serving_metrics.scoring_batch_size.observe(len(rows))
-        frame = pd.DataFrame(rows, columns=self.columns, dtype="float64")
-        return [
-            Score(probability=float(p), model_name=model.name, model_version=model.version)
-            for p in model.anomaly_probabilities(frame)
-        ]
+        serving_metrics.scoring_batch_size.observe(len(items))
+        try:
+            return self.path.score(items)
+        except NoModel as exc:
+            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
 
     @bentoml.api
     def model(self) -> ModelInfo:
         current = self.watcher.current
         return ModelInfo(
-            model_name=self.settings.model_name,
+            model_name=SETTINGS.model_name,
             model_version=current.version if current else None,
             source=current.source if current else None,
         )
 
 
-@bentoml.service(name="driftline-anomaly", workers=1, traffic={"timeout": 30})
+@bentoml.service(
+    name="driftline-anomaly", workers=SETTINGS.serving_workers, traffic={"timeout": 30}
+)
 class AnomalyService:
     """POST /predict: one wire-format reading (or a list) in, a prediction for each out."""
 
     scorer = bentoml.depends(ChampionScorer)
-
-    def __init__(self) -> None:
-        from driftline.champion import ServingSettings
-        from driftline.profile import load_profile
-        from driftline.serving_input import SensorHistory, make_validator
-
-        settings = ServingSettings()
-        profile = load_profile(settings.profile_path)
-        self.threshold = settings.serving_threshold
-        self.validator = make_validator(profile, settings.max_message_bytes)
-        self.history = SensorHistory(profile.features, settings.feature_window)
 
     async def __is_ready__(self) -> bool:
         info = await self.scorer.to_async.model()
@@ -126,15 +111,6 @@ class AnomalyService:
         """The model in service (POST, as every BentoML API)."""
         return ModelInfo.model_validate(await self.scorer.to_async.model())
 
-    async def _score(self, rows: list[list[float]]) -> list[Any]:
-        import aiohttp
-
-        try:
-            return list(await self.scorer.to_async.score(rows))
-        except aiohttp.ClientConnectionError:
-            # The link to the scorer broke (a pooled connection closed); scoring is pure: once more.
-            return list(await self.scorer.to_async.score(rows))
-
     @bentoml.api
     async def predict(self, body: Any, /) -> list[Prediction] | Prediction:
         """Readings in the wire format (``sensor_id``, ``ts``, optional ``seq``, ``values``).
@@ -143,39 +119,31 @@ class AnomalyService:
         every check it failed; nothing of it is scored or remembered.
         """
         from driftline import serving_metrics
-        from driftline.records import FailedCheck
-        from driftline.serving_input import RejectedReading, check_readings
+        from driftline.serving_path import RejectedRequest, answers, checked_items, tag
 
-        items = body if isinstance(body, list) else [body]
         try:
-            if len(items) > MAX_READINGS_PER_REQUEST:
-                too_many = f"{len(items)} readings; at most {MAX_READINGS_PER_REQUEST} a request"
-                raise RejectedReading({0: [FailedCheck(check="too_many", detail=too_many)]})
-            readings = check_readings(self.validator, items)
-        except RejectedReading as rejected:
+            items = checked_items(body, SETTINGS.serving_max_readings)
+            results = answers(await self._score(tag(items, uuid.uuid4().hex)))
+        except RejectedRequest as rejected:
             for reasons in rejected.reasons.values():
                 for reason in reasons:
-                    serving_metrics.readings_rejected.labels(reason.check).inc()
+                    serving_metrics.readings_rejected.labels(reason["check"]).inc()
             return JSONResponse(rejected.as_json(), status_code=422)  # type: ignore[return-value]
-        serving_metrics.readings_per_request.observe(len(readings))
-        inputs = self.history.model_inputs(readings)
-        scores = [Score.model_validate(s) for s in await self._score(inputs.to_numpy().tolist())]
-        out = []
-        for reading, score in zip(readings, scores, strict=True):
-            label = int(score.probability >= self.threshold)
-            serving_metrics.predictions.labels(str(label)).inc()
-            out.append(
-                Prediction(
-                    sensor_id=reading.sensor_id,
-                    ts=reading.ts,
-                    seq=reading.seq,
-                    anomaly_probability=score.probability,
-                    label=label,
-                    model_name=score.model_name,
-                    model_version=score.model_version,
-                )
-            )
-        return out if isinstance(body, list) else out[0]
+        serving_metrics.readings_per_request.observe(len(results))
+        predictions = [Prediction.model_validate(r) for r in results]
+        for p in predictions:
+            serving_metrics.predictions.labels(str(p.label)).inc()
+        return predictions if isinstance(body, list) else predictions[0]
+
+    async def _score(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        import aiohttp
+
+        try:
+            return list(await self.scorer.to_async.score(items))
+        except aiohttp.ClientConnectionError:
+            # A pooled connection to the scorer was closed under us. Scoring a reading again
+            # gives the same answer (history keeps one row per sensor and ts): once more.
+            return list(await self.scorer.to_async.score(items))
 
 
 # A body that is not JSON: 400 with the reason (BentoML's own parser would answer 500).

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from driftline import serving_metrics
 from driftline.records import ModelPromoted
@@ -31,17 +30,6 @@ from driftline.settings import Settings
 from driftline.training import modeling, registry
 
 log = logging.getLogger(__name__)
-
-
-class ServingSettings(Settings):
-    """The platform's settings plus those of the serving process alone."""
-
-    serving_poll_seconds: float = Field(
-        30.0, gt=0, description="How often serving asks the registry for the champion alias."
-    )
-    serving_threshold: float = Field(
-        0.5, gt=0, lt=1, description="Anomaly probability from which a reading is labelled 1."
-    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +62,7 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
 class ChampionWatcher:
     """Holds the model in service and keeps it the registry's champion."""
 
-    def __init__(self, settings: ServingSettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.current: LoadedModel | None = None
         self._stop = threading.Event()

@@ -219,13 +219,16 @@ def up(
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="HTTP port of the prediction service.")] = 3000,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default: DRIFTLINE_SERVING_PORT, 3000).")
+    ] = None,
 ) -> None:
     """Serve the MLflow champion with BentoML (serving/): predictions for readings, adaptive
     batching, input validation, and a swap when a new champion is promoted."""
     from driftline.serve import serve as run_service
 
-    raise typer.Exit(run_service(_settings(), port))
+    settings = _settings()
+    raise typer.Exit(run_service(settings, port or settings.serving_port))
 
 
 @pipeline_app.command("run")

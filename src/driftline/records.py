@@ -149,3 +149,18 @@ class ModelPromoted(Record):
     promoted_at: UtcDatetime = Field(default_factory=utcnow)
     run_id: str | None = None
     request_id: str | None = None
+
+
+class Prediction(Record):
+    """Serving's answer for one reading; also published for monitoring (key: sensor id)."""
+
+    v: Literal[1] = 1
+    reading_id: str
+    sensor_id: str
+    ts: UtcDatetime
+    seq: int | None = None
+    anomaly_probability: float = Field(ge=0, le=1)
+    label: int = Field(description="1: anomaly (probability at or above the serving threshold)")
+    model_name: str
+    model_version: str
+    predicted_at: UtcDatetime = Field(default_factory=utcnow)

@@ -26,9 +26,7 @@ def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
 
 
 def serve_env(settings: Settings) -> dict[str, str]:
-    env = {**os.environ, **settings.to_env()}
-    env.setdefault("BENTOML_HOME", str((settings.data_dir / "bentoml").resolve()))
-    return env
+    return {**os.environ, **settings.to_env(), "BENTOML_HOME": str(settings.resolved_bentoml_home)}
 
 
 def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:

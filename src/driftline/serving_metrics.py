@@ -41,3 +41,11 @@ model_swaps = Counter(
     "Champion models loaded and swapped in, by outcome.",
     ["outcome"],
 )
+predictions_published = Counter(
+    "driftline_serving_predictions_published_total",
+    "Predictions handed to the producer of the predictions topic.",
+)
+predictions_dropped = Counter(
+    "driftline_serving_predictions_dropped_total",
+    "Predictions not published (queue full, or the send failed).",
+)

@@ -184,6 +184,34 @@ class Settings(BaseSettings):
         __version__, description="Tag of component images on a cluster (the release version)."
     )
 
+    # --- Serving -----------------------------------------------------------------------------
+    serving_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Anomaly probability from which a reading is labelled 1."
+    )
+    serving_poll_seconds: float = Field(
+        30.0, gt=0, description="How often serving asks the registry for the champion alias."
+    )
+    serving_adaptive_batching: bool = Field(
+        True, description="Score concurrent requests together (BentoML adaptive batching)."
+    )
+    serving_max_batch_size: int = Field(
+        1024, ge=1, description="Most readings the scorer takes in one adaptive batch."
+    )
+    serving_max_latency_ms: int = Field(
+        1000,
+        ge=1,
+        description="Adaptive batching's deadline: a request BentoML predicts cannot be scored "
+        "by then is refused with 503 (shedding), so this bounds latency under overload only.",
+    )
+    serving_max_readings: int = Field(1000, ge=1, description="Most readings in one request.")
+    serving_workers: int = Field(
+        1, ge=1, description="Processes of the public HTTP service (the scorer has one)."
+    )
+    serving_publish_predictions: bool = Field(
+        False, description="Publish every prediction to the predictions topic for monitoring."
+    )
+    serving_port: int = Field(3000, ge=1, le=65535, description="Port of `driftline serve`.")
+
     # --- Operations --------------------------------------------------------------------------
     metrics_port: int | None = Field(
         None, description="Port of the Prometheus /metrics endpoint (unset: not served)."

@@ -39,6 +39,11 @@ class Topics:
         """ModelPromoted, published when a new champion takes over."""
         return f"{self.prefix}.models.promoted"
 
+    @property
+    def predictions(self) -> str:
+        """Prediction, one per reading serving scored (when publishing is on)."""
+        return f"{self.prefix}.predictions"
+
     def all(self) -> list[str]:
         return [
             self.raw_readings,
@@ -47,4 +52,5 @@ class Topics:
             self.drift_events,
             self.retrain_requests,
             self.model_promotions,
+            self.predictions,
         ]

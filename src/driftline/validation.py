@@ -56,6 +56,8 @@ class ReadingValidator:
         self.max_message_bytes = max_message_bytes
         self.stage = stage
         self.clock = clock
+        # Serving passes 0: a client may send a reading again, and two clients the same one.
+        self.deduplicates = dedup_capacity > 0
         self.recent = RecentIds(dedup_capacity)
         self._context = BatchContext(seen_ids=self.recent)
         self._schema = build_reading_schema(profile, self._context)
@@ -80,7 +82,7 @@ class ReadingValidator:
                     if not (r.check == "not_nullable" and r.column in flagged)
                 ]
             rid = reading.reading_id
-            if not reasons and rid in accepted:
+            if not reasons and self.deduplicates and rid in accepted:
                 reasons = [
                     FailedCheck(
                         check="not_duplicate",

@@ -4,6 +4,7 @@ test_model_steps (whose data-side stand-ins are reused)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -21,8 +22,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftline.records import Prediction
 from driftline.serve import serve_command, serve_env
 from driftline.settings import Settings
+from driftline.topics import Topics
 from driftline.training.features import add_features, feature_columns
 from tests.integration.test_model_steps import (
     FEATURES,
@@ -30,6 +33,7 @@ from tests.integration.test_model_steps import (
     skab_file,
     stand_in_load_readings,
 )
+from tests.streams import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +107,10 @@ def env(
         port = free_port()
         log = (tmp / "serve.log").open("wb")
         # Poll the alias rarely: the swap test must see the Kafka event do the work.
-        child_env = serve_env(settings) | {"DRIFTLINE_SERVING_POLL_SECONDS": "600"}
+        child_env = serve_env(settings) | {
+            "DRIFTLINE_SERVING_POLL_SECONDS": "600",
+            "DRIFTLINE_SERVING_PUBLISH_PREDICTIONS": "true",
+        }
         child = subprocess.Popen(
             serve_command(port), env=child_env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -179,6 +186,27 @@ def score_through_service(
 def test_serves_what_training_features_and_the_model_give(env: types.SimpleNamespace) -> None:
     served, offline = score_through_service(env, env.first.model_version)
     np.testing.assert_allclose(served, offline, rtol=1e-6, atol=1e-7)
+
+
+def test_publishes_each_prediction_for_monitoring(env: types.SimpleNamespace) -> None:
+    readings = wire(env.scored.head(5), "skab-published", datetime.now(UTC) - timedelta(minutes=5))
+    response = httpx.post(f"{env.base}/predict", json=readings, timeout=30)
+    assert response.status_code == 200, response.text
+    answered = {p["reading_id"]: p for p in response.json()}
+    topic = Topics(env.settings.topic_prefix).predictions
+
+    def ours() -> list[Prediction]:
+        records = asyncio.run(read_topic(env.settings, topic, timeout=5))
+        return [
+            p
+            for p in (Prediction.model_validate_json(m.value or b"") for m in records)
+            if p.reading_id in answered
+        ]
+
+    deadline = time.monotonic() + 30
+    while len(published := ours()) < len(answered) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {p.reading_id: p.model_dump(mode="json") for p in published} == answered
 
 
 @pytest.mark.parametrize(

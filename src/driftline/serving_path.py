@@ -1,0 +1,147 @@
+"""Serving's scoring path, without BentoML: tagged wire-format readings in, a Prediction or the
+failed checks per reading out. The BentoML scorer runs it on each adaptive batch; the plain
+ASGI baseline of ``bench/serving.py`` runs it per request.
+
+A batch may hold readings of several requests (each item is tagged with its request). A
+request with any invalid reading is rejected whole: none of its readings is scored or
+remembered, and its valid ones come back with no reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from driftline.messages import Message
+from driftline.profile import Profile
+from driftline.records import FailedCheck, Prediction
+from driftline.sensor_history import SensorHistory
+from driftline.validation import ReadingValidator
+
+STAGE = "serving"
+REQUEST = "request"
+READING = "reading"
+
+
+class Model(Protocol):
+    name: str
+    version: str
+
+    def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray: ...
+
+
+class NoModel(RuntimeError):
+    """No champion is loaded yet."""
+
+
+class ServingPath:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        feature_window: int,
+        threshold: float,
+        max_message_bytes: int,
+        model: Callable[[], Model | None],
+        publish: Callable[[list[Prediction]], None] | None = None,
+    ) -> None:
+        self.validator = ReadingValidator(
+            profile, max_message_bytes=max_message_bytes, dedup_capacity=0, stage=STAGE
+        )
+        self.history = SensorHistory(profile.features, feature_window)
+        self.threshold = threshold
+        self.model = model
+        self.publish = publish
+
+    def score(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per item ``{"request": id, "reading": <decoded JSON>}``: a Prediction as JSON, or
+        ``{"reasons": [...]}`` (empty for a valid reading of a rejected request)."""
+        model = self.model()  # read once: this batch finishes on it whatever a swap does
+        if model is None:
+            raise NoModel("no champion model loaded yet")
+        messages = [
+            Message(STAGE, 0, i, None, orjson.dumps(item.get(READING), option=_NUMPY))
+            for i, item in enumerate(items)
+        ]
+        verdict = self.validator.validate(messages)
+        out: list[dict[str, Any]] = [{"reasons": []} for _ in items]
+        rejected = set()
+        for message, letter in verdict.invalid:
+            out[message.offset] = {"reasons": [r.model_dump(mode="json") for r in letter.reasons]}
+            rejected.add(items[message.offset].get(REQUEST))
+        accepted = [
+            (m.offset, r) for m, r in verdict.valid if items[m.offset].get(REQUEST) not in rejected
+        ]
+        if not accepted:
+            return out
+        inputs = self.history.model_inputs([r for _, r in accepted])
+        probabilities = model.anomaly_probabilities(inputs)
+        predictions = [
+            Prediction(
+                reading_id=r.reading_id,
+                sensor_id=r.sensor_id,
+                ts=r.ts,
+                seq=r.seq,
+                anomaly_probability=float(p),
+                label=int(p >= self.threshold),
+                model_name=model.name,
+                model_version=model.version,
+            )
+            for (_, r), p in zip(accepted, probabilities, strict=True)
+        ]
+        for (i, _), prediction in zip(accepted, predictions, strict=True):
+            out[i] = prediction.model_dump(mode="json")
+        if self.publish is not None:
+            self.publish(predictions)
+        return out
+
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def tag(items: Sequence[Any], request: str) -> list[dict[str, Any]]:
+    return [{REQUEST: request, READING: item} for item in items]
+
+
+class RejectedRequest(ValueError):
+    """A request held invalid readings: every reason, by reading index."""
+
+    def __init__(self, reasons: dict[int, list[dict[str, Any]]]) -> None:
+        super().__init__(f"{len(reasons)} invalid reading(s)")
+        self.reasons = reasons
+
+    @classmethod
+    def one(cls, check: str, detail: str) -> RejectedRequest:
+        return cls({0: [FailedCheck(check=check, detail=detail).model_dump(mode="json")]})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "error": "invalid readings: nothing was scored",
+            "readings": [
+                {"index": i, "reasons": reasons} for i, reasons in sorted(self.reasons.items())
+            ],
+        }
+
+
+def answers(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The predictions of one request's results, or RejectedRequest with its reasons."""
+    reasons = {i: r["reasons"] for i, r in enumerate(results) if r.get("reasons")}
+    if reasons:
+        raise RejectedRequest(reasons)
+    return list(results)
+
+
+def checked_items(body: Any, max_readings: int) -> list[Any]:
+    """The readings of a request body (one reading or a list), or RejectedRequest."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise RejectedRequest.one("not_empty", "the request holds no reading")
+    if len(items) > max_readings:
+        raise RejectedRequest.one(
+            "too_many", f"{len(items)} readings; at most {max_readings} a request"
+        )
+    return items

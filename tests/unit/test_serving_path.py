@@ -1,0 +1,166 @@
+"""Serving's scoring path without BentoML: features as training computes them, whole-request
+rejection, repeats that do not count twice, and the model read once per batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftline.profile import load_profile
+from driftline.records import Prediction
+from driftline.sensor_history import SensorHistory
+from driftline.serving_path import (
+    NoModel,
+    RejectedRequest,
+    ServingPath,
+    answers,
+    checked_items,
+    tag,
+)
+from driftline.settings import DEFAULT_PROFILE
+from driftline.training.features import add_features, feature_columns
+from tests.unit.factories import reading_doc, valid_reading
+
+PROFILE = load_profile(DEFAULT_PROFILE)
+FEATURES = PROFILE.features
+WINDOW = 5
+START = datetime.now(UTC) - timedelta(hours=1)
+
+
+class MeanOfInputs:
+    """A stand-in model whose 'probability' exposes the inputs it got."""
+
+    name = "m"
+
+    def __init__(self, version: str = "1") -> None:
+        self.version = version
+        self.seen: list[pd.DataFrame] = []
+
+    def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray:
+        self.seen.append(inputs)
+        return np.full(len(inputs), 0.25 if self.version == "1" else 0.75)
+
+
+def series(sensor: str, n: int, seed: int = 0) -> list[Any]:
+    rng = np.random.default_rng(seed)
+    return [
+        valid_reading(
+            sensor,
+            START + timedelta(seconds=i),
+            i,
+            {
+                f: float(v)
+                for f, v in zip(FEATURES, rng.normal(1.0, 0.1, len(FEATURES)), strict=True)
+            },
+        )
+        for i in range(n)
+    ]
+
+
+def offline(readings: list[Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [{"sensor_id": r.sensor_id, "ts": r.ts, **r.values, "i": i} for i, r in enumerate(readings)]
+    )
+    featured = add_features(frame, FEATURES, WINDOW).sort_values("i")
+    return featured[feature_columns(FEATURES)].reset_index(drop=True)
+
+
+def test_history_gives_the_features_training_gives_for_any_split() -> None:
+    readings = [
+        r for pair in zip(series("a", 17), series("b", 17, seed=1), strict=True) for r in pair
+    ]
+    history = SensorHistory(FEATURES, WINDOW)
+    served = pd.concat(
+        [history.model_inputs(readings[i : i + 3]) for i in range(0, len(readings), 3)],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(served, offline(readings), check_exact=False, rtol=1e-12)
+    assert history.sensors() == 2
+
+
+def test_a_repeated_recent_reading_gets_the_same_inputs_and_does_not_count_twice() -> None:
+    readings = series("a", 8)
+    history = SensorHistory(FEATURES, WINDOW)
+    first = history.model_inputs(readings)
+    again = history.model_inputs(readings[-3:] + readings[-1:])
+    pd.testing.assert_frame_equal(
+        again, first.iloc[[-3, -2, -1, -1]].reset_index(drop=True), check_exact=False
+    )
+
+
+def test_history_forgets_the_longest_unseen_sensors_beyond_its_bound() -> None:
+    history = SensorHistory(FEATURES, WINDOW, max_sensors=2)
+    for sensor in ("a", "b", "a", "c"):
+        history.model_inputs(series(sensor, 2))
+    assert history.sensors() == 2
+    assert set(history._recent) == {"a", "c"}
+
+
+def make_path(model: MeanOfInputs | None, published: list[Prediction]) -> ServingPath:
+    return ServingPath(
+        PROFILE,
+        feature_window=WINDOW,
+        threshold=0.5,
+        max_message_bytes=64 * 1024,
+        model=lambda: model,
+        publish=published.extend,
+    )
+
+
+def docs(sensor: str, n: int, offset: int = 0) -> list[dict[str, Any]]:
+    return [
+        reading_doc(sensor, START + timedelta(seconds=offset + i), offset + i) for i in range(n)
+    ]
+
+
+def test_a_batch_of_several_requests_is_scored_and_published() -> None:
+    published: list[Prediction] = []
+    model = MeanOfInputs()
+    path = make_path(model, published)
+    items = tag(docs("pump-001", 3), "r1") + tag(docs("pump-002", 2), "r2")
+    out = path.score(items)
+    assert [o["sensor_id"] for o in out] == ["pump-001"] * 3 + ["pump-002"] * 2
+    assert {(o["model_version"], o["label"], o["anomaly_probability"]) for o in out} == {
+        ("1", 0, 0.25)
+    }
+    assert len(model.seen) == 1 and len(model.seen[0]) == 5  # one model call for the batch
+    assert [p.seq for p in published] == [0, 1, 2, 0, 1]
+
+
+def test_an_invalid_reading_rejects_its_request_only() -> None:
+    published: list[Prediction] = []
+    path = make_path(MeanOfInputs(), published)
+    bad = reading_doc("pump-001", START, 99, values={"Current": 1e9})
+    items = tag([*docs("pump-001", 2), bad], "r1") + tag(docs("pump-002", 2), "r2")
+    out = path.score(items)
+    with pytest.raises(RejectedRequest) as rejected:
+        answers(out[:3])
+    assert list(rejected.value.reasons) == [2]
+    assert {r["check"] for r in rejected.value.reasons[2]} >= {"in_range"}
+    assert [p["sensor_id"] for p in answers(out[3:])] == ["pump-002"] * 2
+    assert {p.sensor_id for p in published} == {"pump-002"}
+    assert path.history.sensors() == 1  # nothing of the rejected request was remembered
+
+
+def test_the_same_reading_from_two_requests_is_no_duplicate() -> None:
+    path = make_path(MeanOfInputs(), [])
+    same = docs("pump-001", 1)
+    out = path.score(tag(same, "r1") + tag(same, "r2"))
+    assert answers(out) == out and out[0]["reading_id"] == out[1]["reading_id"]
+
+
+def test_no_model_yet_is_refused() -> None:
+    with pytest.raises(NoModel):
+        make_path(None, []).score(tag(docs("pump-001", 1), "r"))
+
+
+@pytest.mark.parametrize(("body", "check"), [([], "not_empty"), ([{}] * 3, "too_many")])
+def test_request_bodies_are_bounded(body: Any, check: str) -> None:
+    with pytest.raises(RejectedRequest) as rejected:
+        checked_items(body, max_readings=2)
+    assert rejected.value.as_json()["readings"][0]["reasons"][0]["check"] == check
+    assert checked_items({"one": 1}, 2) == [{"one": 1}]
