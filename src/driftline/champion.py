@@ -49,7 +49,11 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
     import bentoml
     import mlflow.xgboost
 
-    for entry in bentoml.models.list(name):
+    try:
+        entries = bentoml.models.list(name)
+    except bentoml.exceptions.NotFound:  # the store holds no version of this model at all
+        entries = []
+    for entry in entries:
         labels = entry.info.labels
         if labels.get("mlflow_model") == name and labels.get("mlflow_version") == str(version):
             model = mlflow.xgboost.load_model(entry.path_of("mlflow_model"))

@@ -1,8 +1,9 @@
 """Each sensor's recent readings, from which serving computes a new reading's model inputs.
 
-The features come from ``driftline.training.features.add_features``, the function training
-uses, over a sensor's last ``window`` readings plus the new ones: the same rows give the same
-features in both places (a window is computed from its own readings only).
+The inputs come from ``driftline.training.features`` (``rolling_windows`` and
+``window_features``, the functions under training's ``add_features``) over a sensor's readings
+in ts order: a window is computed from its own readings only, so the last ``window`` readings
+give what the full history gives. All new readings of a batch are featurized in one call.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ import numpy as np
 import pandas as pd
 
 from driftline.records import ValidReading
-from driftline.schema import SENSOR_ID, TS
-from driftline.training.features import add_features, feature_columns
-
-_POSITION = "_position"
+from driftline.training.features import feature_columns, rolling_windows, window_features
 
 
 @dataclass
 class _Recent:
-    ts: np.ndarray  # datetime64[ns], ascending
+    ts: np.ndarray  # int64 ns since the epoch, ascending
     values: np.ndarray  # (len(ts), len(features))
 
 
@@ -43,65 +41,59 @@ class SensorHistory:
         """The model's input rows for ``readings``, in their order; afterwards each sensor's
         history holds them too. A reading seen before (same sensor and ts) replaces the held
         one instead of counting twice, so a retried or repeated request gets the same answer."""
-        if not readings:
-            return pd.DataFrame(columns=self.columns, dtype="float64")
-        sensors = [r.sensor_id for r in readings]
-        stamps = pd.to_datetime([r.ts for r in readings], utc=True).tz_localize(None).to_numpy()
+        stamps = np.array([_ns(r) for r in readings], dtype="int64")
         values = np.array(
             [[r.values.get(f, np.nan) for f in self.features] for r in readings], dtype="float64"
-        )
+        ).reshape(len(readings), len(self.features))
         # One row per (sensor, ts); repeats within the call share the first one's inputs.
-        first: dict[tuple[str, np.datetime64], int] = {}
-        row_of = [
-            first.setdefault((s, t), i)
-            for i, (s, t) in enumerate(zip(sensors, stamps, strict=True))
-        ]
-        unique = sorted(set(row_of))
+        first: dict[tuple[str, int], int] = {}
+        row_of = [first.setdefault((r.sensor_id, int(t)), i) for i, (r, t) in enumerate(
+            zip(readings, stamps, strict=True))]  # fmt: skip
+        by_sensor: dict[str, list[int]] = {}
+        for i in first.values():
+            by_sensor.setdefault(readings[i].sensor_id, []).append(i)
 
-        past_sensor: list[str] = []
-        past_ts: list[np.ndarray] = []
-        past_values: list[np.ndarray] = []
-        for sensor in dict.fromkeys(sensors[i] for i in unique):
-            held = self._recent.get(sensor)
-            if held is None:
-                continue
-            new_ts = [stamps[i] for i in unique if sensors[i] == sensor]
-            keep = ~np.isin(held.ts, new_ts)
-            past_sensor += [sensor] * int(keep.sum())
-            past_ts.append(held.ts[keep])
-            past_values.append(held.values[keep])
-
-        frame = pd.DataFrame(
-            {
-                SENSOR_ID: past_sensor + [sensors[i] for i in unique],
-                TS: np.concatenate([*past_ts, stamps[unique]]),
-                _POSITION: np.concatenate([np.full(len(past_sensor), -1), unique]),
-            }
-        )
-        matrix = np.concatenate([*past_values, values[unique]]) if past_values else values[unique]
-        for j, f in enumerate(self.features):
-            frame[f] = matrix[:, j]
-        featured = add_features(frame, self.features, self.window)
-        self._remember(featured)
-
-        new = featured[featured[_POSITION] >= 0]
-        by_row = pd.DataFrame(
-            new[self.columns].to_numpy(dtype="float64"),
-            index=new[_POSITION].to_numpy(),
-            columns=self.columns,
-        )
-        return by_row.loc[row_of].reset_index(drop=True)
-
-    def _remember(self, featured: pd.DataFrame) -> None:
-        """Each sensor's newest rows of ``featured`` (sorted by sensor and ts)."""
-        ts = featured[TS].to_numpy()
-        values = featured[self.features].to_numpy(dtype="float64")
-        for sensor, rows in featured.groupby(SENSOR_ID, sort=False).indices.items():
-            last = rows[-self.held :]
-            self._recent.pop(str(sensor), None)  # re-inserted last: dict order = recency
-            self._recent[str(sensor)] = _Recent(ts[last].copy(), values[last].copy())
+        order: list[np.ndarray] = []
+        windows: list[np.ndarray] = []
+        for sensor, rows in by_sensor.items():
+            index = np.array(rows)
+            order.append(index)
+            windows.append(self._add(sensor, stamps[index], values[index]))
         while len(self._recent) > self.max_sensors:
             del self._recent[next(iter(self._recent))]
+        out = np.empty((len(readings), len(self.columns)))
+        if order:
+            index = np.concatenate(order)
+            out[index] = window_features(values[index], np.concatenate(windows))
+        return pd.DataFrame(out[row_of], columns=self.columns)
+
+    def _add(self, sensor: str, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The windows of one sensor's new readings (in the given order), (n, k, window);
+        the readings join its history."""
+        held = self._recent.pop(sensor, None)  # re-inserted last: dict order = recency
+        if held is not None and held.ts[-1] < ts[0] and (len(ts) == 1 or (np.diff(ts) > 0).all()):
+            # The common case, newer readings in order: append, no sort.
+            ts_all = np.concatenate([held.ts, ts])
+            values_all = np.concatenate([held.values, values])
+            self._recent[sensor] = _Recent(ts_all[-self.held :], values_all[-self.held :])
+            return rolling_windows(values_all, self.window)[len(held.ts) :]
+        if held is not None:
+            keep = ~np.isin(held.ts, ts)
+            ts_all = np.concatenate([held.ts[keep], ts])
+            values_all = np.concatenate([held.values[keep], values])
+            first_new = int(keep.sum())
+        else:
+            ts_all, values_all, first_new = ts, values, 0
+        order = np.argsort(ts_all, kind="stable")
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        kept = order[-self.held :]
+        self._recent[sensor] = _Recent(ts_all[kept], values_all[kept])
+        return rolling_windows(values_all[order], self.window)[position[first_new:]]
 
     def sensors(self) -> int:
         return len(self._recent)
+
+
+def _ns(reading: ValidReading) -> int:
+    return int(pd.Timestamp(reading.ts).value)

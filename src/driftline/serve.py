@@ -1,7 +1,7 @@
 """``driftline serve``: the BentoML service of ``serving/`` as a child process.
 
 The child reads the same settings from its environment (``Settings.to_env``); the BentoML
-model store is BENTOML_HOME, else ``<data_dir>/bentoml`` (where promotion imports models).
+model store is BENTOML_HOME, else ``<data_dir>/bentoml`` (where promotion imports models); else the MLflow registry.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from driftline.schema import (
     build_reading_schema,
     describe_failure,
 )
+from driftline.screen import Screen
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ReadingValidator:
         self.recent = RecentIds(dedup_capacity)
         self._context = BatchContext(seen_ids=self.recent)
         self._schema = build_reading_schema(profile, self._context)
+        self._screen = Screen(profile)
 
     def validate(self, messages: Sequence[Message]) -> BatchVerdict:
         parsed = [parse_reading(m.value, self.features, self.max_message_bytes) for m in messages]
@@ -157,8 +159,11 @@ class ReadingValidator:
             }
         )
         self._context.now = self.clock()
+        flagged = self._screen.flagged(frame, self._context.now, self.recent)
+        if not flagged.any():
+            return {}
         try:
-            self._schema.validate(frame, lazy=True)
+            self._schema.validate(frame[flagged], lazy=True)  # index kept: rows map back
         except pa_errors.SchemaErrors as exc:
             return _failures_by_row(self.profile, exc.failure_cases)
         return {}

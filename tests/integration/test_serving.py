@@ -88,7 +88,6 @@ def env(
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(sys.modules, "driftline.training.dataset", dataset)
         mp.setitem(sys.modules, "driftline.training.datarepo", datarepo)
-        mp.setenv("BENTOML_HOME", str(tmp / "bentoml"))
         window = settings.feature_window
         files = {n: skab_file(skab_dir, n) for n in (0, 1, 2, 3, SCORED_FILE, 5)}
         repo = StandInRepo(settings)
@@ -303,6 +302,7 @@ def test_swaps_the_champion_under_load_without_a_failed_request(
     assert env.first.model_version not in versions[swap + 50 :]
     info = httpx.post(f"{env.base}/model", json={}, timeout=10).json()
     assert info["model_version"] == env.second.model_version
+    assert not info["source"].startswith("models:/"), "not loaded from the BentoML store"
     metrics = httpx.get(f"{env.base}/metrics", timeout=10).text
     for name in (
         "bentoml_service_request_duration_seconds",

@@ -5,7 +5,6 @@ Heavy libraries (xgboost, mlflow) are imported inside the functions that need th
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,10 +120,18 @@ def use_mlflow(settings: Settings) -> None:
 
 
 def use_bentoml_home(settings: Settings) -> Path:
-    """The BentoML store of ``settings``; BentoML reads it from the environment."""
+    """Point BentoML at the store of ``settings``. BentoML reads BENTOML_HOME once per process
+    and keeps its model store; a process that works for several settings (a test session)
+    must repoint the store itself. The environment is left alone: it would leak into later
+    Settings (which read BENTOML_HOME); children get the home through ``Settings.to_env``."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
     home = settings.resolved_bentoml_home
-    os.environ["BENTOML_HOME"] = str(home)
-    home.mkdir(parents=True, exist_ok=True)
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    BentoMLContainer.bentoml_home.set(str(home))
+    BentoMLContainer.model_store_dir.set(str(home / "models"))
+    BentoMLContainer.model_store.set(ModelStore(str(home / "models")))
     return home
 
 

@@ -1,0 +1,249 @@
+"""Serving latency and throughput: the BentoML service with and without adaptive batching, and a
+plain ASGI app (uvicorn, one process, the same model and scoring path per request) as the
+baseline, side by side in one run, each at several concurrency levels.
+
+Load comes from wrk (closed loop: each connection sends its next request when the last is
+answered), one new reading per request from ``--sensors`` simulated pumps (``wrk_reading.lua``).
+Every point is run ``--repeats`` times; the table shows medians. The load generator shares the
+machine's cores with the server: on this 2-core box that costs every target alike.
+
+    apt-get install wrk    # once
+    .venv/bin/python bench/serving.py [--concurrency 1,16,64] [--duration 8] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from driftline.broker import EmbeddedBroker
+from driftline.profile import load_profile
+from driftline.serve import serve_command, serve_env
+from driftline.settings import Settings
+from driftline.training import modeling, registry
+from driftline.training.features import add_features
+
+BENCH = Path(__file__).resolve().parent
+SKAB_VALVE1 = BENCH.parents[1] / "shared" / "data" / "skab" / "data" / "valve1"
+console = Console()
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    port: int
+    command: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Point:
+    throughput: float  # requests/s
+    p50_ms: float
+    p99_ms: float
+    failed: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def register_champion(settings: Settings, skab_dir: Path) -> str:
+    """An XGBoost model on valve1 files 0-3 with the pipeline's features, as champion."""
+    import mlflow
+    import mlflow.xgboost
+    from model_quality import load_file
+
+    features = load_profile(settings.profile_path).features
+    frames = [load_file(skab_dir / f"{n}.csv") for n in range(4)]
+    frame = add_features(pd.concat(frames), features, settings.feature_window)
+    model = modeling.fit_model(
+        modeling.model_inputs(frame, features), modeling.labels(frame), {}, n_jobs=2
+    )
+    modeling.use_mlflow(settings)
+    client = modeling.mlflow_client(settings)
+    with mlflow.start_run(experiment_id=modeling.ensure_experiment(settings, client)):
+        info = mlflow.xgboost.log_model(
+            model, name="model", registered_model_name=settings.model_name
+        )
+    version = str(info.registered_model_version)
+    registry.set_champion(client, settings.model_name, version)
+    return version
+
+
+def targets(settings: Settings) -> list[Target]:
+    env = serve_env(settings)
+    ports = [free_port() for _ in range(3)]
+    return [
+        Target("bentoml, adaptive batching", ports[0], serve_command(ports[0]), env),
+        Target(
+            "bentoml, no batching",
+            ports[1],
+            serve_command(ports[1]),
+            env | {"DRIFTLINE_SERVING_ADAPTIVE_BATCHING": "false"},
+        ),
+        Target(
+            "plain ASGI (uvicorn), baseline",
+            ports[2],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "plain_asgi:app",
+                "--app-dir",
+                str(BENCH),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports[2]),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],  # fmt: skip
+            env,
+        ),
+    ]
+
+
+def wait_ready(base: str, child: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise SystemExit(f"server exited with {child.returncode}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"{base} not ready within {timeout}s")
+
+
+def run_wrk(base: str, concurrency: int, duration: int, sensors: int, epoch: float) -> Point:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(BENCH / "wrk_reading.lua"),
+            base,
+        ],  # fmt: skip
+        env={**os.environ, "SENSORS": str(sensors), "BASE_EPOCH": f"{epoch:.3f}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return Point(
+        throughput=result["requests"] / (result["duration_us"] / 1e6),
+        p50_ms=result["p50_us"] / 1e3,
+        p99_ms=result["p99_us"] / 1e3,
+        failed=result["non2xx"] + result["socket_errors"],
+    )
+
+
+def measure(target: Target, args: argparse.Namespace) -> dict[int, list[Point]]:
+    base = f"http://127.0.0.1:{target.port}"
+    log_path = Path(tempfile.gettempdir()) / f"driftline-bench-serving-{target.port}.log"
+    console.log(f"starting {target.name} (log: {log_path})")
+    with log_path.open("wb") as log:
+        child = subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
+    points: dict[int, list[Point]] = {c: [] for c in args.concurrency}
+    # Readings from a day ago on: each run continues the sensors' series where the last ended.
+    epoch = (datetime.now(UTC) - timedelta(days=1)).timestamp()
+    try:
+        wait_ready(base, child)
+        run_wrk(base, 8, 2, args.sensors, epoch)  # warm-up
+        epoch += 3600
+        for repeat in range(args.repeats):
+            for c in args.concurrency:
+                console.log(f"{target.name}: concurrency {c}, run {repeat + 1}/{args.repeats}")
+                points[c].append(run_wrk(base, c, args.duration, args.sensors, epoch))
+                epoch += 3600
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return points
+
+
+def median(points: list[Point], field: str) -> float:
+    return statistics.median(getattr(p, field) for p in points)
+
+
+def versions() -> str:
+    from importlib.metadata import version
+
+    libs = ", ".join(
+        f"{n} {version(n)}" for n in ("bentoml", "uvicorn", "xgboost-cpu", "pandera", "mlflow")
+    )
+    return f"{platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; {libs}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per point (medians shown)")
+    parser.add_argument("--sensors", type=int, default=64, help="simulated pumps sending")
+    parser.add_argument("--skab-dir", type=Path, default=SKAB_VALVE1)
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        settings = Settings(  # type: ignore[call-arg]
+            kafka_bootstrap_servers=broker.bootstrap_servers, data_dir=Path(tmp)
+        )
+        with console.status("training and registering the champion"):
+            version = register_champion(settings, args.skab_dir)
+        console.log(f"champion: {settings.model_name} version {version}")
+        results: dict[str, dict[int, list[Point]]] = {}
+        for target in targets(settings):
+            results[target.name] = measure(target, args)
+
+    baseline = results[list(results)[-1]]
+    table = Table(title=f"Serving, one reading per request (medians of {args.repeats} runs)")
+    for column in ("target", "concurrency", "req/s", "x baseline", "p50 ms", "p99 ms", "failed"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for name, points in results.items():
+        for c in args.concurrency:
+            rate = median(points[c], "throughput")
+            table.add_row(
+                name,
+                str(c),
+                f"{rate:,.0f}",
+                f"{rate / median(baseline[c], 'throughput'):.2f}",
+                f"{median(points[c], 'p50_ms'):.1f}",
+                f"{median(points[c], 'p99_ms'):.1f}",
+                str(sum(p.failed for p in points[c])),
+            )
+    console.print(table)
+    console.print(versions())
+
+
+if __name__ == "__main__":
+    main()
