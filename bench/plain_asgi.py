@@ -22,6 +22,7 @@ champion = registry.champion_version(modeling.mlflow_client(settings), settings.
 if champion is None:
     raise SystemExit(f"no champion of {settings.model_name} in {settings.resolved_mlflow_uri}")
 model = load_version(settings, settings.model_name, champion)
+model.model.get_booster().set_param({"nthread": 1})  # as the BentoML scorer does
 path = ServingPath(
     load_profile(settings.profile_path),
     feature_window=settings.feature_window,

@@ -1,44 +1,51 @@
-"""Driftline's online anomaly scoring: BentoML 1.4 services serving the MLflow champion.
+"""Driftline's online anomaly scoring: a BentoML 1.4 service serving the MLflow champion.
 
-- ``AnomalyService`` (public, ``DRIFTLINE_SERVING_WORKERS`` processes, stateless): takes one
-  wire-format reading or a list, tags them with the request, and forwards them to the scorer;
-  maps readings that failed a check to 422 with the reasons.
-- ``ChampionScorer`` (internal, one process, batchable): BentoML's adaptive batching merges the
-  readings of concurrent requests into one call, which validates them with the reading schema,
-  computes features from each sensor's recent readings (the training feature function) and
-  scores them with the champion: pandera's and the model's fixed costs are paid once per
-  batch, not per request. One process, because each sensor's history must live in one place.
-  It swaps in a newly promoted champion without downtime (``driftline.champion``).
+``POST /predict`` takes one wire-format reading or a list. ``driftline.predict_requests``
+(ASGI middleware) turns the body into the batchable ``predict`` API's input, so BentoML's
+adaptive batching merges the readings of concurrent requests into one call, which validates
+them with the reading schema, computes features from each sensor's recent readings (the
+training feature functions) and scores them with the champion (``driftline.serving_path``):
+the fixed costs of validation and of the model are paid once per batch, not per request. The
+middleware maps each request's slice back to its own answer: the predictions, or 422 with
+every failed check. One worker, because each sensor's history must live in one place.
+
+A new champion is loaded in the background and swapped in between batches
+(``driftline.champion``).
 
     bentoml serve service:AnomalyService --working-dir serving    # or: driftline serve
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
-from pydantic import BaseModel
-from starlette.responses import JSONResponse
+from bentoml.validators import ContentType
+from pydantic import BaseModel, Field
 
-from driftline.json_guard import RequireJsonBody
-from driftline.records import Prediction
+from driftline.predict_requests import PredictRequests
 from driftline.settings import Settings
 
 SETTINGS = Settings()
+
+# Stated, so BentoML need not derive the media type from a JSON schema on every response.
+JsonList = Annotated[list[dict[str, Any]], ContentType("application/json")]
 
 
 class ModelInfo(BaseModel):
     model_name: str
     model_version: str | None
-    source: str | None
+    source: str | None = Field(description="BentoML model tag, or the models:/ URI loaded")
 
 
-@bentoml.service(name="driftline-scorer", workers=1, traffic={"timeout": 30})
-class ChampionScorer:
-    """Tagged readings in, per reading a prediction or its failed checks out."""
-
+@bentoml.service(
+    name="driftline-anomaly",
+    workers=1,
+    traffic={"timeout": 30},
+    # A log line per request costs about as much as scoring a reading; /metrics has the counts.
+    logging={"access": {"enabled": SETTINGS.serving_access_log}},
+)
+class AnomalyService:
     def __init__(self) -> None:
         from driftline.champion import ChampionWatcher
         from driftline.prediction_publisher import PredictionPublisher
@@ -74,18 +81,26 @@ class ChampionScorer:
         max_batch_size=SETTINGS.serving_max_batch_size,
         max_latency_ms=SETTINGS.serving_max_latency_ms,
     )
-    def score(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict(self, readings: list[dict[str, Any]]) -> JsonList:
+        """Readings in the wire format (``sensor_id``, ``ts``, optional ``seq``, ``values``):
+        POST one reading, or a list of up to DRIFTLINE_SERVING_MAX_READINGS, as the body.
+
+        Per reading: ``anomaly_probability``, ``label``, ``model_name``, ``model_version``.
+        A request with any invalid reading gets 422 and, per reading index, every check it
+        failed; nothing of it is scored or remembered.
+        """
         from driftline import serving_metrics
         from driftline.serving_path import NoModel
 
-        serving_metrics.scoring_batch_size.observe(len(items))
+        serving_metrics.scoring_batch_size.observe(len(readings))
         try:
-            return self.path.score(items)
+            return self.path.score(readings)
         except NoModel as exc:
             raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
 
     @bentoml.api
     def model(self) -> ModelInfo:
+        """The model in service (POST, as every BentoML API)."""
         current = self.watcher.current
         return ModelInfo(
             model_name=SETTINGS.model_name,
@@ -94,57 +109,4 @@ class ChampionScorer:
         )
 
 
-@bentoml.service(
-    name="driftline-anomaly", workers=SETTINGS.serving_workers, traffic={"timeout": 30}
-)
-class AnomalyService:
-    """POST /predict: one wire-format reading (or a list) in, a prediction for each out."""
-
-    scorer = bentoml.depends(ChampionScorer)
-
-    async def __is_ready__(self) -> bool:
-        info = await self.scorer.to_async.model()
-        return ModelInfo.model_validate(info).model_version is not None
-
-    @bentoml.api
-    async def model(self) -> ModelInfo:
-        """The model in service (POST, as every BentoML API)."""
-        return ModelInfo.model_validate(await self.scorer.to_async.model())
-
-    @bentoml.api
-    async def predict(self, body: Any, /) -> list[Prediction] | Prediction:
-        """Readings in the wire format (``sensor_id``, ``ts``, optional ``seq``, ``values``).
-
-        A request with any invalid reading is rejected whole with 422 and, per reading index,
-        every check it failed; nothing of it is scored or remembered.
-        """
-        from driftline import serving_metrics
-        from driftline.serving_path import RejectedRequest, answers, checked_items, tag
-
-        try:
-            items = checked_items(body, SETTINGS.serving_max_readings)
-            results = answers(await self._score(tag(items, uuid.uuid4().hex)))
-        except RejectedRequest as rejected:
-            for reasons in rejected.reasons.values():
-                for reason in reasons:
-                    serving_metrics.readings_rejected.labels(reason["check"]).inc()
-            return JSONResponse(rejected.as_json(), status_code=422)  # type: ignore[return-value]
-        serving_metrics.readings_per_request.observe(len(results))
-        predictions = [Prediction.model_validate(r) for r in results]
-        for p in predictions:
-            serving_metrics.predictions.labels(str(p.label)).inc()
-        return predictions if isinstance(body, list) else predictions[0]
-
-    async def _score(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        import aiohttp
-
-        try:
-            return list(await self.scorer.to_async.score(items))
-        except aiohttp.ClientConnectionError:
-            # A pooled connection to the scorer was closed under us. Scoring a reading again
-            # gives the same answer (history keeps one row per sensor and ts): once more.
-            return list(await self.scorer.to_async.score(items))
-
-
-# A body that is not JSON: 400 with the reason (BentoML's own parser would answer 500).
-AnomalyService.add_asgi_middleware(RequireJsonBody)
+AnomalyService.add_asgi_middleware(PredictRequests, max_readings=SETTINGS.serving_max_readings)

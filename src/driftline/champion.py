@@ -63,6 +63,13 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
     return LoadedModel(name, str(version), uri, mlflow.xgboost.load_model(uri))
 
 
+def _one_thread(model: Any) -> None:
+    """Serving scores small batches one after another: XGBoost's OpenMP threads would only
+    spin between them, taking the CPU the HTTP side needs."""
+    if hasattr(model, "get_booster"):
+        model.get_booster().set_param({"nthread": 1})
+
+
 class ChampionWatcher:
     """Holds the model in service and keeps it the registry's champion."""
 
@@ -94,6 +101,7 @@ class ChampionWatcher:
                 return False
             try:
                 loaded = load_version(self.settings, name, version)
+                _one_thread(loaded.model)
             except Exception:
                 serving_metrics.model_swaps.labels("failed").inc()
                 log.exception(

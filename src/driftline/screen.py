@@ -2,14 +2,16 @@
 
 pandera reports which check each bad value failed, but a call costs milliseconds of fixed
 overhead (about 20 checks over 11 columns) whatever the batch size. Almost every reading is
-good, so the validator first runs these plain numpy checks, built from the same profile: rows
-they pass are rows the schema passes, and only the rows they flag go through pandera, which
-says why. ``tests/unit/test_screen.py`` holds the two to the same verdict on generated batches.
+good, so the validator first runs these plain numpy checks, built from the same profile, on
+bare arrays: rows they pass are rows the schema passes, and only the rows they flag go through
+pandera, which says why. ``tests/unit/test_screen.py`` holds the two to the same verdict on
+generated batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -18,35 +20,57 @@ import pandas as pd
 from driftline.profile import Profile
 from driftline.schema import READING_ID, SENSOR_ID, TS
 
+NAT = np.iinfo(np.int64).min  # a missing ts, as numpy's datetime64 spells NaT
+
+
+@dataclass
+class Columns:
+    """A batch as bare arrays: what the schema's frame holds, without pandas' per-call cost."""
+
+    sensor_id: Sequence[str | None]
+    ts: np.ndarray  # int64 ns since the epoch (UTC), NAT where missing
+    reading_id: Sequence[str | None]
+    values: np.ndarray  # (rows, measurements) float64, NaN where missing
+
+    def frame(self, features: list[str], rows: np.ndarray) -> pd.DataFrame:
+        """The schema's frame of ``rows``, indexed by their positions in the batch."""
+        return pd.DataFrame(
+            {
+                SENSOR_ID: pd.Series([self.sensor_id[i] for i in rows], dtype=object, index=rows),
+                TS: pd.to_datetime(self.ts[rows].view("datetime64[ns]"), utc=True),
+                READING_ID: pd.Series([self.reading_id[i] for i in rows], dtype=object, index=rows),
+                **{f: self.values[rows, j] for j, f in enumerate(features)},
+            },
+            index=rows,
+        )
+
 
 class Screen:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        names = list(profile.measurements)
-        self.features = names
-        self.low = np.array([profile.measurements[n].min for n in names], dtype="float64")
-        self.high = np.array([profile.measurements[n].max for n in names], dtype="float64")
+        self.features = profile.features
+        self.low = np.array([profile.measurements[n].min for n in self.features], dtype="float64")
+        self.high = np.array([profile.measurements[n].max for n in self.features], dtype="float64")
         self._known: dict[str, bool] = {}  # sensor id -> matches the profile's patterns
 
-    def flagged(self, frame: pd.DataFrame, now: datetime, seen: Container[str]) -> np.ndarray:
+    def flagged(self, batch: Columns, now: datetime, seen: Container[str]) -> np.ndarray:
         """Row mask: True where the reading schema may fail (it will, if the screen is right)."""
-        bad = ~self._known_sensors(frame[SENSOR_ID].to_numpy(dtype=object))
-        ts = frame[TS]
+        bad = ~self._known_sensors(batch.sensor_id)
         policy = self.profile.timestamps
-        latest = pd.Timestamp(now + timedelta(seconds=policy.max_future_seconds))
-        earliest = pd.Timestamp(now - timedelta(seconds=policy.max_age_seconds))
-        bad |= ts.isna().to_numpy() | ~((ts <= latest) & (ts >= earliest)).to_numpy()
-        ids = frame[READING_ID].to_numpy(dtype=object)
+        latest = pd.Timestamp(now + timedelta(seconds=policy.max_future_seconds)).value
+        earliest = pd.Timestamp(now - timedelta(seconds=policy.max_age_seconds)).value
+        bad |= (batch.ts == NAT) | (batch.ts > latest) | (batch.ts < earliest)
         bad |= np.fromiter(
-            (not isinstance(i, str) or i in seen for i in ids), dtype=bool, count=len(ids)
+            (not isinstance(i, str) or i in seen for i in batch.reading_id),
+            dtype=bool,
+            count=len(batch.reading_id),
         )
-        values = frame[self.features].to_numpy(dtype="float64")
         with np.errstate(invalid="ignore"):
-            in_range = (values >= self.low) & (values <= self.high)  # False for NaN too
+            in_range = (batch.values >= self.low) & (batch.values <= self.high)  # NaN: False
         bad |= ~in_range.all(axis=1)
         return bad
 
-    def _known_sensors(self, ids: np.ndarray) -> np.ndarray:
+    def _known_sensors(self, ids: Sequence[str | None]) -> np.ndarray:
         known = self._known
         out = np.empty(len(ids), dtype=bool)
         for i, sensor in enumerate(ids):
@@ -54,6 +78,6 @@ class Screen:
             if hit is None:
                 if len(known) > 100_000:
                     known.clear()
-                hit = known[sensor] = self.profile.is_known_sensor(sensor)
+                hit = known[sensor] = self.profile.is_known_sensor(sensor)  # type: ignore[arg-type]
             out[i] = hit
         return out

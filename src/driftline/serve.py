@@ -1,7 +1,8 @@
 """``driftline serve``: the BentoML service of ``serving/`` as a child process.
 
-The child reads the same settings from its environment (``Settings.to_env``); the BentoML
-model store is BENTOML_HOME, else ``<data_dir>/bentoml`` (where promotion imports models); else the MLflow registry.
+The child reads the same settings from its environment (``Settings.to_env``); models come
+from the BentoML store at BENTOML_HOME, else ``<data_dir>/bentoml`` (where promotion imports
+them), else from the MLflow registry.
 """
 
 from __future__ import annotations

@@ -204,9 +204,7 @@ class Settings(BaseSettings):
         "by then is refused with 503 (shedding), so this bounds latency under overload only.",
     )
     serving_max_readings: int = Field(1000, ge=1, description="Most readings in one request.")
-    serving_workers: int = Field(
-        1, ge=1, description="Processes of the public HTTP service (the scorer has one)."
-    )
+    serving_access_log: bool = Field(False, description="Log a line per serving request.")
     serving_publish_predictions: bool = Field(
         False, description="Publish every prediction to the predictions topic for monitoring."
     )

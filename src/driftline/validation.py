@@ -22,14 +22,11 @@ from driftline.profile import Profile
 from driftline.recent_ids import RecentIds
 from driftline.records import DeadLetter, FailedCheck, ValidReading
 from driftline.schema import (
-    READING_ID,
-    SENSOR_ID,
-    TS,
     BatchContext,
     build_reading_schema,
     describe_failure,
 )
-from driftline.screen import Screen
+from driftline.screen import NAT, Columns, Screen
 
 log = logging.getLogger(__name__)
 
@@ -147,23 +144,21 @@ class ReadingValidator:
         """Row position (among ``readings``) -> the schema checks it failed."""
         if not readings:
             return {}
-        frame = pd.DataFrame(
-            {
-                SENSOR_ID: pd.Series([r.sensor_id for r in readings], dtype=object),
-                TS: pd.to_datetime([r.ts for r in readings], utc=True),
-                READING_ID: pd.Series([r.reading_id for r in readings], dtype=object),
-                **{
-                    f: np.fromiter((r.values.get(f, np.nan) for r in readings), dtype="float64")
-                    for f in self.features
-                },
-            }
+        batch = Columns(
+            sensor_id=[r.sensor_id for r in readings],
+            ts=np.array([NAT if r.ts is None else _ns(r.ts) for r in readings], dtype=np.int64),
+            reading_id=[r.reading_id for r in readings],
+            values=np.array(
+                [[r.values.get(f, np.nan) for f in self.features] for r in readings],
+                dtype="float64",
+            ).reshape(len(readings), len(self.features)),
         )
         self._context.now = self.clock()
-        flagged = self._screen.flagged(frame, self._context.now, self.recent)
-        if not flagged.any():
+        flagged = np.flatnonzero(self._screen.flagged(batch, self._context.now, self.recent))
+        if not len(flagged):
             return {}
         try:
-            self._schema.validate(frame[flagged], lazy=True)  # index kept: rows map back
+            self._schema.validate(batch.frame(self.features, flagged), lazy=True)
         except pa_errors.SchemaErrors as exc:
             return _failures_by_row(self.profile, exc.failure_cases)
         return {}
@@ -186,3 +181,7 @@ def _failures_by_row(profile: Profile, cases: pd.DataFrame) -> dict[int, list[Fa
         detail = describe_failure(profile, name, col, value)
         out.setdefault(int(index), []).append(FailedCheck(check=name, column=col, detail=detail))
     return out
+
+
+def _ns(ts: datetime) -> int:
+    return int(pd.Timestamp(ts).value)

@@ -89,7 +89,13 @@ def fit_model(
 
 
 def anomaly_scores(model: Any, x: pd.DataFrame) -> np.ndarray:
-    """Probability of the anomaly class for each row."""
+    """Probability of the anomaly class for each row (``x`` in ``input_columns`` order).
+
+    An XGBoost classifier is asked through its booster's ``inplace_predict`` on the bare
+    array: the same numbers as ``predict_proba`` without its per-call DataFrame checks
+    (about 2 ms, which dominated scoring a few rows)."""
+    if hasattr(model, "get_booster"):
+        return np.asarray(model.get_booster().inplace_predict(x.to_numpy(dtype="float64")))
     return np.asarray(model.predict_proba(x))[:, 1]
 
 

@@ -1,0 +1,147 @@
+"""ASGI middleware of serving's POST /predict: the wire format outside, the batchable API inside.
+
+Clients send one wire-format reading or a list of them. BentoML's adaptive batching merges the
+``readings`` lists of concurrent calls into one call of the API, whose answer for a request is
+its slice, always with status 200. So this middleware
+
+- before the API: parses the body (400 with the reason if it is not JSON), refuses an empty or
+  oversized request (422), and tags each reading with the request's id (a request with any
+  invalid reading is rejected whole, also inside a merged batch);
+- after it: answers 422 with every failed check by reading index when any reading of this
+  request failed, else the predictions (one object for a one-reading body).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from driftline import serving_metrics
+from driftline.parsing import load_json
+from driftline.serving_path import RejectedRequest, answers, checked_items, tag
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PATH = "/predict"
+FIELD = "readings"  # the API's parameter
+
+
+class PredictRequests:
+    def __init__(self, app: App, max_readings: int = 1000, max_body_bytes: int = 8 << 20) -> None:
+        self.app = app
+        self.max_readings = max_readings
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive, self.max_body_bytes)
+        if body is None:
+            await _reject(send, 413, RejectedRequest.one("too_large", "the body is too large"))
+            return
+        try:
+            decoded = load_json(body)
+        except ValueError as exc:
+            detail = f"the body is not JSON: {exc}"[:300]
+            await _reject(send, 400, RejectedRequest.one("not_json", detail))
+            return
+        try:
+            items = checked_items(decoded, self.max_readings)
+        except RejectedRequest as rejected:
+            await _reject(send, 422, rejected)
+            return
+        inner = orjson.dumps({FIELD: tag(items, uuid.uuid4().hex)})
+        answer = await _call(self.app, scope, inner, receive)
+        if answer.status != 200:
+            await answer.replay(send)
+            return
+        try:
+            predictions = answers(orjson.loads(answer.body))
+        except RejectedRequest as rejected:
+            await _reject(send, 422, rejected)
+            return
+        serving_metrics.readings_per_request.observe(len(predictions))
+        for p in predictions:
+            serving_metrics.predictions.labels(str(p["label"])).inc()
+        await _respond(send, 200, predictions if isinstance(decoded, list) else predictions[0])
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _Answer:
+    def __init__(self) -> None:
+        self.status = 500
+        self.start: Message = {}
+        self.chunks: list[bytes] = []
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    async def replay(self, send: Send) -> None:
+        await send(self.start)
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def _call(app: App, scope: Scope, body: bytes, client: Receive) -> _Answer:
+    """Run the app on ``body`` (as JSON) and hold its whole answer; after the body, the app
+    hears from the client's own channel (a real disconnect)."""
+    replaced = (b"content-length", b"content-type")
+    headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in replaced]
+    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await client()
+
+    answer = _Answer()
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer.status = message["status"]
+            answer.start = message
+        elif message["type"] == "http.response.body":
+            answer.chunks.append(message.get("body", b""))
+
+    await app({**scope, "headers": headers}, receive, send)
+    return answer
+
+
+async def _reject(send: Send, status: int, rejected: RejectedRequest) -> None:
+    for reasons in rejected.reasons.values():
+        for reason in reasons:
+            serving_metrics.readings_rejected.labels(reason["check"]).inc()
+    await _respond(send, status, rejected.as_json())
+
+
+async def _respond(send: Send, status: int, payload: Any) -> None:
+    data = orjson.dumps(payload)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
