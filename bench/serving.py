@@ -41,7 +41,7 @@ from driftline.training.features import add_features
 
 BENCH = Path(__file__).resolve().parent
 SKAB_VALVE1 = BENCH.parents[1] / "shared" / "data" / "skab" / "data" / "valve1"
-console = Console()
+console = Console(width=110)
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per point (medians shown)")
     parser.add_argument("--sensors", type=int, default=64, help="simulated pumps sending")
     parser.add_argument("--skab-dir", type=Path, default=SKAB_VALVE1)
+    parser.add_argument("--only", default="", help="run only targets whose name contains this")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
 
@@ -223,9 +224,10 @@ def main() -> None:
         console.log(f"champion: {settings.model_name} version {version}")
         results: dict[str, dict[int, list[Point]]] = {}
         for target in targets(settings):
-            results[target.name] = measure(target, args)
+            if args.only in target.name:
+                results[target.name] = measure(target, args)
 
-    baseline = results[list(results)[-1]]
+    baseline = results[list(results)[-1]]  # the plain ASGI app, or the last target run
     table = Table(title=f"Serving, one reading per request (medians of {args.repeats} runs)")
     for column in ("target", "concurrency", "req/s", "x baseline", "p50 ms", "p99 ms", "failed"):
         table.add_column(column, justify="left" if column == "target" else "right")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from sqlalchemy import Engine, select, update
@@ -108,6 +108,11 @@ class LocalPipelineLauncher:
             "--eval-start", split.isoformat(),
             "--eval-end", request.data_end.isoformat(),
         ]  # fmt: skip
+        if self.settings.retrain_lookback_seconds is not None:
+            start = request.data_start - timedelta(seconds=self.settings.retrain_lookback_seconds)
+            argv += ["--data-start", start.isoformat()]
+        if self.settings.retrain_skip_steps:
+            argv += ["--skip", self.settings.retrain_skip_steps]
         with open(log_dir / f"pipeline-{request.request_id[:12]}.log", "ab") as out:
             self._runs[request.request_id] = subprocess.Popen(
                 argv,

@@ -174,6 +174,15 @@ class Settings(BaseSettings):
         description="What a fired trigger launches: the pipeline with KFP's local runner, on "
         "the KFP cluster at DRIFTLINE_KFP_HOST, or nothing but a record.",
     )
+    retrain_skip_steps: str = Field(
+        "", description="Comma-separated pipeline steps a triggered run skips (e.g. tune)."
+    )
+    retrain_lookback_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="A triggered run trains on readings from this long before the drift "
+        "episode on (0: the episode only, the new regime). Unset: all readings before it.",
+    )
     kfp_host: str | None = Field(
         None, description="KFP API endpoint. Unset: pipelines run with KFP's local runner."
     )

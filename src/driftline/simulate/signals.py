@@ -29,24 +29,43 @@ PUMP_STATS: dict[str, tuple[float, float, float]] = {
 }
 
 
+# A bearing fault: the vibration of both accelerometers rises by this many stds.
+FAULT_FEATURES = ("Accelerometer1RMS", "Accelerometer2RMS")
+FAULT_SHIFT_STDS = 6.0
+
+
 @dataclass
 class SyntheticPump:
-    """Each measurement is an AR(1) process with SKAB's mean, spread and autocorrelation."""
+    """Each measurement is an AR(1) process with SKAB's mean, spread and autocorrelation.
+
+    With ``fault_share`` > 0, fault episodes of ``fault_rows`` readings (both accelerometers
+    ``FAULT_SHIFT_STDS`` stds up, labelled 1) take about that share of the readings; the other
+    readings are labelled 0. The model learns to flag the faults.
+    """
 
     seed: int = 0
     period_seconds: float = 1.0
+    fault_share: float = 0.0
+    fault_rows: int = 40
 
     def rows(self, count: int | None = None) -> Iterator[Row]:
         rng = np.random.default_rng(self.seed)
         state = {name: 0.0 for name in PUMP_STATS}
+        # Episodes start with the probability that gives fault_share of rows in faults.
+        start = self.fault_share / (self.fault_rows * (1 - self.fault_share) + self.fault_share)
+        fault_left = 0
         i = 0
         while count is None or i < count:
+            if fault_left == 0 and self.fault_share > 0 and rng.random() < start:
+                fault_left = self.fault_rows
             values = {}
             for name, (mean, std, phi) in PUMP_STATS.items():
                 # Stationary AR(1): the innovation's scale keeps the marginal std at `std`.
                 state[name] = phi * state[name] + rng.normal(0.0, std * math.sqrt(1 - phi**2))
-                values[name] = round(mean + state[name], 6)
-            yield i * self.period_seconds, values, 0
+                shift = FAULT_SHIFT_STDS * std if fault_left and name in FAULT_FEATURES else 0.0
+                values[name] = round(mean + state[name] + shift, 6)
+            yield i * self.period_seconds, values, 1 if fault_left else 0
+            fault_left = max(0, fault_left - 1)
             i += 1
 
 

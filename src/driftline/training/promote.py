@@ -199,6 +199,29 @@ def promote(
     return result
 
 
+def install_first_champion(settings: Settings, model_version: str) -> PromotionResult:
+    """Make ``model_version`` the champion of a registry that has none (a bootstrap): nothing
+    to compare with, so no scoring; the rest as any promotion (reference, BentoML, event)."""
+    client = modeling.mlflow_client(settings)
+    champion = registry.champion_version(client, settings.model_name)
+    if champion is not None:
+        raise ValueError(f"{settings.model_name} has a champion already (version {champion})")
+    result = PromotionResult(
+        model_name=settings.model_name,
+        challenger_version=str(model_version),
+        champion_version=None,
+        metric=settings.promotion_metric,
+        challenger_score=None,
+        champion_score=None,
+        rows_scored=0,
+        promoted=True,
+        reason="first champion (bootstrap): there was none to compare with",
+    )
+    result = _carry_out(settings, result, None)
+    _record(settings, result)
+    return result
+
+
 def _carry_out(
     settings: Settings, result: PromotionResult, champion: str | None
 ) -> PromotionResult:

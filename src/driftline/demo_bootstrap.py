@@ -1,0 +1,60 @@
+"""The demo's first champion: a model trained on normal synthetic pumps (with labelled bearing
+faults), versioned, registered and promoted like any other, so the loop has something to
+protect before any drift."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from driftline.schema import SENSOR_ID, TS
+from driftline.settings import Settings
+from driftline.simulate.signals import SyntheticPump
+from driftline.training import modeling, registry
+from driftline.training.features import add_features
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_TAG = "bootstrap"
+
+
+def pump_frame(
+    sensors: list[str], rows: int, fault_share: float, seed: int, end: datetime
+) -> pd.DataFrame:
+    """``rows`` readings a second per sensor, ending at ``end``: sensor_id, ts, label, values."""
+    frames = []
+    for i, sensor in enumerate(sensors):
+        pump = SyntheticPump(seed=seed + i, fault_share=fault_share)
+        data = [(t, values, label) for t, values, label in pump.rows(rows)]
+        frame = pd.DataFrame([values for _, values, _ in data])
+        frame.insert(0, SENSOR_ID, sensor)
+        frame.insert(1, TS, [end - timedelta(seconds=rows - t) for t, _, _ in data])
+        frame.insert(2, "label", [float(label) for _, _, label in data])
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out[TS] = pd.to_datetime(out[TS], utc=True)
+    return out
+
+
+def bootstrap_champion(
+    settings: Settings, features: list[str], sensors: list[str], rows: int, fault_share: float
+) -> str:
+    """The champion's version: the existing one, or a new model made champion."""
+    from driftline.training.datarepo import DataRepo
+    from driftline.training.promote import install_first_champion
+    from driftline.training.train import train
+
+    client = modeling.mlflow_client(settings)
+    existing = registry.champion_version(client, settings.model_name)
+    if existing is not None:
+        return existing
+    frame = pump_frame(sensors, rows, fault_share, seed=900, end=datetime.now(UTC))
+    DataRepo(settings).save_dataset(
+        BOOTSTRAP_TAG, add_features(frame, features, settings.feature_window)
+    )
+    trained = train(settings, BOOTSTRAP_TAG, run_name="bootstrap")
+    install_first_champion(settings, trained.model_version)
+    log.info("bootstrap: %s version %s is champion", settings.model_name, trained.model_version)
+    return trained.model_version
