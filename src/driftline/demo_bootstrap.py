@@ -38,22 +38,29 @@ def pump_frame(
     return out
 
 
-def bootstrap_champion(
+def bootstrap_data(
     settings: Settings, features: list[str], sensors: list[str], rows: int, fault_share: float
-) -> str:
-    """The champion's version: the existing one, or a new model made champion."""
+) -> pd.DataFrame | None:
+    """The first champion's training data, its features also written as the drift service's
+    reference (so the services can start while the model trains); None when a champion
+    exists already."""
+    if registry.champion_version(modeling.mlflow_client(settings), settings.model_name):
+        return None
+    frame = pump_frame(sensors, rows, fault_share, seed=900, end=datetime.now(UTC))
+    path = settings.resolved_reference_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame[features].to_parquet(path, index=False)
+    return frame
+
+
+def bootstrap_champion(settings: Settings, features: list[str], frame: pd.DataFrame) -> str:
+    """Version, register and promote a model trained on ``frame``; returns its version."""
     from driftline.training.datarepo import DataRepo
     from driftline.training.promote import install_first_champion
     from driftline.training.train import train
 
-    client = modeling.mlflow_client(settings)
-    existing = registry.champion_version(client, settings.model_name)
-    if existing is not None:
-        return existing
-    frame = pump_frame(sensors, rows, fault_share, seed=900, end=datetime.now(UTC))
-    DataRepo(settings).save_dataset(
-        BOOTSTRAP_TAG, add_features(frame, features, settings.feature_window)
-    )
+    dataset = add_features(frame, features, settings.feature_window)
+    DataRepo(settings).save_dataset(BOOTSTRAP_TAG, dataset)
     trained = train(settings, BOOTSTRAP_TAG, run_name="bootstrap")
     install_first_champion(settings, trained.model_version)
     log.info("bootstrap: %s version %s is champion", settings.model_name, trained.model_version)

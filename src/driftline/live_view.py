@@ -13,7 +13,11 @@ from driftline.supervisor import Supervisor
 
 
 def render(
-    state: PlatformState, sim: SimulationReport | None, supervisor: Supervisor, elapsed: float
+    state: PlatformState,
+    sim: SimulationReport | None,
+    supervisor: Supervisor,
+    elapsed: float,
+    serving_url: str | None = None,
 ) -> Panel:
     flow = Table.grid(padding=(0, 2))
     flow.add_column(style="bold")
@@ -34,6 +38,11 @@ def render(
         f"{state.decisions_held:,} held, {state.decisions_fired:,} fired",
     )
     flow.add_row("retrain requests", f"{len(state.retrain_requests):,}", "")
+    steps = ", ".join(f"{step} {status}" for step, status in state.pipeline_steps.items())
+    flow.add_row("pipeline", "", steps or "not run yet")
+    promoted = [str(p.get("model_version")) for p in state.promotions]
+    flow.add_row("promoted versions", ", ".join(promoted) or "-", "")
+    flow.add_row("serving answers with", state.serving_version or "-", serving_url or "")
 
     sensors = Table(title="drift share, latest window", expand=False)
     sensors.add_column("sensor")
@@ -61,5 +70,8 @@ def one_line(state: PlatformState, sim: SimulationReport | None, elapsed: float)
         f"[{elapsed:5.0f}s] {sent}stored={state.stored} valid={state.valid} "
         f"dead={state.dead_letters} windows={state.drift_windows} "
         f"drifted={state.drifted_windows} held={state.decisions_held} "
-        f"fired={state.decisions_fired} requests={len(state.retrain_requests)}"
+        f"fired={state.decisions_fired} requests={len(state.retrain_requests)} "
+        f"promoted={[p.get('model_version') for p in state.promotions]} "
+        f"serving={state.serving_version} "
+        f"pipeline={','.join(f'{k}:{v}' for k, v in state.pipeline_steps.items())}"
     )

@@ -11,5 +11,5 @@ def configure_logging(level: str = "INFO", service: str = "driftline") -> None:
         format=f"%(asctime)s %(levelname)-7s {service} %(name)s: %(message)s",
         force=True,
     )
-    for noisy in ("aiokafka", "kafka"):
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

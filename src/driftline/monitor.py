@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,6 +23,10 @@ from driftline.kafka import client_options
 from driftline.raw_store import RawStore, raw_readings, trigger_decisions
 from driftline.settings import Settings
 from driftline.topics import Topics
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# KFP's local runner: "Executing task 'train'" ... "Task 'train' finished with status SUCCESS"
+_STEP = re.compile(r"Executing task '?([\w-]+)'?|(Task) '?([\w-]+)'? finished with status (\w+)")
 
 
 @dataclass
@@ -38,7 +43,17 @@ class PlatformState:
     decisions_held: int = 0
     decisions_fired: int = 0
     last_reason: str = ""
+    promotions: list[dict[str, object]] = field(default_factory=list)
+    windows: list[tuple[datetime, bool]] = field(default_factory=list)  # (start, drifted)
+    pipeline_steps: dict[str, str] = field(default_factory=dict)  # step -> status
+    serving_version: str | None = None
+    serving_first_seen: dict[str, datetime] = field(default_factory=dict)  # version -> when
     _valid_times: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
+
+    def drifted_since(self, when: datetime) -> tuple[int, int]:
+        """(drifted, all) windows that started at or after ``when``."""
+        after = [drifted for start, drifted in self.windows if start >= when]
+        return sum(after), len(after)
 
     def valid_rate(self) -> float:
         if len(self._valid_times) < 2:
@@ -48,18 +63,72 @@ class PlatformState:
 
 
 class PlatformMonitor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, serving_url: str | None = None) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.state = PlatformState()
         self.store = RawStore.from_url(settings.resolved_database_url)
+        self.serving_url = serving_url
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self._follow_topics(stop), self._poll_database(stop))
+        watchers = [self._follow_topics(stop), self._poll_database(stop), self._read_pipeline(stop)]
+        if self.serving_url:
+            watchers.append(self._probe_serving(stop))
+        await asyncio.gather(*watchers)
+
+    async def _probe_serving(self, stop: asyncio.Event) -> None:
+        """Ask serving for one prediction a second: the model version it answers with."""
+        import httpx
+
+        from driftline.simulate.signals import PUMP_STATS
+
+        values = {name: mean for name, (mean, _, _) in PUMP_STATS.items()}
+        async with httpx.AsyncClient(base_url=str(self.serving_url), timeout=5) as client:
+            seq = 0
+            while not stop.is_set():
+                seq += 1
+                reading = {
+                    "sensor_id": "pump-probe",
+                    "ts": datetime.now(UTC).isoformat(),
+                    "seq": seq,
+                    "values": values,
+                }
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    response = await client.post("/predict", json=reading)
+                    if response.status_code == 200:
+                        version = str(response.json()["model_version"])
+                        self.state.serving_version = version
+                        self.state.serving_first_seen.setdefault(version, datetime.now(UTC))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _read_pipeline(self, stop: asyncio.Event) -> None:
+        """Step progress from the logs of KFP's local runner (``pipeline-*.log``)."""
+        logs = self.settings.data_dir / "logs"
+        while not stop.is_set():
+            steps: dict[str, str] = {}
+            for path in sorted(logs.glob("pipeline-*.log")):
+                with contextlib.suppress(OSError):
+                    text = _ANSI.sub("", path.read_text(errors="replace"))
+                    for match in _STEP.finditer(text):
+                        started, step, finished, status = match.groups()
+                        if started:
+                            steps[started] = "running"
+                        else:
+                            steps[finished] = status.lower()
+            self.state.pipeline_steps = steps
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
     async def _follow_topics(self, stop: asyncio.Event) -> None:
         t = self.topics
-        watched = [t.valid_readings, t.dead_letter, t.drift_events, t.retrain_requests]
+        watched = [
+            t.valid_readings,
+            t.dead_letter,
+            t.drift_events,
+            t.retrain_requests,
+            t.model_promotions,
+        ]
         consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
         await consumer.start()
         try:
@@ -91,6 +160,8 @@ class PlatformMonitor:
                 event = orjson.loads(v or b"{}")
                 s.drift_windows += 1
                 s.drift_share[event["sensor_id"]] = event["drift_share"]
+                start = datetime.fromisoformat(event["window_start"])
+                s.windows.append((start, bool(event.get("drifted"))))
                 if event.get("drifted"):
                     s.drifted_windows += 1
                     s.first_drifted_at = s.first_drifted_at or datetime.fromisoformat(
@@ -98,6 +169,8 @@ class PlatformMonitor:
                     )
         elif topic == t.retrain_requests:
             s.retrain_requests += [orjson.loads(v or b"{}") for v in values]
+        elif topic == t.model_promotions:
+            s.promotions += [orjson.loads(v or b"{}") for v in values]
 
     async def _poll_database(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

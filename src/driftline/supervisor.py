@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -47,13 +48,21 @@ class Child:
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        # The whole process group (its own session): children of the child (BentoML's
+        # workers, KFP's step processes) go too.
+        self._signal_group(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             log.warning("%s did not stop in %.0fs; killing it", self.name, timeout)
-            self.proc.kill()
+            self._signal_group(signal.SIGKILL)
             self.proc.wait()
+        self._signal_group(signal.SIGKILL)  # any grandchild that outlived its parent
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
 
 
 @dataclass
@@ -66,12 +75,12 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
 
     def start_service(self, name: str, extra_env: dict[str, str] | None = None) -> Child:
-        child = Child(
-            name,
-            [sys.executable, str(service_script(name))],
-            {**self.env, **(extra_env or {})},
-            self.log_dir / f"{name}.log",
+        return self.start_child(
+            name, [sys.executable, str(service_script(name))], {**self.env, **(extra_env or {})}
         )
+
+    def start_child(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        child = Child(name, argv, env, self.log_dir / f"{name}.log")
         child.start()
         self.children.append(child)
         log.info(
