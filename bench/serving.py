@@ -22,19 +22,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from driftline import procs
 from driftline.broker import EmbeddedBroker
 from driftline.profile import load_profile
-from driftline.serve import serve_command, serve_env
+from driftline.serve import NotReady, serve_command, serve_env, wait_until_ready
 from driftline.settings import Settings
 from driftline.training import modeling, registry
 from driftline.training.features import add_features
@@ -123,20 +122,6 @@ def targets(settings: Settings) -> list[Target]:
     ]
 
 
-def wait_ready(base: str, child: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise SystemExit(f"server exited with {child.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{base} not ready within {timeout}s")
-
-
 def run_wrk(base: str, concurrency: int, duration: int, sensors: int, epoch: float) -> Point:
     out = subprocess.run(
         [
@@ -174,7 +159,10 @@ def measure(target: Target, args: argparse.Namespace) -> dict[int, list[Point]]:
     # Readings from a day ago on: each run continues the sensors' series where the last ended.
     epoch = (datetime.now(UTC) - timedelta(days=1)).timestamp()
     try:
-        wait_ready(base, child)
+        try:
+            wait_until_ready(base, child, timeout=120)
+        except NotReady as exc:
+            raise SystemExit(f"{exc} (log: {log_path})") from exc
         run_wrk(base, 8, 2, args.sensors, epoch)  # warm-up
         epoch += 3600
         for repeat in range(args.repeats):
@@ -183,11 +171,7 @@ def measure(target: Target, args: argparse.Namespace) -> dict[int, list[Point]]:
                 points[c].append(run_wrk(base, c, args.duration, args.sensors, epoch))
                 epoch += 3600
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        procs.stop(child)
     return points
 
 

@@ -1,9 +1,10 @@
-"""Child processes that cannot outlive the process that started them."""
+"""Child processes: ones that cannot outlive the process that started them, and stopping one."""
 
 from __future__ import annotations
 
 import ctypes
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -20,3 +21,13 @@ def die_with_parent() -> Callable[[], None] | None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
     return _set
+
+
+def stop(child: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL if ``child`` is still there after ``timeout``; its exit code."""
+    child.terminate()
+    try:
+        return child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait()

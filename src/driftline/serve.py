@@ -7,10 +7,12 @@ them), else from the MLflow registry.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from driftline.settings import Settings
@@ -28,6 +30,25 @@ def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
 
 def serve_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.to_env(), "BENTOML_HOME": str(settings.resolved_bentoml_home)}
+
+
+class NotReady(RuntimeError):
+    """The service exited, or did not become ready in time."""
+
+
+def wait_until_ready(base_url: str, child: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until GET /readyz answers 200 (a champion is loaded)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise NotReady(f"{base_url}: the server exited with {child.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise NotReady(f"{base_url} not ready within {timeout:.0f}s")
 
 
 def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:

@@ -8,6 +8,7 @@ honour the contract's API: these tests are about the model side. features.add_fe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sys
@@ -91,13 +92,8 @@ def stand_in_load_readings(
     return out, types.SimpleNamespace(rows_read=len(out), rows_valid=len(out), invalid_by_check={})
 
 
-@pytest.fixture(scope="module")
-def env(
-    kafka_bootstrap: str, skab_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[types.SimpleNamespace]:
-    """Settings shared by this module's tests (like make_settings, but module-scoped so the
-    trained models are shared), the data-side stand-ins, and three datasets."""
-    tmp = tmp_path_factory.mktemp("model_steps")
+def module_settings(kafka_bootstrap: str, tmp: Path) -> Settings:
+    """Like make_settings, for a module-scoped fixture (trained models shared by its tests)."""
     run = uuid.uuid4().hex[:10]
     settings = Settings(  # type: ignore[call-arg]
         kafka_bootstrap_servers=kafka_bootstrap,
@@ -108,6 +104,12 @@ def env(
         kafka_session_timeout_ms=2000,
     )
     settings.data_dir.mkdir(parents=True)
+    return settings
+
+
+@contextlib.contextmanager
+def data_side_stand_ins() -> Iterator[None]:
+    """The raw store and the DVC repository replaced by the stand-ins above."""
     dataset = types.ModuleType("driftline.training.dataset")
     dataset.load_readings = stand_in_load_readings  # type: ignore[attr-defined]
     datarepo = types.ModuleType("driftline.training.datarepo")
@@ -115,8 +117,18 @@ def env(
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(sys.modules, "driftline.training.dataset", dataset)
         mp.setitem(sys.modules, "driftline.training.datarepo", datarepo)
-        mp.setenv("BENTOML_HOME", str(tmp / "bentoml"))
+        yield
 
+
+@pytest.fixture(scope="module")
+def env(
+    kafka_bootstrap: str, skab_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[types.SimpleNamespace]:
+    """Settings shared by this module's tests (like make_settings, but module-scoped so the
+    trained models are shared), the data-side stand-ins, and three datasets."""
+    tmp = tmp_path_factory.mktemp("model_steps")
+    settings = module_settings(kafka_bootstrap, tmp)
+    with data_side_stand_ins():
         window = settings.feature_window
         files = {n: skab_file(skab_dir, n) for n in (0, 1, 2, 3, *RECENT_FILES)}
         full = add_features(pd.concat([files[n] for n in range(4)]), FEATURES, window)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-import sys
 import threading
 import time
 import types
@@ -22,16 +21,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftline import procs
 from driftline.records import Prediction
-from driftline.serve import serve_command, serve_env
-from driftline.settings import Settings
+from driftline.serve import NotReady, serve_command, serve_env, wait_until_ready
 from driftline.topics import Topics
 from driftline.training.features import add_features, feature_columns
 from tests.integration.test_model_steps import (
     FEATURES,
     StandInRepo,
+    data_side_stand_ins,
+    module_settings,
     skab_file,
-    stand_in_load_readings,
 )
 from tests.streams import read_topic
 
@@ -47,19 +47,11 @@ def free_port() -> int:
 
 
 def wait_ready(base: str, child: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            tail = log.read_text(errors="replace")[-4000:]
-            raise AssertionError(f"bentoml serve exited with {child.returncode}:\n{tail}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    tail = log.read_text(errors="replace")[-4000:]
-    raise AssertionError(f"{base} not ready within {timeout}s; its log ends:\n{tail}")
+    try:
+        wait_until_ready(base, child, timeout)
+    except NotReady as exc:
+        tail = log.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{exc}; its log ends:\n{tail}") from exc
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +63,8 @@ def env(
     from driftline.training.train import train
 
     tmp = tmp_path_factory.mktemp("serving")
-    run = uuid.uuid4().hex[:10]
-    settings = Settings(  # type: ignore[call-arg]
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=f"t{run}",
-        consumer_group_prefix=f"g{run}",
-        data_dir=tmp / "data",
-        topic_partitions=2,
-        kafka_session_timeout_ms=2000,
-    )
-    settings.data_dir.mkdir(parents=True)
-    dataset = types.ModuleType("driftline.training.dataset")
-    dataset.load_readings = stand_in_load_readings  # type: ignore[attr-defined]
-    datarepo = types.ModuleType("driftline.training.datarepo")
-    datarepo.DataRepo = StandInRepo  # type: ignore[attr-defined]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sys.modules, "driftline.training.dataset", dataset)
-        mp.setitem(sys.modules, "driftline.training.datarepo", datarepo)
+    settings = module_settings(kafka_bootstrap, tmp)
+    with data_side_stand_ins():
         window = settings.feature_window
         files = {n: skab_file(skab_dir, n) for n in (0, 1, 2, 3, SCORED_FILE, 5)}
         repo = StandInRepo(settings)
@@ -131,11 +108,7 @@ def env(
                 log=tmp / "serve.log",
             )
         finally:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            procs.stop(child)
             log.close()
 
 
