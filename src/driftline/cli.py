@@ -181,7 +181,7 @@ def up(
     drift_at: Annotated[
         float,
         typer.Option(help="Readings per pump before the drift starts (demo; 1 reading = 1 s)."),
-    ] = 1200.0,
+    ] = 300.0,
     duration: Annotated[
         float,
         typer.Option(

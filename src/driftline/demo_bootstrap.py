@@ -40,24 +40,27 @@ def pump_frame(
 
 def bootstrap_data(
     settings: Settings, features: list[str], sensors: list[str], rows: int, fault_share: float
-) -> pd.DataFrame | None:
-    """The first champion's training data, its features also written as the drift service's
-    reference (so the services can start while the model trains); None when a champion
-    exists already."""
-    if registry.champion_version(modeling.mlflow_client(settings), settings.model_name):
-        return None
+) -> pd.DataFrame:
+    """The first champion's training data. Its features become the drift service's reference
+    unless there is one already, so the services can start while the model trains."""
     frame = pump_frame(sensors, rows, fault_share, seed=900, end=datetime.now(UTC))
     path = settings.resolved_reference_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame[features].to_parquet(path, index=False)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame[features].to_parquet(path, index=False)
     return frame
 
 
 def bootstrap_champion(settings: Settings, features: list[str], frame: pd.DataFrame) -> str:
-    """Version, register and promote a model trained on ``frame``; returns its version."""
+    """The champion's version: the one in the registry, else a model trained on ``frame``,
+    versioned, registered and promoted."""
     from driftline.training.datarepo import DataRepo
     from driftline.training.promote import install_first_champion
     from driftline.training.train import train
+
+    existing = registry.champion_version(modeling.mlflow_client(settings), settings.model_name)
+    if existing is not None:
+        return existing
 
     dataset = add_features(frame, features, settings.feature_window)
     DataRepo(settings).save_dataset(BOOTSTRAP_TAG, dataset)

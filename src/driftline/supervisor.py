@@ -46,11 +46,18 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole process group (its own session): children of the child
+        (BentoML's workers, KFP's step processes) go too."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float) -> None:
+        if self.proc is None:
             return
-        # The whole process group (its own session): children of the child (BentoML's
-        # workers, KFP's step processes) go too.
-        self._signal_group(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -67,7 +74,7 @@ class Child:
 
 @dataclass
 class Supervisor:
-    """Children restart when they die (up to ``max_restarts``); all stop on exit, last first."""
+    """Children restart when they die (up to ``max_restarts``); all stop together on exit."""
 
     log_dir: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -103,9 +110,13 @@ class Supervisor:
                 restarted.append(child.name)
         return restarted
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """All at once: each has its own shutdown to do (leaving consumer groups, committing)."""
         for child in reversed(self.children):
-            child.stop()
+            child.terminate()
+        deadline = time.monotonic() + timeout
+        for child in reversed(self.children):
+            child.wait_stopped(max(0.1, deadline - time.monotonic()))
 
     def __enter__(self) -> Supervisor:
         return self

@@ -46,7 +46,7 @@ class SyntheticPump:
     seed: int = 0
     period_seconds: float = 1.0
     fault_share: float = 0.0
-    fault_rows: int = 40
+    fault_rows: int = 10
 
     def rows(self, count: int | None = None) -> Iterator[Row]:
         rng = np.random.default_rng(self.seed)
