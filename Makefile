@@ -1,7 +1,7 @@
 # The two commands of the README. Both set up .venv on first use.
 .PHONY: demo test lint
 
-demo:  ## run the platform on embedded defaults, fed by simulated pumps with an injected drift
+demo:  ## the closed loop on embedded defaults: drift -> detection -> retraining -> promotion -> serving
 	bash scripts/bootstrap.sh
 	.venv/bin/driftline up --demo
 
