@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from driftline.champion import load_version
+from driftline.champion import load_version, one_thread
 from driftline.profile import load_profile
 from driftline.serving_path import RejectedRequest, ServingPath, answers, checked_items, tag
 from driftline.settings import Settings
@@ -22,7 +22,7 @@ champion = registry.champion_version(modeling.mlflow_client(settings), settings.
 if champion is None:
     raise SystemExit(f"no champion of {settings.model_name} in {settings.resolved_mlflow_uri}")
 model = load_version(settings, settings.model_name, champion)
-model.model.get_booster().set_param({"nthread": 1})  # as the BentoML scorer does
+one_thread(model.model)  # as the BentoML service does
 path = ServingPath(
     load_profile(settings.profile_path),
     feature_window=settings.feature_window,

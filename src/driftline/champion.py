@@ -63,7 +63,7 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
     return LoadedModel(name, str(version), uri, mlflow.xgboost.load_model(uri))
 
 
-def _one_thread(model: Any) -> None:
+def one_thread(model: Any) -> None:
     """Serving scores small batches one after another: XGBoost's OpenMP threads would only
     spin between them, taking the CPU the HTTP side needs."""
     if hasattr(model, "get_booster"):
@@ -101,7 +101,7 @@ class ChampionWatcher:
                 return False
             try:
                 loaded = load_version(self.settings, name, version)
-                _one_thread(loaded.model)
+                one_thread(loaded.model)
             except Exception:
                 serving_metrics.model_swaps.labels("failed").inc()
                 log.exception(

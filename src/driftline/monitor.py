@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -103,20 +104,25 @@ class PlatformMonitor:
                     await asyncio.wait_for(stop.wait(), 1.0)
 
     async def _read_pipeline(self, stop: asyncio.Event) -> None:
-        """Step progress from the logs of KFP's local runner (``pipeline-*.log``)."""
+        """Step progress from the logs of KFP's local runner (``pipeline-*.log``), reading
+        only what each log gained since the last look."""
         logs = self.settings.data_dir / "logs"
+        read: dict[Path, int] = {}  # log -> bytes parsed (whole lines only)
+        steps = self.state.pipeline_steps
         while not stop.is_set():
-            steps: dict[str, str] = {}
             for path in sorted(logs.glob("pipeline-*.log")):
-                with contextlib.suppress(OSError):
-                    text = _ANSI.sub("", path.read_text(errors="replace"))
+                with contextlib.suppress(OSError), path.open("rb") as f:
+                    f.seek(read.get(path, 0))
+                    new = f.read()
+                    whole = new[: new.rfind(b"\n") + 1]
+                    read[path] = read.get(path, 0) + len(whole)
+                    text = _ANSI.sub("", whole.decode(errors="replace"))
                     for match in _STEP.finditer(text):
-                        started, step, finished, status = match.groups()
+                        started, _, finished, status = match.groups()
                         if started:
                             steps[started] = "running"
                         else:
                             steps[finished] = status.lower()
-            self.state.pipeline_steps = steps
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 

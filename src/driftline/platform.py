@@ -139,7 +139,7 @@ def run_platform(
             ("DRIFT_WINDOW_SIZE", "150"),
         )
         for name, value in demo_defaults:
-            env.setdefault(f"DRIFTLINE_{name}", os.environ.get(f"DRIFTLINE_{name}", value))
+            env[f"DRIFTLINE_{name}"] = os.environ.get(f"DRIFTLINE_{name}", value)
         settings = settings.model_copy(
             update={
                 "retrain_lookback_seconds": float(env["DRIFTLINE_RETRAIN_LOOKBACK_SECONDS"]),

@@ -75,7 +75,8 @@ class PredictionPublisher:
                     except Exception:
                         serving_metrics.predictions_dropped.inc()
                         log.exception("publishing a prediction failed")
-                serving_metrics.predictions_published.inc(len(batch))
+                    else:
+                        serving_metrics.predictions_published.inc()
         finally:
             with contextlib.suppress(Exception):
                 await producer.stop()

@@ -29,6 +29,15 @@ def as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def epoch_ns(ts: datetime) -> int:
+    """Nanoseconds since the epoch (UTC; a naive time is taken to be UTC already)."""
+    delta = as_utc(ts) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def reading_id(sensor_id: str, ts: datetime, seq: int | None) -> str:
     """Identity of a reading: the same sensor, time and sequence number is the same reading."""
     stamp = as_utc(ts).isoformat(timespec="microseconds")

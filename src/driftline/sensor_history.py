@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from driftline.records import ValidReading
+from driftline.records import ValidReading, epoch_ns
 from driftline.training.features import feature_columns, rolling_windows, window_features
 
 
@@ -41,7 +41,7 @@ class SensorHistory:
         """The model's input rows for ``readings``, in their order; afterwards each sensor's
         history holds them too. A reading seen before (same sensor and ts) replaces the held
         one instead of counting twice, so a retried or repeated request gets the same answer."""
-        stamps = np.array([_ns(r) for r in readings], dtype="int64")
+        stamps = np.array([epoch_ns(r.ts) for r in readings], dtype="int64")
         values = np.array(
             [[r.values.get(f, np.nan) for f in self.features] for r in readings], dtype="float64"
         ).reshape(len(readings), len(self.features))
@@ -93,7 +93,3 @@ class SensorHistory:
 
     def sensors(self) -> int:
         return len(self._recent)
-
-
-def _ns(reading: ValidReading) -> int:
-    return int(pd.Timestamp(reading.ts).value)

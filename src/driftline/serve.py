@@ -29,7 +29,7 @@ def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
 
 
 def serve_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, **settings.to_env(), "BENTOML_HOME": str(settings.resolved_bentoml_home)}
+    return {**os.environ, **settings.to_env()}
 
 
 class NotReady(RuntimeError):

@@ -20,7 +20,7 @@ from driftline.messages import Message
 from driftline.parsing import ParsedReading, parse_reading
 from driftline.profile import Profile
 from driftline.recent_ids import RecentIds
-from driftline.records import DeadLetter, FailedCheck, ValidReading
+from driftline.records import DeadLetter, FailedCheck, ValidReading, epoch_ns
 from driftline.schema import (
     BatchContext,
     build_reading_schema,
@@ -146,7 +146,9 @@ class ReadingValidator:
             return {}
         batch = Columns(
             sensor_id=[r.sensor_id for r in readings],
-            ts=np.array([NAT if r.ts is None else _ns(r.ts) for r in readings], dtype=np.int64),
+            ts=np.array(
+                [NAT if r.ts is None else epoch_ns(r.ts) for r in readings], dtype=np.int64
+            ),
             reading_id=[r.reading_id for r in readings],
             values=np.array(
                 [[r.values.get(f, np.nan) for f in self.features] for r in readings],
@@ -181,7 +183,3 @@ def _failures_by_row(profile: Profile, cases: pd.DataFrame) -> dict[int, list[Fa
         detail = describe_failure(profile, name, col, value)
         out.setdefault(int(index), []).append(FailedCheck(check=name, column=col, detail=detail))
     return out
-
-
-def _ns(ts: datetime) -> int:
-    return int(pd.Timestamp(ts).value)
