@@ -62,7 +62,7 @@ class DemoOptions:
         "Current",
         "Temperature",
     )
-    drift_stds: float = 4.0
+    drift_stds: float = 6.0
 
 
 def ensure_reference(settings: Settings, features: list[str]) -> None:
