@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/ops-tools.sh
 bash scripts/ensure-mariadb.sh
 exec .venv/bin/python -m pytest "$@"

@@ -120,6 +120,8 @@ class DriftHandler(BatchHandler):
             return [(self.ctx.topics.dead_letter, message.key, letter.to_bytes())]
         self.detector = make_detector(self.ctx.settings, reference)
         metrics.reference_rows.set(len(reference))
+        metrics.model_promotions.labels(event.model_name).inc()
+        metrics.reference_model_version.set(metrics.version_number(event.model_version))
         log.info(
             "model %s v%s promoted: reference %s (%d rows)",
             event.model_name,
@@ -141,7 +143,9 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
     for message in reversed(await read_to_end(settings, topic)):
         try:
             event = ModelPromoted.model_validate_json(message.value or b"")
-            return load_reference(Path(event.reference_uri), features)
+            reference = load_reference(Path(event.reference_uri), features)
+            metrics.reference_model_version.set(metrics.version_number(event.model_version))
+            return reference
         except (ValidationError, ConfigurationError, OSError, ValueError) as exc:
             log.warning("skipping promotion at offset %d: %s", message.offset, exc)
     return load_reference(settings.resolved_reference_path, features)

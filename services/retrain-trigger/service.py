@@ -149,6 +149,7 @@ class TriggerHandler(BatchHandler):
         status = await asyncio.to_thread(self.launcher.status, self.in_flight)
         if status in FINISHED:
             log.info("retraining run %s finished: %s", self.in_flight, status)
+            metrics.retrain_runs.labels(status).inc()
             self.in_flight = None
             self.policy.run_finished()
             metrics.retrains_in_flight.set(0)

@@ -8,6 +8,7 @@ batch's offsets are committed: at-least-once, so a crash in between republishes 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 from driftline import metrics
@@ -36,6 +37,9 @@ class ValidatorHandler(BatchHandler):
         self.validator.remember(verdict)
 
         metrics.readings_valid.inc(len(verdict.valid))
+        now = time.time()
+        for sensor_id in {r.sensor_id for _, r in verdict.valid}:
+            metrics.sensor_last_reading.labels(sensor_id).set(now)
         failed = Counter(reason.check for _, d in verdict.invalid for reason in d.reasons)
         for check, n in failed.items():
             metrics.readings_invalid.labels(check).inc(n)

@@ -20,6 +20,11 @@ readings_stored = Counter(
     "driftline_readings_stored_total", "Messages offered to the raw store (duplicates included)."
 )
 readings_valid = Counter("driftline_readings_valid_total", "Readings that passed validation.")
+sensor_last_reading = Gauge(
+    "driftline_sensor_last_reading_timestamp_seconds",
+    "When the validator last passed a reading of each sensor (wall clock, Unix seconds).",
+    ["sensor_id"],
+)
 readings_invalid = Counter(
     "driftline_readings_invalid_total", "Readings dead-lettered, by failed check.", ["check"]
 )
@@ -51,6 +56,13 @@ drift_share = Gauge(
     "driftline_drift_share_ratio", "Latest share of drifted features.", ["sensor_id"]
 )
 reference_rows = Gauge("driftline_reference_rows", "Rows of the reference data in use.")
+reference_model_version = Gauge(
+    "driftline_reference_model_version",
+    "Registry version whose reference data drift compares with (0: the baseline file).",
+)
+model_promotions = Counter(
+    "driftline_model_promotions_total", "Promotions seen on the promotions topic.", ["model_name"]
+)
 trigger_decisions = Counter(
     "driftline_trigger_decisions_total", "Trigger decisions, by outcome.", ["outcome"]
 )
@@ -58,6 +70,14 @@ retrains_launched = Counter(
     "driftline_retrains_launched_total", "Retraining runs launched, by launcher.", ["launcher"]
 )
 retrains_in_flight = Gauge("driftline_retrains_in_flight", "Retraining runs in flight.")
+retrain_runs = Counter(
+    "driftline_retrain_runs_total", "Retraining runs finished, by outcome.", ["outcome"]
+)
+
+
+def version_number(version: str) -> float:
+    """A registry version as a gauge value (MLflow versions are integers; NaN otherwise)."""
+    return float(version) if version.isdigit() else float("nan")
 
 
 def serve_metrics(port: int | None) -> None:
