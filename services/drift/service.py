@@ -164,6 +164,8 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     profile = load_profile(settings.profile_path)
     reference = await reference_in_production(settings, profile.features)
     metrics.reference_rows.set(len(reference))
+    metrics.start_at_zero(metrics.drift_windows, "true", "false")
+    metrics.start_at_zero(metrics.model_promotions, settings.model_name)
     detector = make_detector(settings, reference)
     log.info(
         "reference %s: %d rows from %s", reference.reference_id, len(reference), reference.source

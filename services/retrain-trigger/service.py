@@ -163,6 +163,8 @@ async def run(
     ledger = RunLedger(store.engine)
     launcher = launcher or make_launcher(settings, ledger)
     policy = await asyncio.to_thread(policy_from, settings, ledger)
+    metrics.start_at_zero(metrics.retrain_runs, *sorted(FINISHED))
+    metrics.start_at_zero(metrics.trigger_decisions, "fired", "held")
     try:
         await run_consumer_service(
             NAME,

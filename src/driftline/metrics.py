@@ -75,6 +75,13 @@ retrain_runs = Counter(
 )
 
 
+def start_at_zero(counter: Counter, *label_values: str) -> None:
+    """Export these labelled series at 0 before their first event: a series that appears with
+    its first event already at 1 hides that rise from Prometheus's increase() and rate()."""
+    for value in label_values:
+        counter.labels(value)
+
+
 def version_number(version: str) -> float:
     """A registry version as a gauge value (MLflow versions are integers; NaN otherwise)."""
     return float(version) if version.isdigit() else float("nan")

@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from driftline.messages import Message
 from driftline.parsing import load_json, parse_timestamp, valid_sensor_id, valid_seq
@@ -188,7 +189,15 @@ class RawStore:
         return cls(make_engine(url))
 
     def create_tables(self) -> None:
-        metadata.create_all(self.engine)
+        """Create the tables that are missing. Services starting together race between
+        create_all's check and its CREATE TABLE; the loser finds the table there and retries."""
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except OperationalError as exc:
+                if "already exists" not in str(exc.orig) or attempt == 2:
+                    raise
 
     def add_messages(self, messages: Sequence[Message], received_at: datetime | None = None) -> int:
         """Land a batch of messages (one transaction); returns how many were offered."""
