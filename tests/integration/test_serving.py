@@ -299,3 +299,27 @@ def test_flags_known_faulty_rows_and_not_known_normal_ones(env: types.SimpleName
     print(f"normal rows flagged {flagged[~truth].mean():.3f}, faulty {flagged[truth].mean():.3f}")
     assert flagged[~truth].mean() < 0.2
     assert flagged[truth].mean() > 0.6
+
+
+def test_exports_the_bentoml_series_dashboards_query(env: types.SimpleNamespace) -> None:
+    """Each of BentoML's series that dashboards and alert rules may name
+    (``metric_names.BENTOML_METRICS``) is on /metrics once a prediction has been served, with
+    the labels they select by."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from driftline.metric_names import BENTOML_METRICS
+
+    readings = wire(env.scored.head(3), "skab-metrics", datetime.now(UTC) - timedelta(minutes=5))
+    response = httpx.post(f"{env.base}/predict", json=readings, timeout=30)
+    assert response.status_code == 200, response.text
+    text = httpx.get(f"{env.base}/metrics", timeout=10).text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    exported = {s.name for s in samples}
+    assert exported >= BENTOML_METRICS, sorted(n for n in exported if n.startswith("bentoml_"))
+    served = [s.labels for s in samples if s.name == "bentoml_service_request_total"]
+    assert any(
+        labels.get("endpoint") == "/predict" and labels.get("http_response_code") == "200"
+        for labels in served
+    ), served
+    batched = [s.labels for s in samples if s.name == "bentoml_service_adaptive_batch_size_count"]
+    assert any(labels.get("method_name") == "predict" for labels in batched), batched
