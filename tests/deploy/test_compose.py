@@ -1,0 +1,443 @@
+"""docker-compose.yml checked as a file (no Docker engine here): what it builds exists, Driftline's
+containers get only settings the code reads, every variable comes from .env.example, the ports
+are the ones the containers serve and Prometheus scrapes, long-running services are health-
+checked and restarted, and no image we build runs as root."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from driftline.settings import Settings, env_name
+from tests.deploy import test_dockerfiles as dockerfiles
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+
+# Containers running Driftline's code: their environment is Driftline's settings.
+DRIFTLINE_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "serving"}
+# Those serving /metrics on DRIFTLINE_METRICS_PORT (serving has BentoML's on its HTTP port).
+METRICS_PORT_SERVICES = {"ingest", "validator", "drift", "retrain-trigger"}
+METRICS_PORT = 9400
+SERVING_PORT = 3000
+# Read by libraries in a Driftline container, not by Settings: DVC's S3 remote on MinIO (botocore
+# reads the keys and, for MinIO, AWS_ENDPOINT_URL), as the DRIFTLINE_DVC_REMOTE_URL docs say.
+LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+# What other images read from their environment themselves: (exact names, name prefixes).
+IMAGE_ENV: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    # apache/kafka turns each KAFKA_X_Y into x.y of server.properties; CLUSTER_ID formats the
+    # KRaft storage on first start.
+    "kafka": ({"CLUSTER_ID"}, ("KAFKA_",)),
+    # The mysql image's first-start initialisation: database, user and passwords.
+    "mysql": ({"MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD"}, ()),
+    # MinIO's root credentials.
+    "minio": ({"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}, ()),
+    # `mlflow server` options and MLflow's S3 client (checked against MLflow below); boto3 reads
+    # the AWS keys.
+    "mlflow": (
+        {
+            "MLFLOW_BACKEND_STORE_URI",
+            "MLFLOW_S3_ENDPOINT_URL",
+            "MLFLOW_SERVER_ALLOWED_HOSTS",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        },
+        (),
+    ),
+    # Grafana maps GF_<SECTION>_<KEY> onto grafana.ini; the provisioned contact point reads
+    # DRIFTLINE_ALERT_WEBHOOK_URL with $__env{...}.
+    "grafana": ({"DRIFTLINE_ALERT_WEBHOOK_URL"}, ("GF_",)),
+}
+# Published host port -> container port, by service.
+PUBLISHED = {
+    "kafka": {29092: 29092},
+    "mysql": {},
+    "minio": {9000: 9000, 9001: 9001},
+    "mlflow": {5000: 5000},
+    "ingest": {9401: METRICS_PORT},
+    "validator": {9402: METRICS_PORT},
+    "drift": {9403: METRICS_PORT},
+    "retrain-trigger": {9404: METRICS_PORT},
+    "serving": {SERVING_PORT: SERVING_PORT},
+    "prometheus": {9090: 9090},
+    "alertmanager": {9093: 9093},
+    "grafana": {3001: 3000},
+}
+RESTARTING = {"always", "unless-stopped", "on-failure"}
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, or $NAME; $$ is a literal $.
+_VARIABLE = re.compile(r"(?<!\$)(?:\$\$)*\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_]\w*))")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY\b|_KEY_")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    # safe_load resolves anchors and merge keys (<<), as Compose does.
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the KEY=value list form
+        env = dict(item.partition("=")[::2] for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def dockerfile_of(service: dict[str, Any]) -> Path | None:
+    build = service.get("build")
+    if build is None:
+        return None
+    if isinstance(build, str):
+        return ROOT / build / "Dockerfile"
+    return ROOT / build.get("context", ".") / build.get("dockerfile", "Dockerfile")
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: not NAME=value: {line!r}"
+            values[name.strip()] = value.strip()
+    return values
+
+
+def interpolate(text: str, values: dict[str, str]) -> str:
+    """Compose's interpolation, with .env.example's values."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, "")
+
+    return _VARIABLE.sub(one, text).replace("$$", "$")
+
+
+def published(service: dict[str, Any]) -> dict[int, int]:
+    """Host port -> container port of the service's short-syntax port mappings."""
+    mapping: dict[int, int] = {}
+    for entry in service.get("ports", []):
+        parts = str(entry).rsplit(":", 2)
+        assert len(parts) == 3, f"{entry}: publish on an explicit address (PUBLISH_ADDRESS)"
+        address, host, container = parts
+        assert "PUBLISH_ADDRESS" in address, f"{entry}: published on a fixed address"
+        mapping[int(host)] = int(container.split("/")[0])
+    return mapping
+
+
+def is_one_shot(service: dict[str, Any]) -> bool:
+    return str(service.get("restart", "no")) == "no"
+
+
+# --- What runs ------------------------------------------------------------------------------
+
+
+def test_every_service_has_an_image_or_a_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        dockerfile = dockerfile_of(service)
+        if dockerfile is not None:
+            build = service["build"]
+            context = build if isinstance(build, str) else build.get("context", ".")
+            assert context == ".", f"{name}: builds from the repository root"
+            assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
+        else:
+            image = service.get("image", "")
+            assert image, f"{name}: neither image nor build"
+            tag = image.rsplit("/", 1)[-1].partition(":")[2]
+            assert tag and tag != "latest", f"{name}: {image} is not pinned to a release"
+
+
+def test_driftline_services_are_built_from_their_directories(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in DRIFTLINE_SERVICES:
+        dockerfile = dockerfile_of(services[name])
+        expected = "serving" if name == "serving" else f"services/{name}"
+        assert dockerfile == ROOT / expected / "Dockerfile", name
+
+
+def test_images_we_build_do_not_run_as_root(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        dockerfile = dockerfile_of(service)
+        if dockerfile is None:
+            continue
+        user = str(service.get("user") or dockerfiles.last_user(dockerfile) or "root")
+        assert not dockerfiles.is_root(user), f"{name} runs as {user}"
+
+
+# --- Environment ------------------------------------------------------------------------------
+
+
+def settings_env_names() -> set[str]:
+    return {env_name(field) for field in Settings.model_fields}
+
+
+def test_driftline_containers_get_only_settings_the_code_reads(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    allowed = settings_env_names() | LIBRARY_ENV
+    for name in DRIFTLINE_SERVICES:
+        unknown = set(environment(services[name])) - allowed
+        assert not unknown, f"{name}: {sorted(unknown)} are not Driftline settings"
+
+
+@pytest.mark.parametrize("name", sorted(DRIFTLINE_SERVICES))
+def test_driftline_settings_in_compose_are_valid(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The settings each container starts with (its image's ENV, then compose's, with
+    .env.example's values) are accepted by Settings."""
+    for variable in settings_env_names():
+        monkeypatch.delenv(variable, raising=False)
+    service = services[name]
+    values = env_example()
+    env = dockerfiles.env_of(dockerfile_of(service))  # type: ignore[arg-type]
+    env.update({k: interpolate(v, values) for k, v in environment(service).items()})
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    settings = Settings()
+    if name in METRICS_PORT_SERVICES:
+        assert settings.metrics_port == METRICS_PORT, name
+    if name == "retrain-trigger":
+        assert settings.mlflow_tracking_uri == "http://mlflow:5000"
+        assert settings.dvc_remote_url and settings.dvc_remote_url.startswith("s3://")
+        assert settings.retrain_launcher == "kfp-local"
+
+
+def test_other_containers_get_only_what_their_images_read(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        env = environment(service)
+        if name in DRIFTLINE_SERVICES or not env:
+            continue
+        if is_one_shot(service):
+            # An init script's variables: each one is used by its command.
+            script = " ".join(
+                str(part) for key in ("entrypoint", "command") for part in (service.get(key) or [])
+            )
+            for variable in env:
+                assert re.search(rf"\$\$\{{?{variable}\b", script), f"{name}: {variable} unused"
+            continue
+        assert name in IMAGE_ENV, f"{name}: list what its image reads in IMAGE_ENV"
+        names, prefixes = IMAGE_ENV[name]
+        unknown = {v for v in env if v not in names and not v.startswith(prefixes)}
+        assert not unknown, f"{name}: {sorted(unknown)}"
+
+
+def test_mlflow_reads_the_variables_it_is_given() -> None:
+    from mlflow import environment_variables
+    from mlflow.cli import server
+
+    read = {
+        getattr(getattr(environment_variables, v), "name", None) for v in dir(environment_variables)
+    }
+    read |= {str(p.envvar) for p in server.params if getattr(p, "envvar", None)}
+    names, _ = IMAGE_ENV["mlflow"]
+    assert {n for n in names if n.startswith("MLFLOW_")} <= read
+
+
+def test_the_grafana_webhook_variable_is_the_one_provisioning_reads() -> None:
+    contact_points = (
+        ROOT / "deploy" / "grafana" / "provisioning" / "alerting" / "contact-points.yml"
+    )
+    if not contact_points.exists():
+        pytest.skip("deploy/grafana not there yet")
+    read = set(re.findall(r"\$__env\{(\w+)\}", contact_points.read_text()))
+    names, _ = IMAGE_ENV["grafana"]
+    assert read <= names, f"Grafana's provisioning reads {sorted(read - names)}"
+
+
+def strings(node: Any) -> list[str]:
+    """Every string in a parsed YAML document, keys too (what Compose interpolates; comments
+    are not)."""
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*strings(k), *strings(v))]
+    if isinstance(node, list):
+        return [s for item in node for s in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_every_variable_comes_from_env_example(compose: dict[str, Any]) -> None:
+    used = {a or b for text in strings(compose) for a, b in _VARIABLE.findall(text)}
+    used |= {secret["environment"] for secret in compose.get("secrets", {}).values()}
+    listed = set(env_example())
+    assert used <= listed, f"not in .env.example: {sorted(used - listed)}"
+    assert listed <= used, f"in .env.example but unused: {sorted(listed - used)}"
+
+
+def test_no_secret_is_written_inline(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for variable, value in environment(service).items():
+            if _SECRET_NAME.search(variable):
+                assert re.fullmatch(r"\$\{\w+\}", value), f"{name}: {variable} is inline"
+            for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", value):
+                assert re.fullmatch(r"\$\{\w+\}", password), f"{name}: {variable} holds one"
+
+
+# --- Ports --------------------------------------------------------------------------------------
+
+
+def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
+    actual = {name: published(service) for name, service in services.items()}
+    for name, ports in PUBLISHED.items():
+        assert actual[name] == ports, name
+    unlisted = {name: ports for name, ports in actual.items() if ports and name not in PUBLISHED}
+    assert not unlisted, f"publish only what is listed here: {unlisted}"
+    host_ports = [port for ports in actual.values() for port in ports]
+    assert len(host_ports) == len(set(host_ports)), "a host port is published twice"
+
+
+def test_containers_serve_the_ports_compose_uses(services: dict[str, dict[str, Any]]) -> None:
+    for name in METRICS_PORT_SERVICES:
+        service = services[name]
+        dockerfile = dockerfile_of(service)
+        assert dockerfile is not None
+        image_port = dockerfiles.env_of(dockerfile).get("DRIFTLINE_METRICS_PORT")
+        port = environment(service).get("DRIFTLINE_METRICS_PORT", image_port)
+        assert image_port == port == str(METRICS_PORT), name
+        assert METRICS_PORT in dockerfiles.exposed_ports(dockerfile), name
+        # /metrics, or /livez and /readyz served beside it
+        assert f"127.0.0.1:{METRICS_PORT}/" in str(service["healthcheck"]["test"]), name
+    serving = services["serving"]
+    dockerfile = dockerfile_of(serving)
+    assert dockerfile is not None
+    assert SERVING_PORT in dockerfiles.exposed_ports(dockerfile)
+    command = dict(dockerfiles.final_stage(dockerfile))["CMD"]
+    assert f'"--port", "{SERVING_PORT}"' in command
+    assert f":{SERVING_PORT}/readyz" in str(serving["healthcheck"]["test"])
+
+
+def served_ports(services: dict[str, dict[str, Any]]) -> dict[str, set[int]]:
+    """The ports each container listens on, as far as the files say."""
+    ports: dict[str, set[int]] = {}
+    for name, service in services.items():
+        dockerfile = dockerfile_of(service)
+        listening = set(published(service).values())
+        if dockerfile is not None:
+            listening |= dockerfiles.exposed_ports(dockerfile)
+        ports[name] = listening
+    return ports
+
+
+def prometheus_targets() -> list[tuple[str, str, str]]:
+    """(job, host, port) of every static target and Alertmanager in prometheus.yml."""
+    if not PROMETHEUS_CONFIG.exists():
+        pytest.skip("deploy/prometheus/prometheus.yml not there yet")
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = []
+    for job in config.get("scrape_configs", []):
+        for static in job.get("static_configs", []):
+            for target in static.get("targets", []):
+                host, _, port = target.rpartition(":")
+                targets.append((job["job_name"], host, port))
+    for manager in config.get("alerting", {}).get("alertmanagers", []):
+        for static in manager.get("static_configs", []):
+            for target in static.get("targets", []):
+                host, _, port = target.rpartition(":")
+                targets.append(("alertmanager", host, port))
+    return targets
+
+
+def test_prometheus_scrapes_services_on_the_ports_they_serve(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    targets = prometheus_targets()
+    listening = served_ports(services)
+    for job, host, port in targets:
+        if host in ("localhost", "127.0.0.1"):
+            continue  # Prometheus itself
+        assert host in services, f"job {job}: {host} is no compose service"
+        assert int(port) in listening[host], f"job {job}: {host} does not listen on {port}"
+        if host in METRICS_PORT_SERVICES:
+            assert int(port) == METRICS_PORT, f"job {job}"
+    scraped = {host for _, host, _ in targets}
+    assert scraped >= DRIFTLINE_SERVICES, f"not scraped: {sorted(DRIFTLINE_SERVICES - scraped)}"
+
+
+# --- Health, restarts, order ------------------------------------------------------------------
+
+
+def test_long_running_services_are_health_checked_and_restarted(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        if is_one_shot(service):
+            continue
+        assert service.get("restart") in RESTARTING, f"{name}: restart policy"
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{name}: no health check"
+
+
+def test_one_shot_services_gate_what_needs_them(services: dict[str, dict[str, Any]]) -> None:
+    waited_for = {
+        dependency
+        for service in services.values()
+        for dependency, spec in (service.get("depends_on") or {}).items()
+        if spec.get("condition") == "service_completed_successfully"
+    }
+    one_shots = {name for name, service in services.items() if is_one_shot(service)}
+    assert one_shots == waited_for
+
+
+def test_dependencies_wait_for_a_condition_the_dependency_can_meet(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        depends_on = service.get("depends_on") or {}
+        assert isinstance(depends_on, dict), f"{name}: depends_on without conditions"
+        for dependency, spec in depends_on.items():
+            assert dependency in services, f"{name}: depends on unknown {dependency}"
+            condition = spec.get("condition")
+            if condition == "service_healthy":
+                assert services[dependency].get("healthcheck"), f"{name} -> {dependency}"
+            elif condition == "service_completed_successfully":
+                assert is_one_shot(services[dependency]), f"{name} -> {dependency}"
+            else:
+                assert condition == "service_started", f"{name} -> {dependency}: {condition}"
+
+
+# --- Volumes ----------------------------------------------------------------------------------
+
+
+def mounts(service: dict[str, Any]) -> list[str]:
+    """The source of each volume entry (short syntax, or the long syntax's source)."""
+    sources = []
+    for entry in service.get("volumes", []):
+        if isinstance(entry, dict):
+            sources.append(str(entry.get("source", "")))
+        else:
+            sources.append(str(entry).split(":", 1)[0])
+    return sources
+
+
+def test_bind_mounted_paths_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for source in mounts(service):
+            if source.startswith((".", "/")):
+                path = (ROOT / source).resolve()
+                assert path.is_relative_to(ROOT), f"{name}: {source} is outside the repository"
+                assert path.exists(), f"{name}: {source} does not exist"
+
+
+def test_named_volumes_are_declared_and_used(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    used = {
+        source
+        for service in services.values()
+        for source in mounts(service)
+        if source and not source.startswith((".", "/"))
+    }
+    declared = set(compose.get("volumes") or {})
+    assert used == declared
