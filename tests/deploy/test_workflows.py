@@ -96,6 +96,20 @@ def test_component_paths_cover_its_inputs(entry: dict[str, Any]) -> None:
     assert set(paths) >= SHARED_INPUTS, f"{entry['component']}: {paths} miss shared inputs"
     for p in paths:
         assert (ROOT / p).exists() or p == directory, f"{entry['component']}: no such path {p}"
+    for source in copied_sources(ROOT / entry["dockerfile"]):
+        assert any(source == p or source.startswith(f"{p}/") for p in paths), (
+            f"{entry['component']}: the image copies {source}, which its paths do not cover"
+        )
+
+
+def copied_sources(dockerfile: Path) -> list[str]:
+    """What a Dockerfile COPYs from the build context (the README only documents)."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            sources += [w.rstrip("/") for w in words[1:-1] if w != "README.md"]
+    return sources
 
 
 def test_workflow_triggers_and_permissions() -> None:
