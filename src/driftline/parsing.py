@@ -21,6 +21,7 @@ MAX_SENSOR_ID = 128
 PLAUSIBLE_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 PLAUSIBLE_UNTIL = datetime(2200, 1, 1, tzinfo=UTC)
 OPTIONAL = ("seq", "label", "v")
+FIELDS = frozenset(REQUIRED + OPTIONAL)
 
 
 @dataclass(slots=True)
@@ -68,9 +69,9 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
         return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _is_number(value: Any) -> bool:
@@ -102,8 +103,9 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
     for name in REQUIRED:
         if name not in doc:
             fail("missing_field", f"'{name}' is required", column=name, fatal=True)
-    for name in doc.keys() - set(REQUIRED) - set(OPTIONAL):
-        fail("unexpected_field", f"unknown field '{name}'"[:200], column=str(name)[:100])
+    if not FIELDS.issuperset(doc):
+        for name in doc.keys() - FIELDS:
+            fail("unexpected_field", f"unknown field '{name}'"[:200], column=str(name)[:100])
 
     if "sensor_id" in doc:
         out.sensor_id = valid_sensor_id(doc["sensor_id"])
@@ -142,6 +144,16 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
     values = doc.get("values")
     if "values" in doc and not isinstance(values, dict):
         fail("wrong_type", "must be an object of measurement: number", column="values", fatal=True)
+    elif (
+        type(values) is dict
+        and len(values) == len(features)
+        and all(name in values for name in features)
+        and all(type(value) is float for value in values.values())
+    ):
+        # The common case, a float for every measurement and nothing else: the loop below
+        # would accept each value as it is. (JSON numbers with a fraction or exponent are
+        # floats; NaN and Infinity too, which the schema reports.)
+        out.values = values
     elif isinstance(values, dict):
         known = set(features)
         for name, value in values.items():

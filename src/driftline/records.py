@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 UtcDatetime = Annotated[datetime, Field(description="UTC, ISO 8601")]
@@ -80,6 +81,21 @@ class ValidReading(Record):
     values: dict[str, float]
     label: int | None = None
 
+    def to_bytes(self) -> bytes:
+        # The validator's hot path: the JSON of model_dump_json, in half the time (its
+        # per-field serializer is a Python call per field).
+        return orjson.dumps(
+            {
+                "v": self.v,
+                "reading_id": self.reading_id,
+                "sensor_id": self.sensor_id,
+                "ts": as_utc(self.ts).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                "seq": self.seq,
+                "values": self.values,
+                "label": self.label,
+            }
+        )
+
 
 class FailedCheck(Record):
     check: str = Field(description="Name of the failed check, e.g. in_range, not_json")
@@ -101,8 +117,12 @@ class DeadLetter(Record):
     reasons: list[FailedCheck]
     source: MessageSource
     key: str | None
-    payload: str = Field(description="The message as received (UTF-8, or base64 if not text)")
+    payload: str = Field(
+        description="The message as received (UTF-8, or base64 if not text), its first 64 KiB"
+    )
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    payload_bytes: int | None = Field(None, description="Size of the message as received")
+    payload_truncated: bool = False
     sensor_id: str | None = None
     failed_at: UtcDatetime = Field(default_factory=utcnow)
 

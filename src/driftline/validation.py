@@ -7,6 +7,7 @@ it returns.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import pandas as pd
 import pandera.errors as pa_errors
 
 from driftline.dead_letters import dead_letter
+from driftline.errors import DriftlineError
 from driftline.messages import Message
 from driftline.parsing import ParsedReading, parse_reading
 from driftline.profile import Profile
@@ -60,27 +62,29 @@ class ReadingValidator:
         self._context = BatchContext(seen_ids=self.recent)
         self._schema = build_reading_schema(profile, self._context)
         self._screen = Screen(profile)
+        self._get_values = operator.itemgetter(*self.features)
 
     def validate(self, messages: Sequence[Message]) -> BatchVerdict:
         parsed = [parse_reading(m.value, self.features, self.max_message_bytes) for m in messages]
+        ids = [p.reading_id for p in parsed]  # a hash each: computed once
         rows = [i for i, p in enumerate(parsed) if not p.fatal]
         row_of = {position: row for row, position in enumerate(rows)}
-        schema_failures = self._run_schema([parsed[i] for i in rows])
+        schema_failures = self._run_schema([parsed[i] for i in rows], [ids[i] for i in rows])
 
         verdict = BatchVerdict()
         accepted: set[str] = set()
-        for position, (message, reading) in enumerate(zip(messages, parsed, strict=True)):
+        for position, (message, reading, rid) in enumerate(zip(messages, parsed, ids, strict=True)):
             reasons = list(reading.problems)
-            if not reading.fatal:
+            failures = schema_failures.get(row_of.get(position, -1)) if schema_failures else None
+            if failures and not reading.fatal:
                 flagged = {r.column for r in reasons}
                 reasons += [
                     r
-                    for r in schema_failures.get(row_of.get(position, -1), [])
+                    for r in failures
                     # A value that failed to parse is NaN in the frame; its not-null
                     # failure says nothing new.
                     if not (r.check == "not_nullable" and r.column in flagged)
                 ]
-            rid = reading.reading_id
             if not reasons and self.deduplicates and rid in accepted:
                 reasons = [
                     FailedCheck(
@@ -92,7 +96,9 @@ class ReadingValidator:
             if reasons:
                 verdict.invalid.append((message, self._dead_letter(message, reading, reasons)))
             else:
-                assert rid is not None and reading.sensor_id and reading.ts
+                if rid is None or not reading.sensor_id or reading.ts is None:
+                    # Passing every check implies these; a gap is a bug in the checks.
+                    raise DriftlineError(f"reading at offset {message.offset} has no identity")
                 accepted.add(rid)
                 verdict.valid.append(
                     (
@@ -140,8 +146,11 @@ class ReadingValidator:
         for _, reading in verdict.valid:
             self.recent.add(reading.reading_id)
 
-    def _run_schema(self, readings: list[ParsedReading]) -> dict[int, list[FailedCheck]]:
-        """Row position (among ``readings``) -> the schema checks it failed."""
+    def _run_schema(
+        self, readings: list[ParsedReading], ids: list[str | None]
+    ) -> dict[int, list[FailedCheck]]:
+        """Row position (among ``readings``, whose reading ids are ``ids``) -> the schema
+        checks it failed."""
         if not readings:
             return {}
         batch = Columns(
@@ -149,10 +158,9 @@ class ReadingValidator:
             ts=np.array(
                 [NAT if r.ts is None else epoch_ns(r.ts) for r in readings], dtype=np.int64
             ),
-            reading_id=[r.reading_id for r in readings],
+            reading_id=ids,
             values=np.array(
-                [[r.values.get(f, np.nan) for f in self.features] for r in readings],
-                dtype="float64",
+                [self._values_row(r.values) for r in readings], dtype="float64"
             ).reshape(len(readings), len(self.features)),
         )
         self._context.now = self.clock()
@@ -164,6 +172,17 @@ class ReadingValidator:
         except pa_errors.SchemaErrors as exc:
             return _failures_by_row(self.profile, exc.failure_cases)
         return {}
+
+    def _values_row(self, values: dict[str, float]) -> Sequence[float]:
+        """The measurements in profile order, NaN where missing."""
+        if len(values) == len(self.features):  # almost always: one C call does it
+            try:
+                got = self._get_values(values)
+            except KeyError:
+                pass
+            else:
+                return got if len(self.features) > 1 else (got,)
+        return [values.get(f, np.nan) for f in self.features]
 
     def _dead_letter(
         self, message: Message, reading: ParsedReading | None, reasons: list[FailedCheck]
