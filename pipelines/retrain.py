@@ -15,7 +15,7 @@ PIPELINE_NAME = "driftline-retrain"
 COMPILED = Path(__file__).resolve().parents[1] / "deploy" / "kfp" / "retrain.yaml"
 # Environment the components read their settings from; on a cluster these come from the
 # Kubernetes Secret named here (kfp-kubernetes use_secret_as_env).
-SECRET_NAME = "driftline-pipeline"
+SECRET_NAME = "driftline-pipeline"  # nosec B105  # the Secret's name, not a secret
 SECRET_ENV = {
     "database-url": "DATABASE_URL",
     "mlflow-tracking-uri": "MLFLOW_TRACKING_URI",

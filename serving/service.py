@@ -48,10 +48,12 @@ class ModelInfo(BaseModel):
 class AnomalyService:
     def __init__(self) -> None:
         from driftline.champion import ChampionWatcher
+        from driftline.logs import configure_package_logging
         from driftline.prediction_publisher import PredictionPublisher
         from driftline.profile import load_profile
         from driftline.serving_path import ServingPath
 
+        configure_package_logging(SETTINGS.log_level, "serving")
         self.watcher = ChampionWatcher(SETTINGS)
         self.publisher = None
         if SETTINGS.serving_publish_predictions:
@@ -109,4 +111,8 @@ class AnomalyService:
         )
 
 
-AnomalyService.add_asgi_middleware(PredictRequests, max_readings=SETTINGS.serving_max_readings)
+AnomalyService.add_asgi_middleware(
+    PredictRequests,
+    max_readings=SETTINGS.serving_max_readings,
+    api_key=SETTINGS.serving_api_key,
+)

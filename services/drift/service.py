@@ -4,7 +4,9 @@ One DriftEvent per closed window. The reference is the training data of the mode
 production: it is reloaded when a ModelPromoted event arrives. Offsets are committed only
 up to the oldest reading an open window still holds, so a restart rebuilds open windows
 from the log instead of losing them (closed windows may then be re-emitted with the same
-event id, which the trigger ignores).
+event id, which the trigger ignores). A partition holds several sensors, so that replay also
+brings back readings of other sensors whose windows were already emitted: the drift events
+already on their topic, read back at start, tell which readings to skip (see ``Emitted``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from aiokafka import TopicPartition
@@ -25,9 +29,14 @@ from driftline.kafka import ensure_topics, publish_all, read_to_end
 from driftline.messages import Message
 from driftline.profile import load_profile
 from driftline.recent_ids import RecentIds
-from driftline.records import FailedCheck, ModelPromoted, ValidReading
+from driftline.records import DriftEvent, FailedCheck, ModelPromoted, ValidReading
 from driftline.reference import Reference, load_reference
-from driftline.runtime import BatchHandler, ServiceContext, run_consumer_service
+from driftline.runtime import (
+    BatchHandler,
+    ServiceContext,
+    run_consumer_service,
+    wait_for_kafka,
+)
 from driftline.service_main import service_main
 from driftline.settings import Settings
 from driftline.topics import Topics
@@ -37,8 +46,36 @@ NAME = "drift"
 log = logging.getLogger(NAME)
 
 
+@dataclass(frozen=True)
+class Emitted:
+    """Where a sensor's emitted windows end, as a restarted worker learns it from the topic.
+
+    A reading that was on the topic before the worker started (replayed, or republished by
+    a restarted validator) is in one of those windows if its event time is no later than the
+    last one's end. Readings published after the start are not judged by this: they are new
+    (even with old event times, e.g. a simulator run again), or repeats that ``RecentIds``
+    catches.
+    """
+
+    window_end: datetime
+    started_ms: int  # when this worker started (wall clock, Unix ms)
+
+    def holds(self, reading: ValidReading, published_ms: int | None) -> bool:
+        return (
+            published_ms is not None
+            and published_ms < self.started_ms
+            and reading.ts <= self.window_end
+        )
+
+
 class DriftHandler(BatchHandler):
-    def __init__(self, ctx: ServiceContext, features: list[str], detector: DriftDetector) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        features: list[str],
+        detector: DriftDetector,
+        emitted: dict[str, Emitted] | None = None,
+    ) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.features = features
@@ -48,6 +85,9 @@ class DriftHandler(BatchHandler):
         )
         # Readings republished after a validator crash must not count twice in a window.
         self.recent = RecentIds(s.dedup_capacity)
+        self.unpublished: list[DriftEvent] = []
+        # Readings replayed after a restart that emitted windows hold already.
+        self.emitted = emitted or {}
 
     async def handle(self, batch: list[Message]) -> None:
         topics = self.ctx.topics
@@ -67,6 +107,9 @@ class DriftHandler(BatchHandler):
                 )
                 continue
             if reading.reading_id in self.recent:
+                continue
+            done = self.emitted.get(reading.sensor_id)
+            if done is not None and done.holds(reading, m.timestamp_ms):
                 continue
             self.recent.add(reading.reading_id)
             closed += self.windows.add(reading, (m.topic, m.partition), m.offset, now)
@@ -91,9 +134,14 @@ class DriftHandler(BatchHandler):
     async def _publish(
         self, closed: list[ClosedWindow], rejected: list[tuple[str, bytes | None, bytes]]
     ) -> None:
-        events = [self.detector.compare(w) for w in closed]
+        # Windows close once: if publishing fails (Kafka away), the retried batch's readings
+        # are skipped as seen and would not close them again, so their events wait here for
+        # the next publish. Offsets are committed only after a publish succeeded.
+        self.unpublished += [self.detector.compare(w) for w in closed]
+        events = self.unpublished
         out = [(self.ctx.topics.drift_events, e.sensor_id.encode(), e.to_bytes()) for e in events]
         await publish_all(self.ctx.producer, out + rejected)
+        self.unpublished = []
         for e in events:
             metrics.drift_windows.labels(str(e.drifted).lower()).inc()
             metrics.drift_share.labels(e.sensor_id).set(e.drift_share)
@@ -151,6 +199,22 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
     return load_reference(settings.resolved_reference_path, features)
 
 
+async def emitted_windows(settings: Settings) -> dict[str, Emitted]:
+    """Per sensor, the latest end of a window among the drift events already published."""
+    started_ms = int(time.time() * 1000)
+    topic = Topics(settings.topic_prefix).drift_events
+    await ensure_topics(settings, [topic])
+    ends: dict[str, datetime] = {}
+    for message in await read_to_end(settings, topic, timeout=120):
+        try:
+            event = DriftEvent.model_validate_json(message.value or b"")
+        except ValidationError:
+            continue  # the trigger dead-letters it; it says nothing about our windows
+        end = ends.get(event.sensor_id)
+        ends[event.sensor_id] = event.window_end if end is None else max(end, event.window_end)
+    return {sensor: Emitted(end, started_ms) for sensor, end in ends.items()}
+
+
 def make_detector(settings: Settings, reference: Reference) -> DriftDetector:
     return DriftDetector(
         reference,
@@ -161,7 +225,10 @@ def make_detector(settings: Settings, reference: Reference) -> DriftDetector:
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
     profile = load_profile(settings.profile_path)
+    if not await wait_for_kafka(NAME, settings, stop):  # it reads topics before its loop
+        return
     reference = await reference_in_production(settings, profile.features)
     metrics.reference_rows.set(len(reference))
     metrics.start_at_zero(metrics.drift_windows, "true", "false")
@@ -170,11 +237,12 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     log.info(
         "reference %s: %d rows from %s", reference.reference_id, len(reference), reference.source
     )
+    emitted = await emitted_windows(settings)
     await run_consumer_service(
         NAME,
         settings,
         lambda topics: [topics.valid_readings, topics.model_promotions],
-        lambda ctx: DriftHandler(ctx, profile.features, detector),
+        lambda ctx: DriftHandler(ctx, profile.features, detector, emitted),
         stop=stop,
     )
 

@@ -12,7 +12,7 @@ import asyncio
 from driftline import metrics
 from driftline.messages import Message
 from driftline.raw_store import RawStore
-from driftline.runtime import BatchHandler, run_consumer_service
+from driftline.runtime import BatchHandler, retry_blocking, run_consumer_service
 from driftline.service_main import service_main
 from driftline.settings import Settings
 
@@ -30,15 +30,18 @@ class IngestHandler(BatchHandler):
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
     store = RawStore.from_url(settings.resolved_database_url)
-    await asyncio.to_thread(store.create_tables)
     try:
+        if not await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop):
+            return
         await run_consumer_service(
             NAME,
             settings,
             lambda topics: [topics.raw_readings],
             lambda ctx: IngestHandler(store),
             stop=stop,
+            dependencies={"database": store.ping},
         )
     finally:
         store.engine.dispose()

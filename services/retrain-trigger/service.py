@@ -3,12 +3,18 @@
 Each drift event gets one row in trigger_decisions (fired or not, with the reason); a firing
 publishes a RetrainRequest and hands it to the pipeline launcher. Cooldown and in-flight state
 are restored from the run ledger at start, so a restart does not fire twice.
+
+A run that fails to launch or fails is recorded as failed in retrain_runs, counted, and launched
+again (as a new request over the same episode) up to ``trigger_retry_attempts`` times with
+doubling waits; pending relaunches are not remembered across a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -21,8 +27,9 @@ from driftline.launcher import FINISHED, PipelineLauncher, RunLedger, make_launc
 from driftline.messages import Message
 from driftline.policy import Decision, PolicyConfig, RetrainPolicy
 from driftline.raw_store import RawStore, insert_ignoring_duplicates, naive_utc, trigger_decisions
-from driftline.records import DriftEvent, FailedCheck, RetrainRequest
-from driftline.runtime import BatchHandler, ServiceContext, run_consumer_service
+from driftline.recent_ids import RecentIds
+from driftline.records import DriftEvent, FailedCheck, RetrainRequest, new_id
+from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
 from driftline.service_main import service_main
 from driftline.settings import Settings
 
@@ -49,15 +56,42 @@ def policy_from(settings: Settings, ledger: RunLedger) -> RetrainPolicy:
     )
 
 
-def decided_event_ids(store: RawStore, limit: int = 200_000) -> set[str]:
-    """Drift events already decided (before a restart): a redelivery must not count twice."""
+DECIDED_MEMORY = 200_000  # drift event ids remembered; a redelivery is never that far back
+
+
+def decided_event_ids(store: RawStore, limit: int = DECIDED_MEMORY) -> RecentIds:
+    """Drift events already decided (before a restart), bounded, oldest forgotten first: a
+    redelivery must not count twice."""
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(trigger_decisions.c.drift_event_id)
             .order_by(trigger_decisions.c.id.desc())
             .limit(limit)
         )
-        return set(rows.scalars())
+        newest_first = list(rows.scalars())
+    seen = RecentIds(limit)
+    for event_id in reversed(newest_first):
+        seen.add(event_id)
+    return seen
+
+
+@dataclass
+class _Pending:
+    """A drift event decided but not yet recorded: a retried batch must not observe it twice
+    (the policy would count the window twice) nor launch its retraining twice."""
+
+    decided_at: datetime
+    decision: Decision
+    request: RetrainRequest | None
+    published: bool = False
+    launched: bool = False
+
+
+@dataclass(frozen=True)
+class _Relaunch:
+    request: RetrainRequest  # the run that failed
+    attempt: int  # the relaunch's number, 1 for the first
+    due: float  # monotonic time
 
 
 class TriggerHandler(BatchHandler):
@@ -72,8 +106,12 @@ class TriggerHandler(BatchHandler):
         self.policy = policy
         self.launcher = launcher
         self.store = store
+        self.ledger = RunLedger(store.engine)
         self.in_flight: str | None = None
+        self.in_flight_request: tuple[RetrainRequest, int] | None = None
+        self.relaunch: _Relaunch | None = None
         self.seen = decided_event_ids(store)
+        self._pending: dict[str, _Pending] = {}
 
     async def handle(self, batch: list[Message]) -> None:
         for message in batch:
@@ -98,24 +136,97 @@ class TriggerHandler(BatchHandler):
             await self._decide(event)
 
     async def _decide(self, event: DriftEvent) -> None:
-        now = datetime.now(UTC)
-        decision = self.policy.observe(event, now)
-        request = self._request(decision) if decision.fired else None
-        if request is not None:
-            await publish_all(
-                self.ctx.producer, [(self.ctx.topics.retrain_requests, None, request.to_bytes())]
-            )
-            run_id = await asyncio.to_thread(self.launcher.launch, request)
-            self.in_flight = run_id
-            metrics.retrains_launched.labels(self.launcher.name).inc()
-            metrics.retrains_in_flight.set(1)
-            log.warning("retraining fired: %s (run %s)", decision.reason, run_id)
-        await asyncio.to_thread(self._record, event, decision, now, request)
-        metrics.trigger_decisions.labels("fired" if decision.fired else "held").inc()
+        p = self._pending.get(event.event_id)
+        if p is None:
+            now = datetime.now(UTC)
+            decision = self.policy.observe(event, now)
+            p = _Pending(now, decision, self._request(decision) if decision.fired else None)
+            self._pending[event.event_id] = p
+        if p.request is not None and not p.published:
+            await self._publish_request(p.request)
+            p.published = True
+        if p.request is not None and not p.launched:
+            log.warning("retraining fired: %s", p.decision.reason)
+            await self._launch(p.request, attempt=0)
+            p.launched = True
+        await asyncio.to_thread(self._record, event, p.decision, p.decided_at, p.request)
+        metrics.trigger_decisions.labels("fired" if p.decision.fired else "held").inc()
         self.seen.add(event.event_id)
+        del self._pending[event.event_id]
+
+    async def _publish_request(self, request: RetrainRequest) -> None:
+        await publish_all(
+            self.ctx.producer, [(self.ctx.topics.retrain_requests, None, request.to_bytes())]
+        )
+
+    async def _launch(self, request: RetrainRequest, attempt: int) -> None:
+        """Launch ``request``; a launch that raises is recorded as a failed run."""
+        try:
+            run_id = await asyncio.to_thread(self.launcher.launch, request)
+        except Exception as exc:  # whatever the launcher's client raises: the run failed
+            metrics.retrain_launch_failures.labels(self.launcher.name).inc()
+            metrics.retrain_runs.labels("failed").inc()
+            log.error(
+                "launching retraining %s failed (%s: %s)",
+                request.request_id,
+                type(exc).__name__,
+                exc,
+            )
+            await asyncio.to_thread(self._record_launch_failure, request, exc)
+            self._failed(request, attempt)
+            return
+        self.in_flight = run_id
+        self.in_flight_request = (request, attempt)
+        metrics.retrains_launched.labels(self.launcher.name).inc()
+        metrics.retrains_in_flight.set(1)
+        log.info("retraining %s launched (run %s)", request.request_id, run_id)
+
+    def _record_launch_failure(self, request: RetrainRequest, exc: Exception) -> None:
+        self.ledger.record(request, self.launcher.name, "failed")
+        detail = f"launch failed: {type(exc).__name__}: {exc}"[:2000]
+        self.ledger.set_status(request.request_id, "failed", detail)
+
+    def _failed(self, request: RetrainRequest, attempt: int) -> None:
+        """A run of ``request`` (relaunch number ``attempt``) failed: relaunch it, or give up."""
+        s = self.ctx.settings
+        if attempt < s.trigger_retry_attempts:
+            delay = s.trigger_retry_backoff_seconds * 2**attempt
+            self.relaunch = _Relaunch(request, attempt + 1, time.monotonic() + delay)
+            log.warning(
+                "retraining %s failed; relaunching in %.0fs (%d of %d)",
+                request.request_id,
+                delay,
+                attempt + 1,
+                s.trigger_retry_attempts,
+            )
+            return  # still in flight for the policy: no new firing for this episode meanwhile
+        log.error(
+            "retraining %s failed after %d relaunches; waiting for drift to fire again",
+            request.request_id,
+            attempt,
+        )
+        self.policy.run_finished()
+        metrics.retrains_in_flight.set(0)
+
+    async def _relaunch_if_due(self) -> None:
+        r = self.relaunch
+        if r is None or self.in_flight is not None or time.monotonic() < r.due:
+            return
+        request = r.request.model_copy(
+            update={
+                "request_id": new_id(),
+                "requested_at": datetime.now(UTC),
+                "reason": f"relaunch {r.attempt} of {r.request.request_id}: {r.request.reason}",
+            }
+        )
+        await self._publish_request(request)  # raises while Kafka is away: tried again later
+        self.relaunch = None
+        metrics.retrain_retries.labels(self.launcher.name).inc()
+        await self._launch(request, r.attempt)
 
     def _request(self, decision: Decision) -> RetrainRequest:
-        assert decision.data_start and decision.data_end
+        if decision.data_start is None or decision.data_end is None:
+            raise ValueError(f"a fired decision without its episode's time range: {decision}")
         return RetrainRequest(
             reason=decision.reason,
             sensors=decision.sensors,
@@ -144,34 +255,53 @@ class TriggerHandler(BatchHandler):
         )
 
     async def tick(self) -> None:
-        if self.in_flight is None:
-            return
-        status = await asyncio.to_thread(self.launcher.status, self.in_flight)
-        if status in FINISHED:
-            log.info("retraining run %s finished: %s", self.in_flight, status)
-            metrics.retrain_runs.labels(status).inc()
-            self.in_flight = None
-            self.policy.run_finished()
-            metrics.retrains_in_flight.set(0)
+        if self.in_flight is not None:
+            status = await asyncio.to_thread(self.launcher.status, self.in_flight)
+            if status in FINISHED:
+                log.info("retraining run %s finished: %s", self.in_flight, status)
+                metrics.retrain_runs.labels(status).inc()
+                launched, self.in_flight, self.in_flight_request = (
+                    self.in_flight_request,
+                    None,
+                    None,
+                )
+                if status == "failed" and launched is not None:
+                    self._failed(*launched)
+                else:
+                    self.policy.run_finished()
+                    metrics.retrains_in_flight.set(0)
+        await self._relaunch_if_due()
 
 
 async def run(
     settings: Settings, stop: asyncio.Event | None = None, launcher: PipelineLauncher | None = None
 ) -> None:
+    stop = stop or asyncio.Event()
     store = RawStore.from_url(settings.resolved_database_url)
-    await asyncio.to_thread(store.create_tables)
     ledger = RunLedger(store.engine)
     launcher = launcher or make_launcher(settings, ledger)
-    policy = await asyncio.to_thread(policy_from, settings, ledger)
     metrics.start_at_zero(metrics.retrain_runs, *sorted(FINISHED))
     metrics.start_at_zero(metrics.trigger_decisions, "fired", "held")
+    metrics.start_at_zero(metrics.retrain_launch_failures, launcher.name)
+    metrics.start_at_zero(metrics.retrain_retries, launcher.name)
     try:
+        if not await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop):
+            return
+        policies: list[RetrainPolicy] = []
+        if not await retry_blocking(
+            f"{NAME}: reading the run ledger",
+            lambda: policies.append(policy_from(settings, ledger)),
+            stop,
+        ):
+            return
+        policy = policies[0]
         await run_consumer_service(
             NAME,
             settings,
             lambda topics: [topics.drift_events],
             lambda ctx: TriggerHandler(ctx, policy, launcher, store),
             stop=stop,
+            dependencies={"database": store.ping},
         )
     finally:
         store.engine.dispose()

@@ -63,7 +63,7 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # nosec B603  # the packaged broker binary, fixed argv
             [
                 str(broker_binary()),
                 "broker",

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from driftline.cli_steps import _time, step_app
+from driftline.logs import redact
 from driftline.settings import Settings, env_name, load_settings
 
 app = typer.Typer(
@@ -94,7 +95,7 @@ def show_settings() -> None:
     settings = load_settings()
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
-        typer.echo(f"{env_name(name)}={value if value is not None else ''}")
+        typer.echo(f"{env_name(name)}={redact(str(value)) if value is not None else ''}")
         if field.description:
             typer.echo(f"    {field.description}")
 

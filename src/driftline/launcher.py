@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine, select, update
 
@@ -114,7 +114,7 @@ class LocalPipelineLauncher:
         if self.settings.retrain_skip_steps:
             argv += ["--skip", self.settings.retrain_skip_steps]
         with open(log_dir / f"pipeline-{request.request_id[:12]}.log", "ab") as out:
-            self._runs[request.request_id] = subprocess.Popen(
+            self._runs[request.request_id] = subprocess.Popen(  # nosec B603  # our own CLI, no shell
                 argv,
                 env={**os.environ, **self.settings.to_env()},
                 stdout=out,
@@ -143,11 +143,19 @@ class ClusterPipelineLauncher:
     name = "kfp"
 
     def __init__(self, ledger: RunLedger, settings: Settings) -> None:
-        from kfp import Client
-
         self.ledger = ledger
         self.settings = settings
-        self.client = Client(host=settings.kfp_host)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The KFP client, made at first use: making one asks the cluster's healthz, and a
+        cluster that is away then must fail a launch (recorded, retried), not the trigger."""
+        if self._client is None:
+            from kfp import Client
+
+            self._client = Client(host=self.settings.kfp_host)
+        return self._client
 
     def launch(self, request: RetrainRequest) -> str:
         from pipelines.retrain import COMPILED

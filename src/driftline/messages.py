@@ -25,9 +25,10 @@ class Message:
     def key_text(self) -> str | None:
         return None if self.key is None else self.key.decode("utf-8", errors="replace")
 
-    def payload_text(self) -> tuple[str, str]:
-        """The value as text for a dead letter: UTF-8 when it is, else base64."""
-        raw = self.value or b""
+    def payload_text(self, limit: int | None = None) -> tuple[str, str]:
+        """The value (its first ``limit`` bytes) as text for a dead letter: UTF-8 when it is,
+        else base64."""
+        raw = (self.value or b"")[:limit]
         try:
             return raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:

@@ -6,7 +6,7 @@ the drift gauges, whose cardinality is the fleet size and which operators ask fo
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -73,6 +73,26 @@ retrains_in_flight = Gauge("driftline_retrains_in_flight", "Retraining runs in f
 retrain_runs = Counter(
     "driftline_retrain_runs_total", "Retraining runs finished, by outcome.", ["outcome"]
 )
+retrain_launch_failures = Counter(
+    "driftline_retrain_launch_failures_total",
+    "Retraining runs that could not be launched, by launcher.",
+    ["launcher"],
+)
+retrain_retries = Counter(
+    "driftline_retrain_retries_total",
+    "Failed retraining runs launched again, by launcher.",
+    ["launcher"],
+)
+service_ready = Gauge(
+    "driftline_service_ready",
+    "1 when the service's consumer is assigned and its dependencies answer (its /readyz).",
+    ["service"],
+)
+dependency_failures = Counter(
+    "driftline_dependency_failures_total",
+    "Failed checks or calls of a service's dependencies (kafka, database).",
+    ["service", "dependency"],
+)
 
 
 def start_at_zero(counter: Counter, *label_values: str) -> None:
@@ -85,9 +105,3 @@ def start_at_zero(counter: Counter, *label_values: str) -> None:
 def version_number(version: str) -> float:
     """A registry version as a gauge value (MLflow versions are integers; NaN otherwise)."""
     return float(version) if version.isdigit() else float("nan")
-
-
-def serve_metrics(port: int | None) -> None:
-    """Serve /metrics on ``port`` (no-op when it is None)."""
-    if port is not None:
-        start_http_server(port, addr="0.0.0.0")

@@ -26,6 +26,7 @@ from driftline.broker import EmbeddedBroker, free_port
 from driftline.demo_bootstrap import bootstrap_champion, bootstrap_data
 from driftline.kafka import ensure_topics, make_producer, record_embedded_broker
 from driftline.live_view import one_line, render
+from driftline.logs import redact
 from driftline.monitor import PlatformMonitor, PlatformState
 from driftline.profile import load_profile
 from driftline.serve import serve_command, serve_env
@@ -357,7 +358,7 @@ def demo_summary(
             out["drifted_windows_after_promotion"] = drifted
     out["seconds_from_drift_onset"] = times
     out["where_to_look"] = {
-        "mlflow": settings.resolved_mlflow_uri,
+        "mlflow": redact(settings.resolved_mlflow_uri),
         "evidently_reports": str(settings.data_dir / "reports"),
         "data_repo": str(settings.resolved_data_repo),
         "data_tags": [f"drift-{str(r.get('request_id'))[:12]}" for r in state.retrain_requests],

@@ -9,17 +9,22 @@ its slice, always with status 200. So this middleware
   invalid reading is rejected whole, also inside a merged batch);
 - after it: answers 422 with every failed check by reading index when any reading of this
   request failed, else the predictions (one object for a one-reading body).
+
+With an API key configured (``driftline.api_key``), it first answers 401 to any request of a
+protected route that does not carry the key.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from driftline import serving_metrics
+from driftline.api_key import ApiKeyGuard
 from driftline.parsing import load_json
 from driftline.serving_path import RejectedRequest, answers, checked_items, tag
 
@@ -34,12 +39,32 @@ FIELD = "readings"  # the API's parameter
 
 
 class PredictRequests:
-    def __init__(self, app: App, max_readings: int = 1000, max_body_bytes: int = 8 << 20) -> None:
+    def __init__(
+        self,
+        app: App,
+        max_readings: int = 1000,
+        max_body_bytes: int = 8 << 20,
+        api_key: SecretStr | None = None,
+    ) -> None:
         self.app = app
         self.max_readings = max_readings
         self.max_body_bytes = max_body_bytes
+        self.guard = ApiKeyGuard(api_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.guard.needs_key(scope["path"])
+            and not self.guard.allows(scope.get("headers", []))
+        ):
+            serving_metrics.unauthorized.inc()
+            await _respond(
+                send,
+                401,
+                {"error": "unauthorized", "detail": "a valid API key is required"},
+                [(b"www-authenticate", b'Bearer realm="driftline"')],
+            )
+            return
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -140,8 +165,11 @@ async def _reject(send: Send, status: int, rejected: RejectedRequest) -> None:
     await _respond(send, status, rejected.as_json())
 
 
-async def _respond(send: Send, status: int, payload: Any) -> None:
+async def _respond(
+    send: Send, status: int, payload: Any, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     data = orjson.dumps(payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+    headers += list(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})

@@ -31,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import OperationalError
@@ -190,13 +191,15 @@ class RawStore:
 
     def create_tables(self) -> None:
         """Create the tables that are missing. Services starting together race between
-        create_all's check and its CREATE TABLE; the loser finds the table there and retries."""
-        for attempt in range(3):
+        create_all's check and its CREATE TABLE; the loser finds that table made and tries
+        again. Each lost race means one table fewer to make, so this ends."""
+        attempts = len(metadata.tables) + 1
+        for attempt in range(attempts):
             try:
                 metadata.create_all(self.engine)
                 return
             except OperationalError as exc:
-                if "already exists" not in str(exc.orig) or attempt == 2:
+                if "already exists" not in str(exc.orig) or attempt == attempts - 1:
                     raise
 
     def add_messages(self, messages: Sequence[Message], received_at: datetime | None = None) -> int:
@@ -221,6 +224,11 @@ class RawStore:
             )
         insert_ignoring_duplicates(self.engine, raw_readings, rows)
         return len(rows)
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query (a readiness check)."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def count(self) -> int:
         with self.engine.connect() as conn:

@@ -2,7 +2,9 @@
 
 A handler must be idempotent: when it raises (the database is down, the broker refused a
 write), the same batch is retried with backoff and its offsets stay uncommitted, so the
-service applies back-pressure instead of losing or skipping readings.
+service applies back-pressure instead of losing or skipping readings. Kafka going away at
+start or mid-stream is waited out the same way; meanwhile the service reports not ready
+(``driftline.health``), from a watcher that checks Kafka and the service's dependencies.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
 from driftline import metrics
 from driftline.errors import BrokerError
+from driftline.health import KAFKA, ServiceHealth, registry
 from driftline.kafka import commit, ensure_topics, make_consumer, make_producer, poll_batch
 from driftline.messages import Message
 from driftline.settings import Settings
@@ -49,6 +53,7 @@ class ServiceContext:
     topics: Topics
     producer: AIOKafkaProducer
     consumer: AIOKafkaConsumer
+    health: ServiceHealth | None = None
 
 
 class BatchHandler(Protocol):
@@ -80,7 +85,12 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _retry(what: str, action: Callable[[], Awaitable[object]], stop: asyncio.Event) -> bool:
+async def _retry(
+    what: str,
+    action: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    health: ServiceHealth | None = None,
+) -> bool:
     """Run ``action`` until it succeeds (True) or ``stop`` is set (False)."""
     backoff = Backoff()
     while not stop.is_set():
@@ -89,9 +99,75 @@ async def _retry(what: str, action: Callable[[], Awaitable[object]], stop: async
             return True
         except (KafkaError, BrokerError, OSError) as exc:
             delay = backoff.next()
+            if health is not None:
+                health.failed(KAFKA, f"{what}: {exc}")
             log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", what, exc, delay)
             await pause(stop, delay)
     return False
+
+
+async def retry_blocking(what: str, action: Callable[[], object], stop: asyncio.Event) -> bool:
+    """Run blocking ``action`` in a thread until it succeeds (True) or ``stop`` is set (False):
+    e.g. creating tables while the database is not up yet, which must not crash the service."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(action)
+            return True
+        except (SQLAlchemyError, OSError) as exc:
+            delay = backoff.next()
+            log.warning(
+                "%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay
+            )
+            await pause(stop, delay)
+    return False
+
+
+async def wait_for_kafka(name: str, settings: Settings, stop: asyncio.Event) -> bool:
+    """Until Kafka answers and the topics exist (True), or ``stop`` is set (False): for a
+    service that reads Kafka before its consumer loop starts."""
+    topics = Topics(settings.topic_prefix)
+    return await _retry(name, lambda: ensure_topics(settings, topics.all()), stop)
+
+
+Ping = Callable[[], object]
+
+
+async def check_health(
+    consumer: AIOKafkaConsumer,
+    health: ServiceHealth,
+    dependencies: Mapping[str, Ping],
+    timeout: float,
+) -> None:
+    """Check Kafka (a metadata request, and partitions assigned) and each dependency once."""
+    try:
+        await asyncio.wait_for(consumer.topics(), timeout)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        health.failed(KAFKA, f"metadata request failed: {exc or type(exc).__name__}")
+    else:
+        if consumer.assignment():
+            health.ok(KAFKA)
+        else:
+            health.down(KAFKA, "connected, no partitions assigned (yet)")
+    for name, ping in dependencies.items():
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ping), timeout)
+        except Exception as exc:  # whatever the driver raises, the dependency did not answer
+            health.failed(name, f"{type(exc).__name__}: {str(exc)[:200]}")
+        else:
+            health.ok(name)
+
+
+async def _watch_health(
+    consumer: AIOKafkaConsumer,
+    health: ServiceHealth,
+    dependencies: Mapping[str, Ping],
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    while not stop.is_set():
+        await check_health(consumer, health, dependencies, timeout=max(1.0, interval))
+        await pause(stop, interval)
 
 
 async def run_consumer_service(
@@ -101,25 +177,61 @@ async def run_consumer_service(
     make_handler: Callable[[ServiceContext], BatchHandler],
     *,
     stop: asyncio.Event | None = None,
+    dependencies: Mapping[str, Ping] | None = None,
 ) -> None:
-    """Run service ``name`` until ``stop`` is set."""
+    """Run service ``name`` until ``stop`` is set.
+
+    ``dependencies`` are checks by name (e.g. ``{"database": store.ping}``) that raise when
+    the dependency does not answer: the service is ready only while they pass.
+    """
     stop = stop or asyncio.Event()
+    dependencies = dict(dependencies or {})
+    interval = settings.health_check_seconds
+    health = registry.register(ServiceHealth(name, tuple(dependencies), stale_after=3 * interval))
+    health.down(KAFKA, "connecting")
     topics = Topics(settings.topic_prefix)
-    if not await _retry(name, lambda: ensure_topics(settings, topics.all()), stop):
-        return
+    try:
+        if not await _retry(name, lambda: ensure_topics(settings, topics.all()), stop, health):
+            return
+        await _run_clients(
+            name, settings, topics, subscribe, make_handler, stop, health, dependencies
+        )
+    finally:
+        registry.unregister(health)
+
+
+async def _run_clients(
+    name: str,
+    settings: Settings,
+    topics: Topics,
+    subscribe: Callable[[Topics], Sequence[str]],
+    make_handler: Callable[[ServiceContext], BatchHandler],
+    stop: asyncio.Event,
+    health: ServiceHealth,
+    dependencies: Mapping[str, Ping],
+) -> None:
     consumer = make_consumer(settings, settings.group_id(name), subscribe(topics))
     producer = make_producer(settings)
+    watcher: asyncio.Task[None] | None = None
     try:
         if not (
-            await _retry(f"{name} producer", producer.start, stop)
-            and await _retry(f"{name} consumer", consumer.start, stop)
+            await _retry(f"{name} producer", producer.start, stop, health)
+            and await _retry(f"{name} consumer", consumer.start, stop, health)
         ):
             return
-        ctx = ServiceContext(name, settings, topics, producer, consumer)
+        ctx = ServiceContext(name, settings, topics, producer, consumer, health)
         handler = make_handler(ctx)
+        watcher = asyncio.create_task(
+            _watch_health(consumer, health, dependencies, settings.health_check_seconds, stop),
+            name=f"{name}-health",
+        )
         log.info("%s running, consuming %s", name, ", ".join(subscribe(topics)))
         await _loop(ctx, handler, stop)
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await consumer.stop()
         await producer.stop()
         log.info("%s stopped", name)
@@ -128,26 +240,76 @@ async def run_consumer_service(
 async def _loop(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event) -> None:
     s = ctx.settings
     while not stop.is_set():
-        await handler.tick()
-        batch = await poll_batch(ctx.consumer, s.batch_max_records, s.batch_max_wait_ms)
+        await _tick(ctx, handler, stop)
+        try:
+            batch = await poll_batch(ctx.consumer, s.batch_max_records, s.batch_max_wait_ms)
+        except KafkaError as exc:  # e.g. the broker went away mid-fetch: poll again later
+            _kafka_failed(ctx, "poll", exc)
+            await pause(stop, 1.0)
+            continue
         if not batch:
             continue
         started = time.perf_counter()
-        if not await _handle_until_done(ctx.name, handler, batch, stop):
+        if not await _handle_until_done(ctx, handler, batch, stop):
             return  # stopping with the batch unhandled: it stays uncommitted
         offsets = handler.commit_offsets(batch)
-        if offsets is None:
-            await commit(ctx.consumer, batch)
-        elif offsets:
-            await ctx.consumer.commit(offsets)
+        if not await _commit_until_done(ctx, batch, offsets, stop):
+            return
         metrics.batch_seconds.labels(ctx.name).observe(time.perf_counter() - started)
         metrics.batch_size.labels(ctx.name).observe(len(batch))
         _count_and_measure_lag(ctx, batch)
 
 
-async def _handle_until_done(
-    name: str, handler: BatchHandler, batch: list[Message], stop: asyncio.Event
+def _kafka_failed(ctx: ServiceContext, what: str, exc: BaseException) -> None:
+    metrics.service_errors.labels(ctx.name, type(exc).__name__).inc()
+    if ctx.health is not None:
+        ctx.health.failed(KAFKA, f"{what}: {type(exc).__name__}: {exc}")
+
+
+async def _tick(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event) -> None:
+    """A failing tick (e.g. publishing while the broker is away) is logged and tried again at
+    the next turn of the loop; it must not end the service."""
+    try:
+        await handler.tick()
+    except Exception as exc:
+        metrics.service_errors.labels(ctx.name, type(exc).__name__).inc()
+        log.error("%s: tick failed (%s: %s); trying again", ctx.name, type(exc).__name__, exc)
+        await pause(stop, 1.0)
+
+
+async def _commit_until_done(
+    ctx: ServiceContext,
+    batch: list[Message],
+    offsets: dict[TopicPartition, int] | None,
+    stop: asyncio.Event,
 ) -> bool:
+    """Commit past ``batch``, retrying while Kafka is away. False: stopping uncommitted."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            if offsets is None:
+                await commit(ctx.consumer, batch)
+            elif offsets:
+                await ctx.consumer.commit(offsets)
+            return True
+        except CommitFailedError as exc:
+            # The partitions went to another member (or this one rejoined): the batch will be
+            # delivered again, and handlers are idempotent. Nothing to retry here.
+            _kafka_failed(ctx, "commit", exc)
+            log.warning("%s: commit refused after a rebalance (%s); moving on", ctx.name, exc)
+            return True
+        except KafkaError as exc:
+            _kafka_failed(ctx, "commit", exc)
+            delay = backoff.next()
+            log.warning("%s: commit failed (%s); retrying in %.1fs", ctx.name, exc, delay)
+            await pause(stop, delay)
+    return False
+
+
+async def _handle_until_done(
+    ctx: ServiceContext, handler: BatchHandler, batch: list[Message], stop: asyncio.Event
+) -> bool:
+    name = ctx.name
     backoff = Backoff()
     while True:
         try:
@@ -155,6 +317,8 @@ async def _handle_until_done(
             return True
         except Exception as exc:  # the policy: log where, count, retry the same batch
             metrics.service_errors.labels(name, type(exc).__name__).inc()
+            if ctx.health is not None and isinstance(exc, KafkaError):
+                ctx.health.failed(KAFKA, f"handling a batch: {type(exc).__name__}: {exc}")
             delay = backoff.next()
             first = batch[0]
             log.error(

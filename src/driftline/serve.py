@@ -53,7 +53,8 @@ def wait_until_ready(base_url: str, child: subprocess.Popen[bytes], timeout: flo
 
 def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     """Run the service until it exits or Ctrl-C; returns its exit code."""
-    child = subprocess.Popen(serve_command(port, host), env=serve_env(settings))
+    # The fixed `bentoml serve` argv of serve_command, no shell.
+    child = subprocess.Popen(serve_command(port, host), env=serve_env(settings))  # nosec B603
     try:
         return child.wait()
     except KeyboardInterrupt:

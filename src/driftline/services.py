@@ -4,6 +4,7 @@ each directory is one service, its entry point ``service.py``)."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -29,10 +30,12 @@ def service_script(name: str) -> Path:
 
 def load_service(name: str) -> ModuleType:
     path = service_script(name)
-    spec = importlib.util.spec_from_file_location(
-        f"driftline_service_{name.replace('-', '_')}", path
-    )
-    assert spec is not None and spec.loader is not None
+    module_name = f"driftline_service_{name.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"cannot load service {name!r} from {path}")
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import would: dataclasses look their module up there.
+    sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module

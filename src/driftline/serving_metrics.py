@@ -20,6 +20,10 @@ readings_rejected = Counter(
     "Readings of rejected requests, by failed check.",
     ["check"],
 )
+unauthorized = Counter(
+    "driftline_serving_unauthorized_total",
+    "Requests refused with 401: no API key, or a wrong one (DRIFTLINE_SERVING_API_KEY).",
+)
 readings_per_request = Histogram(
     "driftline_serving_request_size_readings",
     "Readings per prediction request.",

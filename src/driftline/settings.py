@@ -82,7 +82,13 @@ class Settings(BaseSettings):
     )
 
     # --- Micro-batches -----------------------------------------------------------------------
-    batch_max_records: int = Field(2000, ge=1, description="Most messages in one micro-batch.")
+    batch_max_records: int = Field(
+        10_000,
+        ge=1,
+        description="Most messages in one micro-batch. The validator's schema run costs a few "
+        "ms per batch that has invalid readings, so large batches pay off under load; when "
+        "the stream is slow, batch_max_wait_ms bounds them.",
+    )
     batch_max_wait_ms: int = Field(250, ge=1, description="Longest wait to fill a micro-batch.")
     max_message_bytes: int = Field(
         64 * 1024, ge=256, description="Larger messages are dead-lettered unparsed."
@@ -130,12 +136,24 @@ class Settings(BaseSettings):
     trigger_max_run_seconds: float = Field(
         7200.0, gt=0, description="A retraining in flight longer than this counts as stuck."
     )
+    trigger_retry_attempts: int = Field(
+        2,
+        ge=0,
+        description="Times a retraining that failed to launch or failed is launched again "
+        "(0: never), for the same drift episode.",
+    )
+    trigger_retry_backoff_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Wait before the first relaunch of a failed retraining; doubles each time.",
+    )
 
     # --- Retraining pipeline -------------------------------------------------------------------
     mlflow_tracking_uri: str | None = Field(
         None,
         validation_alias=_env("MLFLOW_TRACKING_URI"),
         description="MLflow tracking server or store. Unset: SQLite store in the data directory.",
+        repr=False,  # a database store's URL holds its password (`driftline settings` masks it)
     )
     model_name: str = Field("driftline-anomaly", description="Registered model name in MLflow.")
     bentoml_home: Path | None = Field(
@@ -218,10 +236,28 @@ class Settings(BaseSettings):
         False, description="Publish every prediction to the predictions topic for monitoring."
     )
     serving_port: int = Field(3000, ge=1, le=65535, description="Port of `driftline serve`.")
+    serving_api_key: SecretStr | None = Field(
+        None,
+        description="When set, every serving route but /livez, /readyz, /healthz, /metrics and "
+        "/docs.json needs 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (else 401).",
+    )
 
     # --- Operations --------------------------------------------------------------------------
     metrics_port: int | None = Field(
-        None, description="Port of the Prometheus /metrics endpoint (unset: not served)."
+        None,
+        description="Port of the Prometheus /metrics endpoint, also serving /livez and /readyz "
+        "(unset: not served).",
+    )
+    metrics_host: str = Field(
+        "0.0.0.0",  # nosec B104  # in a container the probes and Prometheus come from outside
+        description="Address the metrics port binds to: all interfaces, for containers (where "
+        "Prometheus and the kubelet's probes connect from outside); 127.0.0.1 on a shared host.",
+    )
+    health_check_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a service checks Kafka and its database for /readyz; a check "
+        "older than three intervals counts as failed.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
 

@@ -279,7 +279,7 @@ def test_probes(rendered: tuple[str, list[Resource]]) -> None:
         expected = (
             {"livenessProbe": ("/livez", 3000), "readinessProbe": ("/readyz", 3000)}
             if name == "serving"
-            else {"livenessProbe": ("/metrics", 9400), "readinessProbe": ("/metrics", 9400)}
+            else {"livenessProbe": ("/livez", 9400), "readinessProbe": ("/readyz", 9400)}
         )
         for probe, (path, port) in expected.items():
             get = container[probe]["httpGet"]

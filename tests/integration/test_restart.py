@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -14,47 +10,12 @@ from driftline.messages import Message
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, key_columns
 from driftline.records import DeadLetter, ValidReading
-from driftline.services import service_script
 from driftline.simulate.plans import make_plan
 from driftline.topics import Topics
+from tests.processes import ServiceProcess
 from tests.streams import publish, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-class ServiceProcess:
-    """A service as its own process, as in production, that the test can kill and restart."""
-
-    def __init__(self, name: str, settings, log_path) -> None:  # type: ignore[no-untyped-def]
-        self.name = name
-        self.env = {**os.environ, **settings.to_env()}
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(service_script(self.name))],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, f"{self.name} died on its own"
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def plan_for(settings, count: int):  # type: ignore[no-untyped-def]

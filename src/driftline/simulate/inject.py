@@ -31,7 +31,7 @@ class DriftInjection:
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        self._rng = random.Random(self.seed)  # nosec B311  # simulated data, not security
 
     def active(self, t: float) -> bool:
         return t >= self.at_seconds
@@ -78,7 +78,8 @@ def malform(
     """A corrupted version of ``reading`` that validation must reject."""
     doc = json.loads(json.dumps(reading))
     values = doc["values"]
-    assert isinstance(values, dict)
+    if not isinstance(values, dict):
+        raise TypeError(f"a reading's values must be an object, not {type(values).__name__}")
     feature = rng.choice(features)
     if kind == "not-json":
         return b'{"sensor_id": "' + str(doc["sensor_id"]).encode() + b'", "values": {'

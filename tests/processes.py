@@ -1,0 +1,105 @@
+"""Services as separate processes, as in production: start, SIGKILL, restart, observe.
+
+Each process gets its settings from the environment (``Settings.to_env()``), its own metrics
+port, and a log file; the test reads its counters from /metrics and its memory from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftline.services import service_script
+from driftline.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    """A service as its own process, as in production, that the test can kill and restart."""
+
+    def __init__(self, name: str, settings: Settings, log_path: Path, metrics: bool = False):
+        self.name = name
+        if metrics:
+            settings = settings.model_copy(update={"metrics_port": free_port()})
+        self.metrics_port = settings.metrics_port
+        self.env = {**os.environ, **settings.to_env()}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(service_script(self.name))],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        assert self.alive(), f"{self.name} died on its own; see {self.log_path}"
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def rss_kib(self) -> int:
+        """Resident memory (VmRSS) of the running process, in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for {self.name} (pid {self.pid})")
+
+    def metrics(self) -> dict[str, float]:
+        """The process's Prometheus samples, summed per metric name (labels dropped);
+        empty while the process starts and its port does not answer yet."""
+        assert self.metrics_port is not None, f"{self.name} was started without a metrics port"
+        try:
+            url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (localhost)
+                text = response.read().decode()
+        except OSError:
+            return {}
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out[sample.name] = out.get(sample.name, 0.0) + sample.value
+        return out
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def stop_all(processes: Iterable[ServiceProcess]) -> None:
+    for p in processes:
+        p.stop()
