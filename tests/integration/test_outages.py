@@ -35,13 +35,14 @@ from driftline.messages import Message
 from driftline.procs import die_with_parent
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, key_columns, retrain_runs, trigger_decisions
-from driftline.records import DriftEvent, FeatureDrift, RetrainRequest
+from driftline.records import DriftEvent, RetrainRequest
 from driftline.reference import build_reference
 from driftline.services import service_script
 from driftline.settings import Settings
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport
 from driftline.topics import Topics
+from tests.integration.test_trigger_launches_pipeline import drift_event
 from tests.streams import publish, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -459,28 +460,7 @@ def drift_events(sensor: str, n: int = 3) -> list[DriftEvent]:
     """``n`` fully drifted windows of ``sensor`` in a row, the last ending an hour ago."""
     end = datetime.now(UTC) - timedelta(hours=1)
     step = timedelta(minutes=5)
-    return [
-        DriftEvent(
-            sensor_id=sensor,
-            window_start=end - (n - i) * step,
-            window_end=end - (n - i - 1) * step,
-            window_size=300,
-            reference_id="ref-test",
-            features=[
-                FeatureDrift(
-                    feature="Current",
-                    stattest="wasserstein",
-                    statistic=3.0,
-                    threshold=2.0,
-                    drifted=True,
-                )
-            ],
-            drift_share=1.0,
-            drifted=True,
-            closed_by="count",
-        )
-        for i in range(n)
-    ]
+    return [drift_event(sensor, end - (n - i) * step, end - (n - i - 1) * step) for i in range(n)]
 
 
 def runs(store: RawStore) -> list[dict]:
