@@ -33,7 +33,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     store = RawStore.from_url(settings.resolved_database_url)
     try:
-        if not await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop):
+        if await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop) is None:
             return
         await run_consumer_service(
             NAME,

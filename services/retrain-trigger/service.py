@@ -101,12 +101,13 @@ class TriggerHandler(BatchHandler):
         policy: RetrainPolicy,
         launcher: PipelineLauncher,
         store: RawStore,
+        ledger: RunLedger,
     ) -> None:
         self.ctx = ctx
         self.policy = policy
         self.launcher = launcher
         self.store = store
-        self.ledger = RunLedger(store.engine)
+        self.ledger = ledger
         self.in_flight: str | None = None
         self.in_flight_request: tuple[RetrainRequest, int] | None = None
         self.relaunch: _Relaunch | None = None
@@ -285,21 +286,19 @@ async def run(
     metrics.start_at_zero(metrics.retrain_launch_failures, launcher.name)
     metrics.start_at_zero(metrics.retrain_retries, launcher.name)
     try:
-        if not await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop):
+        if await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop) is None:
             return
-        policies: list[RetrainPolicy] = []
-        if not await retry_blocking(
-            f"{NAME}: reading the run ledger",
-            lambda: policies.append(policy_from(settings, ledger)),
-            stop,
-        ):
+        restored = await retry_blocking(
+            f"{NAME}: reading the run ledger", lambda: policy_from(settings, ledger), stop
+        )
+        if restored is None:
             return
-        policy = policies[0]
+        (policy,) = restored
         await run_consumer_service(
             NAME,
             settings,
             lambda topics: [topics.drift_events],
-            lambda ctx: TriggerHandler(ctx, policy, launcher, store),
+            lambda ctx: TriggerHandler(ctx, policy, launcher, store, ledger),
             stop=stop,
             dependencies={"database": store.ping},
         )

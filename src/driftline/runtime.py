@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -30,6 +30,7 @@ from driftline.messages import Message
 from driftline.settings import Settings
 from driftline.topics import Topics
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -106,21 +107,23 @@ async def _retry(
     return False
 
 
-async def retry_blocking(what: str, action: Callable[[], object], stop: asyncio.Event) -> bool:
-    """Run blocking ``action`` in a thread until it succeeds (True) or ``stop`` is set (False):
-    e.g. creating tables while the database is not up yet, which must not crash the service."""
+async def retry_blocking(
+    what: str, action: Callable[[], T], stop: asyncio.Event
+) -> tuple[T] | None:
+    """Run blocking ``action`` in a thread until it succeeds (its result, boxed) or ``stop`` is
+    set (None): e.g. creating tables while the database is not up yet, which must not crash
+    the service."""
     backoff = Backoff()
     while not stop.is_set():
         try:
-            await asyncio.to_thread(action)
-            return True
+            return (await asyncio.to_thread(action),)
         except (SQLAlchemyError, OSError) as exc:
             delay = backoff.next()
             log.warning(
                 "%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay
             )
             await pause(stop, delay)
-    return False
+    return None
 
 
 async def wait_for_kafka(name: str, settings: Settings, stop: asyncio.Event) -> bool:
