@@ -25,7 +25,7 @@ from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.drift import DriftDetector
 from driftline.errors import ConfigurationError
-from driftline.kafka import ensure_topics, publish_all, read_to_end
+from driftline.kafka import publish_all, read_to_end
 from driftline.messages import Message
 from driftline.profile import load_profile
 from driftline.recent_ids import RecentIds
@@ -184,10 +184,10 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
     """The reference of the latest promotion on the topic, else the baseline file.
 
     Read from the topic (not from this service's committed position) so that a restarted
-    or an added drift worker starts with the model in production, not the baseline.
+    or an added drift worker starts with the model in production, not the baseline. The topic
+    exists: ``run`` waits for Kafka and creates every topic first.
     """
     topic = Topics(settings.topic_prefix).model_promotions
-    await ensure_topics(settings, [topic])
     for message in reversed(await read_to_end(settings, topic)):
         try:
             event = ModelPromoted.model_validate_json(message.value or b"")
@@ -200,10 +200,10 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
 
 
 async def emitted_windows(settings: Settings) -> dict[str, Emitted]:
-    """Per sensor, the latest end of a window among the drift events already published."""
+    """Per sensor, the latest end of a window among the drift events already published (the
+    topic exists, as for ``reference_in_production``)."""
     started_ms = int(time.time() * 1000)
     topic = Topics(settings.topic_prefix).drift_events
-    await ensure_topics(settings, [topic])
     ends: dict[str, datetime] = {}
     for message in await read_to_end(settings, topic, timeout=120):
         try:
