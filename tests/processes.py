@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -17,14 +16,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.broker import free_port
+from driftline.procs import die_with_parent, stop
 from driftline.services import service_script
 from driftline.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceProcess:
@@ -52,6 +47,7 @@ class ServiceProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
             )
 
     def alive(self) -> bool:
@@ -65,13 +61,9 @@ class ServiceProcess:
         self.kills += 1
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.alive():
+            assert self.proc is not None
+            stop(self.proc, timeout=15)
 
     def rss_kib(self) -> int:
         """Resident memory (VmRSS) of the running process, in KiB."""

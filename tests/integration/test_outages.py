@@ -12,11 +12,8 @@ survive it: that is a property of a real Kafka's replicated log, not of the serv
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,62 +34,27 @@ from driftline.profile import load_profile
 from driftline.raw_store import RawStore, key_columns, retrain_runs, trigger_decisions
 from driftline.records import DriftEvent, RetrainRequest
 from driftline.reference import build_reference
-from driftline.services import service_script
 from driftline.settings import Settings
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport
 from driftline.topics import Topics
+from tests import processes
 from tests.integration.test_trigger_launches_pipeline import drift_event
 from tests.streams import publish, running, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-class ServiceProcess:
-    """A service in its own process, with its health and metrics served on a port of its own."""
-
-    def __init__(self, name: str, settings: Settings, log_path: Path) -> None:
-        self.name = name
-        self.port = settings.metrics_port
-        self.env = {**os.environ, **settings.to_env()}
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+class ServiceProcess(processes.ServiceProcess):
+    """A service in its own process, its health and metrics served on the settings' port."""
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def start(self) -> ServiceProcess:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(service_script(self.name))],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
+        super().start()
         return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     async def get(self, path: str) -> httpx.Response | None:
         try:
@@ -131,7 +93,9 @@ class ServiceProcess:
         try:
             await wait_for(lambda: _is(self.ready(), want), timeout, what)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; {self.name} log ends:\n{self.log()[-3000:]}") from None
+            raise AssertionError(
+                f"{exc}; {self.name} log ends:\n{self.log_text()[-3000:]}"
+            ) from None
 
 
 async def _is(result, want: bool) -> bool:  # type: ignore[no-untyped-def]
@@ -191,8 +155,8 @@ async def test_broker_not_up_at_start(make_settings, tmp_path, services):
     services.append(ingest)
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log")
     try:
-        await wait_for(lambda: ingest.log().count("retrying in") >= 3, 60, "retries logged")
-        assert ingest.alive(), ingest.log()
+        await wait_for(lambda: ingest.log_text().count("retrying in") >= 3, 60, "retries logged")
+        assert ingest.alive(), ingest.log_text()
         assert (await ingest.get("/livez")).status_code == 200  # type: ignore[union-attr]
         assert await ingest.ready() is False
         assert "kafka" in await ingest.reasons()
@@ -210,7 +174,7 @@ async def test_broker_not_up_at_start(make_settings, tmp_path, services):
         await wait_for(lambda: count(store) >= report.sent, 60, "every reading stored")
         assert store.reading_ids() == reading_ids(settings, report)
         store.engine.dispose()
-        assert "Traceback" not in ingest.log()
+        assert "Traceback" not in ingest.log_text()
     finally:
         ingest.stop()
         broker.stop()
@@ -238,13 +202,15 @@ async def test_every_service_waits_for_kafka_at_start(make_settings, skab_dir, t
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log")
     try:
         for s in services:
-            await wait_for(lambda s=s: s.log().count("retrying in") >= 3, 60, f"{s.name} retries")
-            assert s.alive() and await s.ready() is False, s.log()
+            await wait_for(
+                lambda s=s: s.log_text().count("retrying in") >= 3, 60, f"{s.name} retries"
+            )
+            assert s.alive() and await s.ready() is False, s.log_text()
         broker.start()
         for s in services:
             await s.wait_ready(True, 90, f"{s.name} ready once Kafka is up")
             assert await s.metric("driftline_service_ready", service=s.name) == 1
-            assert "Traceback" not in s.log(), s.log()
+            assert "Traceback" not in s.log_text(), s.log_text()
     finally:
         for s in services:
             s.stop()
@@ -406,7 +372,7 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
         )
 
         # Down while ingest runs: back-pressure, not ready; up again: it resumes.
-        failures = ingest.log().count("retrying in")
+        failures = ingest.log_text().count("retrying in")
         db.stop()
         second = await publish(settings, readings(settings, 400, seed=5))
         await ingest.wait_ready(False, 30, "ingest not ready without its database")
@@ -416,7 +382,9 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
             "driftline_dependency_failures_total", service="ingest", dependency="database"
         )
         await wait_for(
-            lambda: ingest.log().count("retrying in") > failures, 30, "the failing batch logged"
+            lambda: ingest.log_text().count("retrying in") > failures,
+            30,
+            "the failing batch logged",
         )
         await asyncio.sleep(3)  # it keeps retrying meanwhile; none of it may be committed
         assert await committed(settings, group, topic) == first.sent
@@ -429,11 +397,13 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
         )
 
         # Down again, and ingest killed meanwhile: the uncommitted batch is redelivered.
-        failures = ingest.log().count("retrying in")
+        failures = ingest.log_text().count("retrying in")
         db.stop()
         third = await publish(settings, readings(settings, 400, seed=6))
         await wait_for(
-            lambda: ingest.log().count("retrying in") > failures, 30, "the failing batch logged"
+            lambda: ingest.log_text().count("retrying in") > failures,
+            30,
+            "the failing batch logged",
         )
         assert await committed(settings, group, topic) == total
         ingest.kill()
@@ -569,8 +539,8 @@ async def test_database_not_up_at_start(make_settings, tmp_path, private_mariadb
     )
     ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
     services.append(ingest)
-    await wait_for(lambda: ingest.log().count("retrying in") >= 3, 60, "retries logged")
-    assert "creating tables failed" in ingest.log()
+    await wait_for(lambda: ingest.log_text().count("retrying in") >= 3, 60, "retries logged")
+    assert "creating tables failed" in ingest.log_text()
     assert ingest.alive() and await ingest.ready() is False
     db.start()
     await ingest.wait_ready(True, 60, "ingest ready once its database is up")
