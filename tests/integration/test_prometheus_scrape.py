@@ -190,7 +190,9 @@ def stack(
             for proc in procs:
                 assert proc.poll() is None, f"{proc.args} exited: see the logs in {tmp}"
             return (
-                prometheus.total("driftline_readings_valid_total") == len(good)
+                # every target scraped at least once (a slow first scrape is not a failure)
+                len(prometheus.query("up")) == len(ports)
+                and prometheus.total("driftline_readings_valid_total") == len(good)
                 and prometheus.total(dead_letters) == len(bad)
                 and prometheus.total("driftline_readings_stored_total") == report.sent
             )
