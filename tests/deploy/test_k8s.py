@@ -9,6 +9,7 @@ in its place.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -143,7 +144,7 @@ def test_custom_resources_match_their_operators_crds(rendered: tuple[str, list[R
     the releases in deploy/k8s/crds (unknown fields are errors, as with strict validation)."""
     overlay, resources = rendered
     custom = [r for r in resources if r["apiVersion"].split("/")[0] in crd_schemas.groups()]
-    assert {r["kind"] for r in custom} >= STRIMZI_KINDS
+    assert {r["kind"] for r in custom} >= STRIMZI_KINDS | {"ServiceMonitor", "PrometheusRule"}
     errors = [e for r in custom for e in crd_schemas.validate(r)]
     assert not errors, f"{overlay}:\n" + "\n".join(errors)
 
@@ -294,10 +295,63 @@ def test_probes(rendered: tuple[str, list[Resource]]) -> None:
         for probe, (path, port) in expected.items():
             get = container[probe]["httpGet"]
             assert (get["path"], _port(container, get["port"])) == (path, port), f"{name} {probe}"
+
+
+def test_the_readme_says_what_the_probes_hit(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    readme = (K8S / "README.md").read_text()
+    (text,) = [p for p in readme.split("\n\n") if "probed on" in p]
+    paths = set()
+    for deployment in of_kind(resources, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        paths |= {container[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe")}
+    probes = text[text.index("probed on") :].split("Prometheus")[0]
+    said = set(re.findall(r"`(?:GET )?(/\w+)`", probes))
+    assert said - {"/metrics"} == paths, f"the README's probes: {said}, the manifests': {paths}"
+    assert "probed on `GET /metrics`" not in text
+
+
+# --- Monitoring: kube-prometheus-stack ------------------------------------------------------------
+
+
+def test_service_monitors_scrape_every_service(rendered: tuple[str, list[Resource]]) -> None:
+    """kube-prometheus-stack ignores prometheus.io annotations: every Service is selected by a
+    ServiceMonitor that scrapes /metrics on one of its ports, and is labelled for the stack."""
+    overlay, resources = rendered
+    monitors = of_kind(resources, "ServiceMonitor")
+    assert monitors
+    for monitor in monitors:
+        assert monitor["metadata"]["labels"].get("release") == "kube-prometheus-stack"
+    for service in of_kind(resources, "Service"):
+        if service["metadata"]["name"].startswith("driftline-kafka"):
+            continue
+        labels = service["metadata"]["labels"]
+        selected = [
+            m for m in monitors if m["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(selected) == 1, (
+            f"Service {service['metadata']['name']}: {len(selected)} monitors"
+        )
+        ports = {port["name"] for port in service["spec"]["ports"]}
+        for endpoint in selected[0]["spec"]["endpoints"]:
+            assert endpoint["port"] in ports, service["metadata"]["name"]
+            assert endpoint.get("path", "/metrics") == "/metrics"
+    for deployment in of_kind(resources, "Deployment"):
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-        assert annotations.get("prometheus.io/scrape") == "true", name
-        assert int(annotations["prometheus.io/port"]) == (3000 if name == "serving" else 9400)
-        assert annotations.get("prometheus.io/path") == "/metrics"
+        assert "prometheus.io/scrape" not in annotations, "scraped twice: by annotation too"
+
+
+def test_the_prometheus_rule_is_the_rule_files(rendered: tuple[str, list[Resource]]) -> None:
+    """One source of alerts: the PrometheusRule holds exactly deploy/prometheus/rules/."""
+    overlay, resources = rendered
+    (rule,) = of_kind(resources, "PrometheusRule")
+    assert rule["metadata"]["labels"].get("release") == "kube-prometheus-stack"
+    files = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml"))
+    groups = [g for path in files for g in yaml.safe_load(path.read_text())["groups"]]
+    assert rule["spec"]["groups"] == groups, (
+        "deploy/k8s/components/monitoring/prometheus-rule.yaml is out of date: run "
+        ".venv/bin/python scripts/sync-prometheus-rule.py"
+    )
 
 
 def test_services_select_pods_and_ports(rendered: tuple[str, list[Resource]]) -> None:

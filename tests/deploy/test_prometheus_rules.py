@@ -15,7 +15,11 @@ import yaml
 from driftline.metric_names import exported_metric_names
 from driftline.services import SERVICE_NAMES
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+RUNBOOK_BASE = "https://github.com/driftline/driftline/blob/main/docs/runbooks.md"
+RUNBOOK_PARTS = ("**What it means.**", "**What to check.**", "**What to do.**")
 PROMETHEUS = DEPLOY / "prometheus"
 CONFIG = PROMETHEUS / "prometheus.yml"
 RULES = sorted((PROMETHEUS / "rules").glob("*.yml"))
@@ -128,7 +132,7 @@ def test_rules_name_only_exported_series() -> None:
     exported = exported_metric_names()
     named = set().union(*(metric_names(r["expr"]) for r in rules()))
     assert named - recorded - exported == set(), "not exported by Driftline, BentoML or Prometheus"
-    assert {"driftline_readings_valid_total", "bentoml_service_request_total", "up"} <= named
+    assert {"driftline_records_produced_total", "bentoml_service_request_total", "up"} <= named
 
 
 def test_alertmanager_config_is_valid() -> None:
@@ -150,3 +154,65 @@ def test_alertmanager_routes_by_severity(severity: str, receiver: str) -> None:
         f"severity={severity}",
     )
     assert proc.stdout.split() == [receiver], proc.stdout
+
+
+# --- Runbooks -----------------------------------------------------------------------------------
+
+
+def runbook_sections() -> dict[str, str]:
+    """GitHub's anchor of each '## ' heading of docs/runbooks.md -> the section's text."""
+    sections: dict[str, str] = {}
+    for chunk in RUNBOOKS.read_text().split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        anchor = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        sections[anchor] = body
+    return sections
+
+
+def test_every_alert_links_its_runbook_section() -> None:
+    sections = runbook_sections()
+    for alert in alerts():
+        url = alert["annotations"].get("runbook_url", "")
+        base, _, anchor = url.partition("#")
+        assert base == RUNBOOK_BASE, f"{alert['alert']}: runbook_url {url!r}"
+        assert anchor in sections, f"{alert['alert']}: no section #{anchor} in docs/runbooks.md"
+        for part in RUNBOOK_PARTS:
+            assert part in sections[anchor], f"docs/runbooks.md#{anchor} lacks {part}"
+
+
+# --- Rules that hold wherever Prometheus runs ---------------------------------------------
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
+
+
+def code_labels() -> dict[str, set[str]]:
+    """Metric name -> the labels Driftline's code puts on it (driftline.metrics)."""
+    from prometheus_client import REGISTRY
+
+    import driftline.metrics  # noqa: F401  # registers the collectors
+
+    labels: dict[str, set[str]] = {}
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001
+        names = getattr(collector, "_labelnames", None)
+        if names is None:
+            continue
+        for name in REGISTRY._collector_to_names[collector]:  # noqa: SLF001
+            labels[name] = set(names)
+    return labels
+
+
+def test_rules_filter_only_on_labels_the_code_sets() -> None:
+    """A `service` matcher on a series the code does not label works only where the scrape
+    configuration adds service (compose), not on Kubernetes: InvalidReadingsHigh once could
+    never fire there."""
+    labels = code_labels()
+    for rule in rules():
+        for metric, matchers in _SELECTOR.findall(rule["expr"]):
+            if not metric.startswith("driftline_") or "service" not in re.findall(
+                r"(\w+)\s*[=!]~?", matchers
+            ):
+                continue
+            assert "service" in labels.get(metric, set()), (
+                f"{rule.get('alert') or rule.get('record')}: {metric} is filtered on service, "
+                "a label only compose's scrape configuration gives it"
+            )
