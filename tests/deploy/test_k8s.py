@@ -451,3 +451,29 @@ def test_secret_values_are_not_in_the_repository() -> None:
             assert not generator.get("literals"), f"{overlay}: secret literals in the repository"
             for env_file in generator["envs"]:
                 assert (K8S / "overlays" / overlay / f"{env_file}.example").is_file()
+
+
+# --- Retraining on the cluster ------------------------------------------------------------------
+
+
+def test_the_trigger_launches_kfp_runs(rendered: tuple[str, list[Resource]]) -> None:
+    """'record' ran nothing: a fired trigger left a row and no retraining. The image has kfp
+    and the compiled spec (services/retrain-trigger/Dockerfile)."""
+    overlay, resources = rendered
+    (data,) = config_maps(resources).values()
+    assert data["DRIFTLINE_RETRAIN_LAUNCHER"] == "kfp", overlay
+    assert data["DRIFTLINE_KFP_HOST"].startswith("http")
+    dockerfile = (ROOT / "services" / "retrain-trigger" / "Dockerfile").read_text()
+    assert "deploy/kfp" in dockerfile and "pipelines" in dockerfile
+
+
+def test_the_pipeline_secret_example_has_every_key_the_spec_reads() -> None:
+    from pipelines.retrain import SECRET_ENV
+
+    example = K8S / "pipeline-secrets.env.example"
+    keys = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert keys == set(SECRET_ENV), f"{example.name}: {sorted(keys ^ set(SECRET_ENV))}"
