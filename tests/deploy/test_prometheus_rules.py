@@ -4,7 +4,6 @@ alert rules that pass their unit tests, and queries that name only series Driftl
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,43 @@ PROMQL_WORDS = frozenset(
 )  # fmt: skip
 
 
+# The releases docker-compose.yml deploys, which scripts/ops-tools.sh fetches the tools of.
+TOOLS = ROOT / ".tools" / "bin"
+IMAGES = {"promtool": "prom/prometheus", "amtool": "prom/alertmanager"}
+
+
 def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/bin")
-    if path is None:
-        pytest.fail(f"{name} not found: run scripts/ops-tools.sh to install it")
-    return path
+    """promtool or amtool of the release compose deploys (.tools/bin, scripts/ops-tools.sh);
+    the distribution's older ones accept and reject other things."""
+    path = TOOLS / name
+    if not path.is_file():
+        pytest.fail(f"{path} not found: run scripts/ops-tools.sh to install it")
+    return str(path)
+
+
+def compose_image_version(image: str) -> str:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (tag,) = [
+        s["image"].rpartition(":v")[2]
+        for s in compose["services"].values()
+        if s.get("image", "").startswith(f"{image}:")
+    ]
+    return tag
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_checks_run_the_versions_compose_deploys(name: str) -> None:
+    """promtool 2.42 and amtool 0.25 checked files that Prometheus 3.5 and Alertmanager 0.28
+    load: what one release accepts, another may not."""
+    output = run(tool(name), "--version").stdout + run(tool(name), "--version").stderr
+    found = re.search(r"version (\d+\.\d+\.\d+)", output)
+    assert found, output
+    deployed = compose_image_version(IMAGES[name])
+    if name == "promtool":
+        # Debian's latest build of the 3.5 series: the same rule language and checks.
+        assert found.group(1).split(".")[:2] == deployed.split(".")[:2], (found.group(1), deployed)
+    else:
+        assert found.group(1) == deployed, (found.group(1), deployed)
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
