@@ -339,6 +339,17 @@ def test_service_monitors_scrape_every_service(rendered: tuple[str, list[Resourc
     for deployment in of_kind(resources, "Deployment"):
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
         assert "prometheus.io/scrape" not in annotations, "scraped twice: by annotation too"
+    # The job label is the Service's name: DriftlineTargetDown watches those jobs.
+    (rule,) = of_kind(resources, "PrometheusRule")
+    (down,) = [
+        r
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "DriftlineTargetDown"
+    ]
+    watched = set(re.findall(r'job=~"([^"]+)"', down["expr"])[0].split("|"))
+    services = {s["metadata"]["name"] for s in of_kind(resources, "Service")}
+    assert {s for s in services if not s.startswith("driftline-kafka")} <= watched
 
 
 def test_the_prometheus_rule_is_the_rule_files(rendered: tuple[str, list[Resource]]) -> None:

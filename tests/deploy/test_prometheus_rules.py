@@ -247,3 +247,12 @@ def test_rules_filter_only_on_labels_the_code_sets() -> None:
                 f"{rule.get('alert') or rule.get('record')}: {metric} is filtered on service, "
                 "a label only compose's scrape configuration gives it"
             )
+
+
+def test_target_down_watches_every_driftline_job() -> None:
+    """Scoped to Driftline's jobs (a cluster's other targets are not ours to page for), and
+    still covering each one compose scrapes (on Kubernetes the Services of the same names)."""
+    (down,) = [a for a in alerts() if a["alert"] == "DriftlineTargetDown"]
+    (pattern,) = re.findall(r'job=~"([^"]+)"', down["expr"])
+    jobs = {j["job_name"] for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
+    assert set(pattern.split("|")) == jobs - {"prometheus"}
