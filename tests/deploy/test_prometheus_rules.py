@@ -64,7 +64,8 @@ def compose_image_version(image: str) -> str:
 def test_checks_run_the_versions_compose_deploys(name: str) -> None:
     """promtool 2.42 and amtool 0.25 checked files that Prometheus 3.5 and Alertmanager 0.28
     load: what one release accepts, another may not."""
-    output = run(tool(name), "--version").stdout + run(tool(name), "--version").stderr
+    proc = run(tool(name), "--version")
+    output = proc.stdout + proc.stderr
     found = re.search(r"version (\d+\.\d+\.\d+)", output)
     assert found, output
     deployed = compose_image_version(IMAGES[name])
