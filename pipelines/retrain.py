@@ -20,10 +20,26 @@ SECRET_ENV = {
     "database-url": "DATABASE_URL",
     "mlflow-tracking-uri": "MLFLOW_TRACKING_URI",
     "kafka-bootstrap-servers": "KAFKA_BOOTSTRAP_SERVERS",
+    # The promote step publishes ModelPromoted: the cluster's Kafka asks for a SCRAM login.
+    "kafka-security-protocol": "KAFKA_SECURITY_PROTOCOL",
+    "kafka-sasl-mechanism": "KAFKA_SASL_MECHANISM",
+    "kafka-sasl-username": "KAFKA_SASL_USERNAME",
+    "kafka-sasl-password": "KAFKA_SASL_PASSWORD",
     "dvc-remote-url": "DRIFTLINE_DVC_REMOTE_URL",
     "aws-access-key-id": "AWS_ACCESS_KEY_ID",
     "aws-secret-access-key": "AWS_SECRET_ACCESS_KEY",
+    "aws-endpoint-url": "AWS_ENDPOINT_URL",
 }
+# CPU and memory each step's pod requests and is limited to on a cluster, by component name
+# (KFP's name for a step function); the steps that only hand on what exists take the default.
+STEP_RESOURCES = {
+    "preprocess-step": ("500m", "2", "1Gi", "4Gi"),
+    "tune-step": ("2", "4", "4Gi", "8Gi"),  # Ray Tune runs trials in parallel
+    "train-step": ("1", "2", "2Gi", "4Gi"),
+    "evaluate-step": ("500m", "2", "2Gi", "4Gi"),
+    "promote-step": ("500m", "1", "1Gi", "2Gi"),
+}
+DEFAULT_RESOURCES = ("100m", "500m", "256Mi", "512Mi")
 
 
 def component_image(registry: str, tag: str) -> str:
@@ -53,9 +69,16 @@ def build_pipeline(image: str, with_secrets: bool = False):  # type: ignore[no-u
         if with_secrets:
             from kfp import kubernetes
 
+            # Required: a step without it would fall back to a local SQLite store and succeed
+            # on nothing; the pod waits for the Secret instead.
             kubernetes.use_secret_as_env(
-                task, secret_name=SECRET_NAME, secret_key_to_env=SECRET_ENV, optional=True
+                task, secret_name=SECRET_NAME, secret_key_to_env=SECRET_ENV, optional=False
             )
+            cpu, cpu_limit, memory, memory_limit = STEP_RESOURCES.get(
+                task.component_spec.name, DEFAULT_RESOURCES
+            )
+            task.set_cpu_request(cpu).set_cpu_limit(cpu_limit)
+            task.set_memory_request(memory).set_memory_limit(memory_limit)
         return task
 
     @dsl.pipeline(name=PIPELINE_NAME, description=__doc__.splitlines()[0])

@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
+from driftline.cli_ops import install as install_ops_commands
 from driftline.cli_steps import _time, step_app
 from driftline.logs import redact
-from driftline.settings import Settings, env_name, load_settings
+from driftline.settings import Settings, env_name
+from driftline.settings_errors import settings_or_exit
 
 app = typer.Typer(
     help="Driftline: streaming validation, drift detection and retraining for sensor fleets.\n\n"
@@ -29,12 +31,13 @@ pipeline_app = typer.Typer(
 )
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(step_app, name="step")
+install_ops_commands(app)  # --version, doctor
 
 
 def _settings() -> Settings:
     from driftline.logs import configure_logging
 
-    settings = load_settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, "driftline")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
@@ -92,7 +95,7 @@ for _name in ("ingest", "validator", "drift", "retrain-trigger"):
 @app.command("settings")
 def show_settings() -> None:
     """List every setting: its environment variable, current value and meaning."""
-    settings = load_settings()
+    settings = settings_or_exit()
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         typer.echo(f"{env_name(name)}={redact(str(value)) if value is not None else ''}")
@@ -291,7 +294,7 @@ def pipeline_compile(
     DRIFTLINE_IMAGE_TAG; credentials from the Kubernetes Secret driftline-pipeline)."""
     from pipelines.retrain import COMPILED, compile_pipeline, component_image
 
-    settings = load_settings()
+    settings = settings_or_exit()
     path = compile_pipeline(
         output or COMPILED, component_image(settings.image_registry, settings.image_tag)
     )

@@ -260,6 +260,11 @@ class Settings(BaseSettings):
         "older than three intervals counts as failed.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    serving_url: str | None = Field(
+        None,
+        description="Base URL of a running serving service (e.g. http://serving:3000) that "
+        "'driftline doctor' checks. Unset: not checked.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -26,6 +26,7 @@ DRIFTLINE_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "servin
 METRICS_PORT_SERVICES = {"ingest", "validator", "drift", "retrain-trigger"}
 METRICS_PORT = 9400
 SERVING_PORT = 3000
+EXTERNAL_KAFKA_PORT = 29092
 # Read by libraries in a Driftline container, not by Settings: DVC's S3 remote on MinIO (botocore
 # reads the keys and, for MinIO, AWS_ENDPOINT_URL), as the DRIFTLINE_DVC_REMOTE_URL docs say.
 LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
@@ -50,13 +51,12 @@ IMAGE_ENV: dict[str, tuple[set[str], tuple[str, ...]]] = {
         },
         (),
     ),
-    # Grafana maps GF_<SECTION>_<KEY> onto grafana.ini; the provisioned contact point reads
-    # DRIFTLINE_ALERT_WEBHOOK_URL with $__env{...}.
-    "grafana": ({"DRIFTLINE_ALERT_WEBHOOK_URL"}, ("GF_",)),
+    # Grafana maps GF_<SECTION>_<KEY> onto grafana.ini.
+    "grafana": (set(), ("GF_",)),
 }
 # Published host port -> container port, by service.
 PUBLISHED = {
-    "kafka": {29092: 29092},
+    "kafka": {29092: EXTERNAL_KAFKA_PORT},
     "mysql": {},
     "minio": {9000: 9000, 9001: 9001},
     "mlflow": {5000: 5000},
@@ -247,17 +247,6 @@ def test_mlflow_reads_the_variables_it_is_given() -> None:
     assert {n for n in names if n.startswith("MLFLOW_")} <= read
 
 
-def test_the_grafana_webhook_variable_is_the_one_provisioning_reads() -> None:
-    contact_points = (
-        ROOT / "deploy" / "grafana" / "provisioning" / "alerting" / "contact-points.yml"
-    )
-    if not contact_points.exists():
-        pytest.skip("deploy/grafana not there yet")
-    read = set(re.findall(r"\$__env\{(\w+)\}", contact_points.read_text()))
-    names, _ = IMAGE_ENV["grafana"]
-    assert read <= names, f"Grafana's provisioning reads {sorted(read - names)}"
-
-
 def strings(node: Any) -> list[str]:
     """Every string in a parsed YAML document, keys too (what Compose interpolates; comments
     are not)."""
@@ -276,13 +265,122 @@ def test_every_variable_comes_from_env_example(compose: dict[str, Any]) -> None:
     assert listed <= used, f"in .env.example but unused: {sorted(listed - used)}"
 
 
+# ${NAME:?message}: Compose stops with the message when NAME is unset or empty.
+_REQUIRED = r"\$\{\w+:\?[^}]+\}"
+# Present in .env but may be empty on purpose: serving's API key (empty: no key is asked for).
+MAY_BE_EMPTY = {"DRIFTLINE_SERVING_API_KEY"}
+
+
 def test_no_secret_is_written_inline(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         for variable, value in environment(service).items():
             if _SECRET_NAME.search(variable):
-                assert re.fullmatch(r"\$\{\w+\}", value), f"{name}: {variable} is inline"
+                assert re.fullmatch(r"\$\{\w+:?\?[^}]+\}", value), f"{name}: {variable} is inline"
             for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", value):
-                assert re.fullmatch(r"\$\{\w+\}", password), f"{name}: {variable} holds one"
+                assert re.fullmatch(_REQUIRED, password), f"{name}: {variable} holds one"
+
+
+def test_secrets_are_required(compose: dict[str, Any]) -> None:
+    """A missing .env, or a password left out of it, stops `docker compose` with a message
+    naming the variable, instead of starting MySQL, MinIO and the rest with blank passwords."""
+    for text in strings(compose):
+        for match in re.finditer(r"\$\{(\w+)([^}]*)\}", text):
+            variable, rest = match.groups()
+            if not (_SECRET_NAME.search(variable) or variable.endswith("_USER")):
+                continue
+            if variable in MAY_BE_EMPTY:
+                assert rest.startswith("?"), f"{variable}: must be set in .env (empty allowed)"
+            elif variable == "GRAFANA_ADMIN_USER":
+                assert rest == ":-admin", variable
+            else:
+                assert rest.startswith(":?") and len(rest) > 2, f"{variable}: not required"
+    values = env_example()
+    blank = [
+        v for v in values if _SECRET_NAME.search(v) and not values[v] and v not in MAY_BE_EMPTY
+    ]
+    assert not blank, f".env.example leaves {blank} empty"
+
+
+def test_the_compose_check_catches_a_blank_password() -> None:
+    assert not re.fullmatch(_REQUIRED, "${MYSQL_PASSWORD}")
+    assert re.fullmatch(_REQUIRED, "${MYSQL_PASSWORD:?set it}")
+
+
+# --- Kafka for remote sensors -------------------------------------------------------------------
+
+
+def listeners(value: str) -> dict[str, str]:
+    """NAME -> the rest of each NAME://host:port (or NAME:PROTOCOL) entry."""
+    return dict(entry.split(":", 1) for entry in value.split(","))
+
+
+def test_kafka_has_an_external_listener_remote_clients_can_use(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Sensors on other machines publish to Kafka directly: the published listener advertises
+    an address they can reach (not localhost) and asks for a SCRAM login."""
+    kafka = environment(services["kafka"])
+    bound = {
+        name: at.removeprefix("//") for name, at in listeners(kafka["KAFKA_LISTENERS"]).items()
+    }
+    advertised = {
+        name: at.removeprefix("//")
+        for name, at in listeners(kafka["KAFKA_ADVERTISED_LISTENERS"]).items()
+    }
+    protocols = listeners(kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"])
+    (external,) = [n for n, at in bound.items() if at.endswith(f":{EXTERNAL_KAFKA_PORT}")]
+    host, _, port = advertised[external].rpartition(":")
+    assert int(port) == EXTERNAL_KAFKA_PORT
+    assert re.fullmatch(r"\$\{KAFKA_ADVERTISED_HOST:\?[^}]+\}", host), (
+        f"the external listener advertises {host}: remote clients would be sent there"
+    )
+    assert protocols[external] in {"SASL_PLAINTEXT", "SASL_SSL"}, "no login on the external one"
+    assert kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert "java.security.auth.login.config=/etc/kafka/" in kafka["KAFKA_OPTS"]
+    mounted = {c["target"]: c["source"] for c in services["kafka"]["configs"]}
+    jaas_path = kafka["KAFKA_OPTS"].split("=", 1)[1]
+    assert jaas_path in mounted
+    # Published where other machines reach it (PUBLISH_ADDRESS is 127.0.0.1 by default).
+    (entry,) = services["kafka"]["ports"]
+    assert "KAFKA_PUBLISH_ADDRESS:-0.0.0.0" in entry
+    # The internal listener stays on the compose network.
+    assert all(int(c) == EXTERNAL_KAFKA_PORT for c in published(services["kafka"]).values())
+
+
+def test_kafka_init_makes_the_sensor_user_and_grants_the_raw_topic(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    from driftline.topics import Topics
+
+    jaas = compose["configs"]["kafka-jaas"]["content"]
+    assert "ScramLoginModule required" in jaas
+    init = services["kafka-init"]
+    script = " ".join(init["command"])
+    assert "SCRAM-SHA-512=[iterations=8192,password=$$KAFKA_SENSOR_PASSWORD]" in script
+    assert '--entity-name "$$KAFKA_SENSOR_USERNAME"' in script
+    assert f"--topic {Topics(Settings.model_fields['topic_prefix'].default).raw_readings}" in script
+    assert "--operation Write" in script
+    assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    kafka = environment(services["kafka"])
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+
+
+def test_a_remote_client_configured_as_documented_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings .env.example tells a remote Driftline client (e.g. `driftline simulate` on
+    a gateway) to use are ones Settings accepts, with the SCRAM mechanism the broker enables."""
+    values = env_example()
+    for variable in settings_env_names():
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(
+        "KAFKA_BOOTSTRAP_SERVERS", f"{values['KAFKA_ADVERTISED_HOST']}:{EXTERNAL_KAFKA_PORT}"
+    )
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", values["KAFKA_SENSOR_USERNAME"])
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", values["KAFKA_SENSOR_PASSWORD"])
+    settings = Settings()
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert not re.search(r"[,\]\"']", values["KAFKA_SENSOR_PASSWORD"])
 
 
 # --- Ports --------------------------------------------------------------------------------------
@@ -387,7 +485,8 @@ def test_one_shot_services_gate_what_needs_them(services: dict[str, dict[str, An
         if spec.get("condition") == "service_completed_successfully"
     }
     one_shots = {name for name, service in services.items() if is_one_shot(service)}
-    assert one_shots == waited_for
+    # kafka-init makes the remote sensors' Kafka user: nothing in compose needs it.
+    assert one_shots - {"kafka-init"} == waited_for
 
 
 def test_dependencies_wait_for_a_condition_the_dependency_can_meet(

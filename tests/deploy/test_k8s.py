@@ -9,6 +9,7 @@ in its place.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -22,12 +23,13 @@ import yaml
 
 from driftline.settings import Settings, env_name
 from driftline.topics import Topics
+from tests.deploy import crd_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "prod"]
 KUBERNETES_VERSION = "1.35.0"  # a current release; kubernetes-validate ships up to 1.37
-STRIMZI_API = "kafka.strimzi.io/v1beta2"
+STRIMZI_API = "kafka.strimzi.io/v1"  # Strimzi 1.x serves only v1 (deploy/k8s/crds)
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 SETTINGS_ENV = {env_name(field) for field in Settings.model_fields}
 # Read by boto3 (MLflow's artifact store on MinIO/S3), not by Settings; the settings document
@@ -128,8 +130,8 @@ def test_kubernetes_resources_are_valid(rendered: tuple[str, list[Resource]]) ->
     overlay, resources = rendered
     errors = []
     for r in resources:
-        if r["apiVersion"].split("/")[0] == "kafka.strimzi.io":
-            continue  # no schema in kubernetes-validate: checked by the tests below
+        if r["apiVersion"].split("/")[0] in crd_schemas.groups():
+            continue  # custom resources: checked against their operators' CRDs below
         try:
             kubernetes_validate.validate(r, KUBERNETES_VERSION, strict=True)
         except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
@@ -137,7 +139,31 @@ def test_kubernetes_resources_are_valid(rendered: tuple[str, list[Resource]]) ->
     assert not errors, f"{overlay}:\n" + "\n".join(errors)
 
 
-# --- Strimzi: what its CRDs require, checked by hand -------------------------------------------
+def test_custom_resources_match_their_operators_crds(rendered: tuple[str, list[Resource]]) -> None:
+    """Strimzi's and prometheus-operator's objects, validated with the schemas of the CRDs of
+    the releases in deploy/k8s/crds (unknown fields are errors, as with strict validation)."""
+    overlay, resources = rendered
+    custom = [r for r in resources if r["apiVersion"].split("/")[0] in crd_schemas.groups()]
+    assert {r["kind"] for r in custom} >= STRIMZI_KINDS | {"ServiceMonitor", "PrometheusRule"}
+    errors = [e for r in custom for e in crd_schemas.validate(r)]
+    assert not errors, f"{overlay}:\n" + "\n".join(errors)
+
+
+def test_the_crd_check_rejects_what_the_api_server_would() -> None:
+    docs = yaml.safe_load_all((K8S / "components" / "kafka" / "kafka.yaml").read_text())
+    (kafka,) = [d for d in docs if d["kind"] == "Kafka"]
+    assert crd_schemas.validate(kafka) == []
+    old_api = {**kafka, "apiVersion": "kafka.strimzi.io/v1beta2"}
+    assert "not served" in " ".join(crd_schemas.validate(old_api))
+    unknown_field = {**kafka, "spec": {**kafka["spec"], "zookeeper": {"replicas": 3}}}
+    assert "zookeeper" in " ".join(crd_schemas.validate(unknown_field))
+    listener = {**kafka["spec"]["kafka"]["listeners"][0], "port": "9092"}
+    spec_kafka = {**kafka["spec"]["kafka"], "listeners": [listener]}
+    wrong_type = {**kafka, "spec": {**kafka["spec"], "kafka": spec_kafka}}
+    assert "listeners/0/port" in " ".join(crd_schemas.validate(wrong_type))
+
+
+# --- Strimzi: what the CRDs cannot say ---------------------------------------------------------
 
 
 def test_strimzi_resources(rendered: tuple[str, list[Resource]]) -> None:
@@ -148,31 +174,16 @@ def test_strimzi_resources(rendered: tuple[str, list[Resource]]) -> None:
 
     (kafka,) = of_kind(resources, "Kafka")
     cluster = kafka["metadata"]["name"]
-    annotations = kafka["metadata"].get("annotations", {})
-    assert annotations.get("strimzi.io/kraft") == "enabled"
-    assert annotations.get("strimzi.io/node-pools") == "enabled"
     listeners = kafka["spec"]["kafka"]["listeners"]
     assert listeners
-    for listener in listeners:
-        assert {"name", "port", "type", "tls"} <= set(listener)
-        assert listener["type"] in {"internal", "route", "loadbalancer", "nodeport", "ingress"}
-    assert "zookeeper" not in kafka["spec"]
 
-    pools = of_kind(resources, "KafkaNodePool")
     roles: set[str] = set()
     brokers = 0
-    for pool in pools:
+    for pool in of_kind(resources, "KafkaNodePool"):
         assert pool["metadata"]["labels"]["strimzi.io/cluster"] == cluster
         spec = pool["spec"]
-        assert isinstance(spec["replicas"], int) and spec["replicas"] >= 1
-        assert set(spec["roles"]) <= {"controller", "broker"}
         roles |= set(spec["roles"])
         brokers += spec["replicas"] if "broker" in spec["roles"] else 0
-        storage = spec["storage"]
-        assert storage["type"] in {"jbod", "persistent-claim", "ephemeral"}
-        for volume in storage.get("volumes", []):
-            assert {"id", "type"} <= set(volume)
-            assert volume["type"] != "persistent-claim" or "size" in volume
     assert roles == {"controller", "broker"}, "KRaft needs controllers and brokers"
 
     config = kafka["spec"]["kafka"].get("config", {})
@@ -284,10 +295,74 @@ def test_probes(rendered: tuple[str, list[Resource]]) -> None:
         for probe, (path, port) in expected.items():
             get = container[probe]["httpGet"]
             assert (get["path"], _port(container, get["port"])) == (path, port), f"{name} {probe}"
+
+
+def test_the_readme_says_what_the_probes_hit(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    readme = (K8S / "README.md").read_text()
+    (text,) = [p for p in readme.split("\n\n") if "probed on" in p]
+    paths = set()
+    for deployment in of_kind(resources, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        paths |= {container[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe")}
+    probes = text[text.index("probed on") :].split("Prometheus")[0]
+    said = set(re.findall(r"`(?:GET )?(/\w+)`", probes))
+    assert said - {"/metrics"} == paths, f"the README's probes: {said}, the manifests': {paths}"
+    assert "probed on `GET /metrics`" not in text
+
+
+# --- Monitoring: kube-prometheus-stack ------------------------------------------------------------
+
+
+def test_service_monitors_scrape_every_service(rendered: tuple[str, list[Resource]]) -> None:
+    """kube-prometheus-stack ignores prometheus.io annotations: every Service is selected by a
+    ServiceMonitor that scrapes /metrics on one of its ports, and is labelled for the stack."""
+    overlay, resources = rendered
+    monitors = of_kind(resources, "ServiceMonitor")
+    assert monitors
+    for monitor in monitors:
+        assert monitor["metadata"]["labels"].get("release") == "kube-prometheus-stack"
+    for service in of_kind(resources, "Service"):
+        if service["metadata"]["name"].startswith("driftline-kafka"):
+            continue
+        labels = service["metadata"]["labels"]
+        selected = [
+            m for m in monitors if m["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(selected) == 1, (
+            f"Service {service['metadata']['name']}: {len(selected)} monitors"
+        )
+        ports = {port["name"] for port in service["spec"]["ports"]}
+        for endpoint in selected[0]["spec"]["endpoints"]:
+            assert endpoint["port"] in ports, service["metadata"]["name"]
+            assert endpoint.get("path", "/metrics") == "/metrics"
+    for deployment in of_kind(resources, "Deployment"):
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-        assert annotations.get("prometheus.io/scrape") == "true", name
-        assert int(annotations["prometheus.io/port"]) == (3000 if name == "serving" else 9400)
-        assert annotations.get("prometheus.io/path") == "/metrics"
+        assert "prometheus.io/scrape" not in annotations, "scraped twice: by annotation too"
+    # The job label is the Service's name: DriftlineTargetDown watches those jobs.
+    (rule,) = of_kind(resources, "PrometheusRule")
+    (down,) = [
+        r
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "DriftlineTargetDown"
+    ]
+    watched = set(re.findall(r'job=~"([^"]+)"', down["expr"])[0].split("|"))
+    services = {s["metadata"]["name"] for s in of_kind(resources, "Service")}
+    assert {s for s in services if not s.startswith("driftline-kafka")} <= watched
+
+
+def test_the_prometheus_rule_is_the_rule_files(rendered: tuple[str, list[Resource]]) -> None:
+    """One source of alerts: the PrometheusRule holds exactly deploy/prometheus/rules/."""
+    overlay, resources = rendered
+    (rule,) = of_kind(resources, "PrometheusRule")
+    assert rule["metadata"]["labels"].get("release") == "kube-prometheus-stack"
+    files = sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml"))
+    groups = [g for path in files for g in yaml.safe_load(path.read_text())["groups"]]
+    assert rule["spec"]["groups"] == groups, (
+        "deploy/k8s/components/monitoring/prometheus-rule.yaml is out of date: run "
+        ".venv/bin/python scripts/sync-prometheus-rule.py"
+    )
 
 
 def test_services_select_pods_and_ports(rendered: tuple[str, list[Resource]]) -> None:
@@ -387,3 +462,29 @@ def test_secret_values_are_not_in_the_repository() -> None:
             assert not generator.get("literals"), f"{overlay}: secret literals in the repository"
             for env_file in generator["envs"]:
                 assert (K8S / "overlays" / overlay / f"{env_file}.example").is_file()
+
+
+# --- Retraining on the cluster ------------------------------------------------------------------
+
+
+def test_the_trigger_launches_kfp_runs(rendered: tuple[str, list[Resource]]) -> None:
+    """'record' ran nothing: a fired trigger left a row and no retraining. The image has kfp
+    and the compiled spec (services/retrain-trigger/Dockerfile)."""
+    overlay, resources = rendered
+    (data,) = config_maps(resources).values()
+    assert data["DRIFTLINE_RETRAIN_LAUNCHER"] == "kfp", overlay
+    assert data["DRIFTLINE_KFP_HOST"].startswith("http")
+    dockerfile = (ROOT / "services" / "retrain-trigger" / "Dockerfile").read_text()
+    assert "deploy/kfp" in dockerfile and "pipelines" in dockerfile
+
+
+def test_the_pipeline_secret_example_has_every_key_the_spec_reads() -> None:
+    from pipelines.retrain import SECRET_ENV
+
+    example = K8S / "pipeline-secrets.env.example"
+    keys = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert keys == set(SECRET_ENV), f"{example.name}: {sorted(keys ^ set(SECRET_ENV))}"

@@ -4,7 +4,6 @@ alert rules that pass their unit tests, and queries that name only series Driftl
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,11 @@ import yaml
 from driftline.metric_names import exported_metric_names
 from driftline.services import SERVICE_NAMES
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+RUNBOOK_BASE = "https://github.com/driftline/driftline/blob/main/docs/runbooks.md"
+RUNBOOK_PARTS = ("**What it means.**", "**What to check.**", "**What to do.**")
 PROMETHEUS = DEPLOY / "prometheus"
 CONFIG = PROMETHEUS / "prometheus.yml"
 RULES = sorted((PROMETHEUS / "rules").glob("*.yml"))
@@ -33,11 +36,44 @@ PROMQL_WORDS = frozenset(
 )  # fmt: skip
 
 
+# The releases docker-compose.yml deploys, which scripts/ops-tools.sh fetches the tools of.
+TOOLS = ROOT / ".tools" / "bin"
+IMAGES = {"promtool": "prom/prometheus", "amtool": "prom/alertmanager"}
+
+
 def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/bin")
-    if path is None:
-        pytest.fail(f"{name} not found: run scripts/ops-tools.sh to install it")
-    return path
+    """promtool or amtool of the release compose deploys (.tools/bin, scripts/ops-tools.sh);
+    the distribution's older ones accept and reject other things."""
+    path = TOOLS / name
+    if not path.is_file():
+        pytest.fail(f"{path} not found: run scripts/ops-tools.sh to install it")
+    return str(path)
+
+
+def compose_image_version(image: str) -> str:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (tag,) = [
+        s["image"].rpartition(":v")[2]
+        for s in compose["services"].values()
+        if s.get("image", "").startswith(f"{image}:")
+    ]
+    return tag
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_checks_run_the_versions_compose_deploys(name: str) -> None:
+    """promtool 2.42 and amtool 0.25 checked files that Prometheus 3.5 and Alertmanager 0.28
+    load: what one release accepts, another may not."""
+    proc = run(tool(name), "--version")
+    output = proc.stdout + proc.stderr
+    found = re.search(r"version (\d+\.\d+\.\d+)", output)
+    assert found, output
+    deployed = compose_image_version(IMAGES[name])
+    if name == "promtool":
+        # Debian's latest build of the 3.5 series: the same rule language and checks.
+        assert found.group(1).split(".")[:2] == deployed.split(".")[:2], (found.group(1), deployed)
+    else:
+        assert found.group(1) == deployed, (found.group(1), deployed)
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -128,7 +164,7 @@ def test_rules_name_only_exported_series() -> None:
     exported = exported_metric_names()
     named = set().union(*(metric_names(r["expr"]) for r in rules()))
     assert named - recorded - exported == set(), "not exported by Driftline, BentoML or Prometheus"
-    assert {"driftline_readings_valid_total", "bentoml_service_request_total", "up"} <= named
+    assert {"driftline_records_produced_total", "bentoml_service_request_total", "up"} <= named
 
 
 def test_alertmanager_config_is_valid() -> None:
@@ -150,3 +186,74 @@ def test_alertmanager_routes_by_severity(severity: str, receiver: str) -> None:
         f"severity={severity}",
     )
     assert proc.stdout.split() == [receiver], proc.stdout
+
+
+# --- Runbooks -----------------------------------------------------------------------------------
+
+
+def runbook_sections() -> dict[str, str]:
+    """GitHub's anchor of each '## ' heading of docs/runbooks.md -> the section's text."""
+    sections: dict[str, str] = {}
+    for chunk in RUNBOOKS.read_text().split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        anchor = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        sections[anchor] = body
+    return sections
+
+
+def test_every_alert_links_its_runbook_section() -> None:
+    sections = runbook_sections()
+    for alert in alerts():
+        url = alert["annotations"].get("runbook_url", "")
+        base, _, anchor = url.partition("#")
+        assert base == RUNBOOK_BASE, f"{alert['alert']}: runbook_url {url!r}"
+        assert anchor in sections, f"{alert['alert']}: no section #{anchor} in docs/runbooks.md"
+        for part in RUNBOOK_PARTS:
+            assert part in sections[anchor], f"docs/runbooks.md#{anchor} lacks {part}"
+
+
+# --- Rules that hold wherever Prometheus runs ---------------------------------------------
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
+
+
+def code_labels() -> dict[str, set[str]]:
+    """Metric name -> the labels Driftline's code puts on it (driftline.metrics)."""
+    from prometheus_client import REGISTRY
+
+    import driftline.metrics  # noqa: F401  # registers the collectors
+
+    labels: dict[str, set[str]] = {}
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001
+        names = getattr(collector, "_labelnames", None)
+        if names is None:
+            continue
+        for name in REGISTRY._collector_to_names[collector]:  # noqa: SLF001
+            labels[name] = set(names)
+    return labels
+
+
+def test_rules_filter_only_on_labels_the_code_sets() -> None:
+    """A `service` matcher on a series the code does not label works only where the scrape
+    configuration adds service (compose), not on Kubernetes: InvalidReadingsHigh once could
+    never fire there."""
+    labels = code_labels()
+    for rule in rules():
+        for metric, matchers in _SELECTOR.findall(rule["expr"]):
+            if not metric.startswith("driftline_") or "service" not in re.findall(
+                r"(\w+)\s*[=!]~?", matchers
+            ):
+                continue
+            assert "service" in labels.get(metric, set()), (
+                f"{rule.get('alert') or rule.get('record')}: {metric} is filtered on service, "
+                "a label only compose's scrape configuration gives it"
+            )
+
+
+def test_target_down_watches_every_driftline_job() -> None:
+    """Scoped to Driftline's jobs (a cluster's other targets are not ours to page for), and
+    still covering each one compose scrapes (on Kubernetes the Services of the same names)."""
+    (down,) = [a for a in alerts() if a["alert"] == "DriftlineTargetDown"]
+    (pattern,) = re.findall(r'job=~"([^"]+)"', down["expr"])
+    jobs = {j["job_name"] for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
+    assert set(pattern.split("|")) == jobs - {"prometheus"}
