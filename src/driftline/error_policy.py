@@ -9,7 +9,10 @@ Any other failure is the batch's own (a message nobody foresaw). The batch is tr
 ``attempts`` times, then split in halves until the failing record is alone; that record,
 after its own ``attempts``, is dead-lettered with check ``internal_error`` (the exception;
 the dead letter's source is its topic, partition and offset), and the rest of the batch is
-handled. Handlers are idempotent, so handling part of a batch again is safe.
+handled. Handlers are idempotent, so handling part of a batch again is safe. When
+``MAX_POISON_STREAK`` records in a row have been dead-lettered with nothing handled in
+between, the failure is taken as the service's, not the records' (a database refusing every
+write while it answers its checks): the next record is retried until it goes through, a stall.
 
 A batch that has failed ``stall_after`` times in a row (with no part of it handled meanwhile),
 for whatever reason, marks the service **stalled**: not ready,
@@ -50,6 +53,8 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     PoolTimeout,
 )
 
+MAX_POISON_STREAK = 3
+
 Publish = Callable[[Sequence[tuple[str, bytes | None, bytes]]], Awaitable[None]]
 Handle = Callable[[list[Message]], Awaitable[None]]
 DependenciesUp = Callable[[], Awaitable[bool]]
@@ -69,13 +74,15 @@ class ErrorPolicy:
     backoff: Callable[[], Backoff] = Backoff
     _failures: int = 0  # failed attempts since the stream last moved
     _stalled: bool = False
+    _poison_streak: int = 0  # records dead-lettered since a handle last succeeded
 
     async def run(self, batch: list[Message]) -> bool:
         """Handle ``batch`` under the policy: True once done, False if stopping first."""
         self._failures = 0
         return await self._attempt(batch, self.attempts)
 
-    async def _attempt(self, batch: list[Message], attempts: int) -> bool:
+    async def _attempt(self, batch: list[Message], attempts: int | None) -> bool:
+        """Handle ``batch``, isolating after ``attempts`` failures (None: never)."""
         backoff = self.backoff()
         own_failures = 0
         while not self.stop.is_set():
@@ -85,7 +92,7 @@ class ErrorPolicy:
                 transient = await self._dependency_away(exc)
                 if not transient:
                     own_failures += 1
-                give_up = not transient and own_failures >= attempts
+                give_up = not transient and attempts is not None and own_failures >= attempts
                 delay = 0.0 if give_up else backoff.next()
                 self._failed(batch, exc, transient, delay)
                 if give_up:
@@ -98,6 +105,13 @@ class ErrorPolicy:
 
     async def _isolate(self, batch: list[Message], exc: Exception) -> bool:
         if len(batch) == 1:
+            if self._poison_streak >= MAX_POISON_STREAK:
+                log.error(
+                    "%s: %d records in a row failed; not dead-lettering more: retrying this one",
+                    self.service,
+                    self._poison_streak,
+                )
+                return await self._attempt(batch, None)
             return await self._dead_letter(batch[0], exc)
         half = len(batch) // 2
         for part in (batch[:half], batch[half:]):
@@ -144,6 +158,7 @@ class ErrorPolicy:
 
     def _moved(self) -> None:
         self._failures = 0
+        self._poison_streak = 0
         if self._stalled:
             self._stalled = False
             metrics.stream_stalled.labels(self.service).set(0)
@@ -176,6 +191,7 @@ class ErrorPolicy:
                 await pause(self.stop, backoff.next())
                 continue
             metrics.poison_records.labels(self.service).inc()
+            self._poison_streak += 1
             return True
         return False
 

@@ -10,6 +10,7 @@ keeps the valid ones. The schema is made and upgraded by Alembic (``store_migrat
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, sqlite
 
+from driftline.errors import StoreUnavailable
 from driftline.messages import Message
 from driftline.parsing import (
     PLAUSIBLE_FROM,
@@ -246,6 +248,9 @@ class RawStore:
     def __init__(self, engine: Engine, payload_limit: int = PAYLOAD_LIMIT) -> None:
         self.engine = engine
         self.payload_limit = payload_limit
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.sqlite_file = database if database and database != ":memory:" else None
+        self._file_identity: tuple[int, int] | None = None  # (device, inode) once opened
 
     @classmethod
     def from_url(cls, url: str, payload_limit: int = PAYLOAD_LIMIT) -> RawStore:
@@ -257,6 +262,9 @@ class RawStore:
         from driftline.store_migrations import migrate
 
         migrate(self.engine)
+        if self.sqlite_file is not None:
+            found = os.stat(self.sqlite_file)
+            self._file_identity = (found.st_dev, found.st_ino)
         if self.engine.dialect.name in ("mysql", "mariadb"):
             with self.engine.connect() as conn:
                 packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
@@ -267,17 +275,45 @@ class RawStore:
         """Land a batch of messages (one transaction); returns how many were offered."""
         received = naive_utc(received_at or datetime.now(UTC))
         rows = [message_row(m, received, self.payload_limit) for m in messages]
+        self.check_file()
         insert_ignoring_duplicates(self.engine, raw_readings, rows)
+        # Written into the file that is there still? Else the batch must not be acknowledged.
+        self.check_file()
         return len(rows)
+
+    def check_file(self) -> None:
+        """Raise StoreUnavailable if the SQLite file this store opened was removed or replaced:
+        what is written now would go to a file nobody will read again."""
+        if self.sqlite_file is None or self._file_identity is None:
+            return
+        try:
+            found = os.stat(self.sqlite_file)
+        except FileNotFoundError:
+            what = "removed"
+        else:
+            if (found.st_dev, found.st_ino) == self._file_identity:
+                return
+            what = "replaced by another file"
+        message = (
+            f"the SQLite file {self.sqlite_file} was {what} while this service ran: nothing is "
+            "stored or acknowledged until the service is restarted (it then opens the file "
+            "that is there, and its unacknowledged messages are delivered again)"
+        )
+        raise StoreUnavailable(message)
 
     def ping(self) -> None:
         """Raise unless the database answers a trivial query (a readiness check)."""
+        self.check_file()
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(raw_readings)).scalar_one())
+
+    def message_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(raw_readings.c.message_id)).scalars())
 
     def reading_ids(self) -> set[str]:
         with self.engine.connect() as conn:

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
 from driftline.backoff import Backoff
-from driftline.error_policy import ErrorPolicy
+from driftline.error_policy import MAX_POISON_STREAK, ErrorPolicy
 from driftline.health import STREAM, ServiceHealth
 from driftline.messages import Message
 from driftline.records import DeadLetter
@@ -43,10 +43,11 @@ class World:
     published: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
     publish_failures: int = 0
     calls: int = 0
+    healed: bool = False  # poison no longer fails
 
     async def handle(self, messages: list[Message]) -> None:
         self.calls += 1
-        if any(m.value == b"poison" for m in messages):
+        if not self.healed and any(m.value == b"poison" for m in messages):
             raise self.error
         if self.away_for > 0:
             raise OperationalError("INSERT", {}, ConnectionRefusedError("db away"))
@@ -176,6 +177,35 @@ def test_dead_lettering_survives_unencodable_text() -> None:
     letter = json.loads(value)
     assert letter["source"] == {"topic": "raw", "partition": 1, "offset": 9}
     assert letter["reasons"][0]["check"] == "internal_error"
+
+
+def test_a_failure_of_every_record_is_a_stall_not_a_stream_of_dead_letters() -> None:
+    # A database that answers its checks but refuses every write: after a few dead letters
+    # the policy stops blaming the records and waits, stalled, until writes go through.
+    health = ServiceHealth("t-systemic")
+    world = World()
+    policy = world.policy("t-systemic", health, attempts=2, stall_after=4)
+    messages = batch(8, poison=set(range(8)))
+    seen: list[dict[str, str]] = []
+
+    async def heal_later() -> None:
+        async with asyncio.timeout(30):
+            while world.calls < 40:
+                await asyncio.sleep(0.001)
+        seen.append(health.reasons())
+        world.healed = True  # writes work again
+
+    async def main() -> bool:
+        healer = asyncio.create_task(heal_later())
+        done = await policy.run(messages)
+        await healer
+        return done
+
+    assert asyncio.run(main())
+    assert len(world.letters()) == MAX_POISON_STREAK
+    assert STREAM in seen[0]  # stalled while it waited
+    assert sorted(world.handled) == list(range(MAX_POISON_STREAK, 8))
+    assert STREAM not in health.reasons()
 
 
 def test_stopping_leaves_the_batch_unhandled() -> None:
