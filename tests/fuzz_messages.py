@@ -129,7 +129,7 @@ KEYS = st.one_of(
 @st.composite
 def _valid(draw: st.DrawFn, m: Maker) -> Case:
     doc = m.valid_doc(draw)
-    key = doc["sensor_id"].encode() if draw(st.integers(0, 4)) else draw(KEYS)
+    key = doc["sensor_id"].encode() if draw(st.integers(0, 4)) else None  # unkeyed is fine
     return Case("valid", key, _dumps(doc), True, group=m.identity(doc), doc=doc)
 
 
@@ -157,7 +157,7 @@ def _parses(raw: bytes) -> bool:
 JSON_SCALARS = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),  # beyond: the huge_number kind
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
 )
@@ -179,7 +179,7 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
     if kind == "tombstone":
         return Case(kind, None, None, False, frozenset({"not_json"}))
     if kind == "not_json":
-        return _bad(kind, draw(NOT_JSON), {"not_json"})
+        return _bad(kind, draw(NOT_JSON), {"not_json", "bad_encoding"})
     if kind == "not_object":
         value = draw(st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=3)))
         return _bad(kind, value, {"not_object"})
@@ -211,7 +211,9 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
         if ok(bad):
             bad = {"x": 1}
         doc[name] = bad
-        return _bad(kind, doc, {"wrong_type", "known_sensor", "missing_measurement"})
+        return _bad(
+            kind, doc, {"wrong_type", "known_sensor", "missing_measurement", "number_too_large"}
+        )
     if kind == "nan_token":
         # json writes the NaN, Infinity and -Infinity tokens sensor stacks emit.
         doc["values"][feature] = draw(st.sampled_from([math.nan, math.inf, -math.inf]))
@@ -231,13 +233,13 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
                 st.floats(max_value=spec.min, exclude_max=True, allow_infinity=False),
             )
         )
-        return _bad(kind, doc, {"in_range", "finite"})
+        return _bad(kind, doc, {"in_range", "finite", "number_too_large"})
     if kind == "huge_literal":  # 1e999 is inf to json; 5,000 digits exceed int parsing
         doc["values"][feature] = "__literal__"
         raw = _dumps(doc).replace(
             b'"__literal__"', draw(st.sampled_from([b"1e999", b"-1e999", b"9" * 5000]))
         )
-        return _bad(kind, raw, {"in_range", "finite", "not_json", "too_large"})
+        return _bad(kind, raw, {"in_range", "finite", "number_too_large", "too_large"})
     if kind == "too_large":
         # A reading that would be valid but for its size (whitespace is valid JSON).
         size = draw(st.integers(m.max_bytes + 1, m.max_bytes + 2048))
@@ -310,6 +312,22 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
 
 
 @st.composite
+def _key_mismatch(draw: st.DrawFn, m: Maker) -> Case:
+    """A valid reading under another key (not UTF-8, another sensor's, empty, ...)."""
+    doc = m.valid_doc(draw)
+    own = doc["sensor_id"].encode()
+    key = draw(
+        st.one_of(
+            st.binary(max_size=64),
+            st.text(max_size=300).map(str.encode),
+            st.sampled_from([own.upper(), own + b" ", b"\xef\xbb\xbf" + own, own[:-1]]),
+        )
+    )
+    key = key if key != own else key + b"x"
+    return Case("key_mismatch", key, _dumps(doc), False, frozenset({"key_mismatch"}))
+
+
+@st.composite
 def _invalid_keyed(draw: st.DrawFn, m: Maker) -> Case:
     case = draw(_invalid(m))
     key = draw(KEYS)
@@ -364,10 +382,14 @@ def message_cases(
     max_bytes: int,
     min_size: int,
     max_size: int,
+    keys_checked: bool = False,
 ) -> list[Case]:
     """A shuffled list of cases: valid readings, resent copies of some, and bad input."""
     m = Maker(profile, now, run, max_bytes)
-    one = st.one_of(_valid(m), _valid(m), _invalid_keyed(m), _anything(m))
+    kinds = [_valid(m), _valid(m), _invalid_keyed(m), _anything(m)]
+    if keys_checked:  # the key is the stream's: serving's bodies have none
+        kinds.append(_key_mismatch(m))
+    one = st.one_of(*kinds)
     cases = draw(st.lists(one, min_size=min_size, max_size=max_size))
     valid = [c for c in cases if c.kind == "valid"]
     if valid:
