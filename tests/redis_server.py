@@ -17,17 +17,25 @@ from driftline.broker import free_port
 
 
 class RedisServer:
+    """A redis-server child on a free port; ``stop`` and ``start`` again keep the port (its
+    data is gone: nothing is persisted)."""
+
     def __init__(self, log_path: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not found: run scripts/ensure-redis.sh")
+        self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._log = log_path.open("wb")
+        self.log_path = log_path
+        self.start()
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
         # Fixed argv of the installed server: no shell, nothing from the outside.
         self.child = subprocess.Popen(  # nosec B603
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(log_path.parent)],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.log_path.parent)],
             stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent(),
         )  # fmt: skip
         self.wait_until_up()

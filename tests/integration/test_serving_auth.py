@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from driftline import procs
 from driftline.serve import serve_command, serve_env
+from driftline.settings import Settings
 from tests.integration.test_model_steps import (
     FEATURES,
     StandInRepo,
@@ -34,6 +36,18 @@ def serving_a_champion(
     kafka_bootstrap: str, skab_dir: Path, tmp: Path, extra_env: dict[str, str]
 ) -> Iterator[types.SimpleNamespace]:
     """One small model trained and promoted, and ``bentoml serve`` on it with ``extra_env``."""
+    settings, scored = promoted_champion(kafka_bootstrap, skab_dir, tmp)
+    with serving_process(settings, extra_env, tmp / "serve.log") as base:
+        yield types.SimpleNamespace(
+            settings=settings, base=base, scored=scored, log=tmp / "serve.log"
+        )
+
+
+def promoted_champion(
+    kafka_bootstrap: str, skab_dir: Path, tmp: Path
+) -> tuple[Settings, pd.DataFrame]:
+    """Settings whose registry has one small model, trained and promoted; and a SKAB file it
+    was not trained on."""
     from driftline.training.features import add_features
     from driftline.training.promote import promote
     from driftline.training.train import train
@@ -48,9 +62,13 @@ def serving_a_champion(
         trained = train(settings, "small", run_name="small")
         start, end = files[4]["ts"].min(), files[4]["ts"].max()
         assert promote(settings, settings.model_name, trained.model_version, start, end).promoted
+    return settings, files[4]
 
+
+@contextlib.contextmanager
+def serving_process(settings: Settings, extra_env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``bentoml serve`` on ``settings``' champion, ready; its base URL."""
     port = free_port()
-    log_path = tmp / "serve.log"
     with log_path.open("wb") as log:
         child = subprocess.Popen(
             serve_command(port),
@@ -61,7 +79,7 @@ def serving_a_champion(
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, child, timeout=90, log=log_path)
-            yield types.SimpleNamespace(settings=settings, base=base, scored=files[4], log=log_path)
+            yield base
         finally:
             procs.stop(child)
 
