@@ -179,7 +179,7 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
     if kind == "tombstone":
         return Case(kind, None, None, False, frozenset({"not_json"}))
     if kind == "not_json":
-        return _bad(kind, draw(NOT_JSON), {"not_json"})
+        return _bad(kind, draw(NOT_JSON), {"not_json", "bad_encoding"})
     if kind == "not_object":
         value = draw(st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=3)))
         return _bad(kind, value, {"not_object"})
@@ -211,7 +211,9 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
         if ok(bad):
             bad = {"x": 1}
         doc[name] = bad
-        return _bad(kind, doc, {"wrong_type", "known_sensor", "missing_measurement"})
+        return _bad(
+            kind, doc, {"wrong_type", "known_sensor", "missing_measurement", "number_too_large"}
+        )
     if kind == "nan_token":
         # json writes the NaN, Infinity and -Infinity tokens sensor stacks emit.
         doc["values"][feature] = draw(st.sampled_from([math.nan, math.inf, -math.inf]))
@@ -231,13 +233,13 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
                 st.floats(max_value=spec.min, exclude_max=True, allow_infinity=False),
             )
         )
-        return _bad(kind, doc, {"in_range", "finite"})
+        return _bad(kind, doc, {"in_range", "finite", "number_too_large"})
     if kind == "huge_literal":  # 1e999 is inf to json; 5,000 digits exceed int parsing
         doc["values"][feature] = "__literal__"
         raw = _dumps(doc).replace(
             b'"__literal__"', draw(st.sampled_from([b"1e999", b"-1e999", b"9" * 5000]))
         )
-        return _bad(kind, raw, {"in_range", "finite", "not_json", "too_large"})
+        return _bad(kind, raw, {"in_range", "finite", "number_too_large", "too_large"})
     if kind == "too_large":
         # A reading that would be valid but for its size (whitespace is valid JSON).
         size = draw(st.integers(m.max_bytes + 1, m.max_bytes + 2048))

@@ -6,15 +6,13 @@ module only answers "is this a reading at all, and of the right types?".
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from driftline.records import FailedCheck, reading_id
+from driftline.strict_json import MalformedJson, load_json
 
 REQUIRED = ("sensor_id", "ts", "values")
 MAX_SENSOR_ID = 128
@@ -44,7 +42,13 @@ class ParsedReading:
 
 
 def valid_sensor_id(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip() and len(value) <= MAX_SENSOR_ID:
+    # Printable: no control characters (NUL), no direction overrides, no lone surrogates.
+    if (
+        isinstance(value, str)
+        and value.strip()
+        and len(value) <= MAX_SENSOR_ID
+        and value.isprintable()
+    ):
         return value
     return None
 
@@ -53,15 +57,6 @@ def valid_seq(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
         return value
     return None
-
-
-def load_json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # orjson rejects NaN and Infinity, which many sensor stacks emit; the schema then
-        # reports them as values, which is the more useful reason.
-        return json.loads(raw)
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -92,9 +87,9 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
         fail("too_large", f"{len(raw)} bytes, limit {max_bytes}", fatal=True)
         return out
     try:
-        doc = load_json(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        fail("not_json", f"not valid JSON: {exc}"[:200], fatal=True)
+        doc = load_json(raw, max_bytes=max_bytes)
+    except MalformedJson as exc:
+        fail(exc.check, exc.detail, fatal=True)
         return out
     if not isinstance(doc, dict):
         fail("not_object", f"expected a JSON object, got {type(doc).__name__}", fatal=True)
@@ -112,7 +107,7 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
         if out.sensor_id is None:
             fail(
                 "wrong_type",
-                f"must be a non-empty string of at most {MAX_SENSOR_ID} characters",
+                f"must be a non-empty printable string of at most {MAX_SENSOR_ID} characters",
                 column="sensor_id",
                 fatal=True,
             )
@@ -138,8 +133,9 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
         else:
             fail("wrong_type", "must be 0 or 1", column="label")
 
-    if doc.get("v", 1) != 1:
-        fail("unsupported_version", f"record version {doc.get('v')!r} is not 1", column="v")
+    version = doc.get("v", 1)
+    if type(version) is not int or version != 1:  # not True, not 1.0: the integer 1
+        fail("unsupported_version", f"record version {str(version)[:40]} is not 1", column="v")
 
     values = doc.get("values")
     if "values" in doc and not isinstance(values, dict):
@@ -164,10 +160,7 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
             elif value is None:
                 out.values[name] = math.nan  # the schema reports it as missing
             elif _is_number(value):
-                try:
-                    out.values[name] = float(value)
-                except OverflowError:  # an integer literal beyond any float
-                    fail("in_range", f"{str(value)[:40]}... does not fit a float", column=name)
+                out.values[name] = float(value)  # integers are within 64 bits (load_json)
             else:
                 fail("wrong_type", f"must be a number, got {type(value).__name__}", column=name)
         for name in features:

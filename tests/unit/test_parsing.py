@@ -46,14 +46,25 @@ def test_integer_measurements_become_floats() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json", b'{"sensor_id": "pump-001", "values": {', b"", b"\xff\xfe\x00"],
-    ids=["text", "truncated", "empty", "binary"],
+    [b"not json", b'{"sensor_id": "pump-001", "values": {', b""],
+    ids=["text", "truncated", "empty"],
 )
 def test_bytes_that_are_not_json_are_fatal(raw: bytes) -> None:
     parsed = parse(raw)
     assert checks(parsed) == [("not_json", None)]
     assert parsed.fatal
     assert parsed.reading_id is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe\x00", b"\x80{}", '{"a": 1}'.encode("utf-16"), b"\xef\xbb\xbf{}"],
+    ids=["binary", "continuation byte", "utf-16", "utf-8 bom"],
+)
+def test_bytes_that_are_not_bom_free_utf8_are_bad_encoding(raw: bytes) -> None:
+    parsed = parse(raw)
+    assert checks(parsed) == [("bad_encoding", None)]
+    assert parsed.fatal
 
 
 def test_a_tombstone_is_not_json() -> None:
@@ -199,7 +210,7 @@ def test_label_zero_or_one_is_kept_as_int(label: float) -> None:
     assert isinstance(parsed.label, int)
 
 
-@pytest.mark.parametrize("v", [2, 0, "1"], ids=repr)
+@pytest.mark.parametrize("v", [2, 0, "1", True, 1.0], ids=repr)
 def test_other_record_versions_are_unsupported(v: object) -> None:
     parsed = parse(reading_doc(v=v))
     assert checks(parsed) == [("unsupported_version", "v")]
@@ -275,10 +286,35 @@ def test_long_names_are_truncated_in_problems() -> None:
     assert len(problem.detail) <= 200
 
 
-def test_a_huge_integer_measurement_is_a_problem_not_a_crash() -> None:
-    raw = orjson.dumps(reading_doc()).replace(b'"Current":2.4', b'"Current":1' + b"0" * 400)
+@pytest.mark.parametrize("digits", [20, 400, 5000])
+def test_a_huge_integer_measurement_is_a_problem_not_a_crash(digits: int) -> None:
+    literal = b"1" + b"0" * (digits - 1)
+    raw = orjson.dumps(reading_doc()).replace(b'"Current":2.4', b'"Current":' + literal)
     parsed = parse(raw)
-    assert [p.column for p in parsed.problems] == ["Current"]
+    assert checks(parsed) == [("number_too_large", None)]
+    assert parsed.fatal
+
+
+@pytest.mark.parametrize(
+    ("raw", "check"),
+    [
+        (b'{"sensor_id":"pump-1","sensor_id":"pump-2"}', "duplicate_key"),
+        (b'{"values":{"\\udc00":1.0}}', "lone_surrogate"),
+        (b'{"sensor_id":"\\ud800"}', "lone_surrogate"),
+        (b"[" * 10_000 + b"]" * 10_000, "too_deep"),
+    ],
+    ids=["duplicate key", "surrogate key", "surrogate value", "deep"],
+)
+def test_hostile_json_is_a_fatal_decode_problem(raw: bytes, check: str) -> None:
+    parsed = parse(raw)
+    assert checks(parsed) == [(check, None)]
+    assert parsed.fatal
+
+
+@pytest.mark.parametrize("sensor_id", ["pump-\x00", "pump-\u202e1", "pump\n1"], ids=repr)
+def test_sensor_id_must_be_printable(sensor_id: str) -> None:
+    parsed = parse(reading_doc(sensor_id=sensor_id))
+    assert checks(parsed) == [("wrong_type", "sensor_id")]
 
 
 @pytest.mark.parametrize(

@@ -410,7 +410,9 @@ def test_a_huge_integer_is_dead_lettered_and_its_batch_goes_through(
     )
     assert [r.seq for _, r in verdict.valid] == [1, 3]
     assert len(verdict.invalid) == 1
-    assert [(r.check, r.column) for r in verdict.invalid[0][1].reasons] == [("in_range", "Current")]
+    assert [(r.check, r.column) for r in verdict.invalid[0][1].reasons] == [
+        ("number_too_large", None)
+    ]
 
 
 def test_timestamps_are_compared_as_utc_instants(make_validator: MakeValidator) -> None:
