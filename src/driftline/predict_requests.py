@@ -4,9 +4,11 @@ Clients send one wire-format reading or a list of them. BentoML's adaptive batch
 ``readings`` lists of concurrent calls into one call of the API, whose answer for a request is
 its slice, always with status 200. So this middleware
 
-- before the API: parses the body (400 with the reason if it is not JSON), refuses an empty or
-  oversized request (422), and tags each reading with the request's id (a request with any
-  invalid reading is rejected whole, also inside a merged batch);
+- before the API: decodes the body strictly (``driftline.strict_json``: 400 with the check it
+  failed if it is not UTF-8 JSON without BOM, nests too deep, holds a lone surrogate, an
+  integer beyond 64 bits or a key twice), refuses an empty or oversized request (422), and
+  tags each reading with the request's id (a request with any invalid reading is rejected
+  whole, also inside a merged batch);
 - after it: answers 422 with every failed check by reading index when any reading of this
   request failed, 503 when nothing can be scored now (no champion yet), else the predictions
   (one object for a one-reading body).
@@ -31,8 +33,8 @@ from pydantic import SecretStr
 
 from driftline import serving_metrics
 from driftline.api_key import ApiKeyGuard
-from driftline.parsing import load_json
 from driftline.serving_path import RejectedRequest, Unavailable, answers, checked_items, tag
+from driftline.strict_json import MalformedJson, load_json
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -101,10 +103,9 @@ class PredictRequests:
             await _reject(send, 413, RejectedRequest.one("too_large", "the body is too large"))
             return
         try:
-            decoded = load_json(body)
-        except (ValueError, RecursionError) as exc:
-            detail = f"the body is not JSON: {exc}"[:300]
-            await _reject(send, 400, RejectedRequest.one("not_json", detail))
+            decoded = load_json(body, max_bytes=self.max_body_bytes)
+        except MalformedJson as exc:  # never anything else, whatever the bytes
+            await _reject(send, 400, RejectedRequest.one(exc.check, exc.detail))
             return
         try:
             items = checked_items(decoded, self.max_readings)
@@ -114,8 +115,8 @@ class PredictRequests:
         try:
             inner = orjson.dumps({FIELD: tag(items, uuid.uuid4().hex)})
         except orjson.JSONEncodeError as exc:
-            # What the decoder let through but JSON cannot carry on: lone surrogates, integers
-            # beyond 64 bits, nesting beyond orjson's limit.
+            # A backstop: the strict decoder already refuses what orjson cannot write (lone
+            # surrogates, integers beyond 64 bits, deep nesting).
             detail = f"the body is not representable JSON: {exc}"[:300]
             await _reject(send, 400, RejectedRequest.one("not_json", detail))
             return

@@ -54,23 +54,27 @@ def call(app: Any, body: bytes, path: str = "/predict") -> tuple[int, dict[str, 
     return starts[0]["status"], dict(starts[0]["headers"]), orjson.loads(payload)
 
 
-HOSTILE = {
-    "nested 10,000 deep": b"[" * 10_000 + b"]" * 10_000,
-    "nested 900 deep": b"[" * 900 + b"]" * 900,
-    "lone surrogate in sensor_id": b'{"sensor_id": "\\ud800", "ts": "2026-01-01T00:00:00Z"}',
-    "lone surrogate in a measurement": b'{"sensor_id": "a", "values": {"\\udc00": 1.0}}',
-    "401-digit value": b'{"sensor_id": "a", "values": {"Current": ' + b"9" * 401 + b"}}",
-    "401-digit seq": b'{"sensor_id": "a", "seq": -' + b"9" * 401 + b"}",
-    "not JSON": b"{nope",
+GOOD = '{"sensor_id": "a", "ts": "2026-01-01T00:00:00Z", "values": {"Current": 1.0}}'
+HOSTILE = {  # body, the check it fails
+    "nested 10,000 deep": (b"[" * 10_000 + b"]" * 10_000, "too_deep"),
+    "nested 900 deep": (b"[" * 900 + b"]" * 900, "too_deep"),
+    "lone surrogate in sensor_id": (b'{"sensor_id": "\\ud800", "values": {}}', "lone_surrogate"),
+    "lone surrogate in a measurement": (b'{"values": {"\\udc00": 1.0}}', "lone_surrogate"),
+    "401-digit value": (b'{"values": {"Current": ' + b"9" * 401 + b"}}", "number_too_large"),
+    "401-digit seq": (b'{"sensor_id": "a", "seq": -' + b"9" * 401 + b"}", "number_too_large"),
+    "UTF-16": (GOOD.encode("utf-16"), "bad_encoding"),
+    "UTF-8 with BOM": (b"\xef\xbb\xbf" + GOOD.encode(), "bad_encoding"),
+    "duplicate keys": (GOOD.replace("{", '{"sensor_id": "b", ', 1).encode(), "duplicate_key"),
+    "not JSON": (b"{nope", "not_json"),
 }
 
 
-@pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
-def test_a_hostile_body_is_refused_before_the_api(body: bytes) -> None:
+@pytest.mark.parametrize(("body", "check"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_hostile_body_is_refused_before_the_api(body: bytes, check: str) -> None:
     inner = Inner()
     status, _, payload = call(PredictRequests(inner), body)
     assert status == 400, payload
-    assert payload["readings"][0]["reasons"][0]["check"] == "not_json"
+    assert payload["readings"][0]["reasons"][0]["check"] == check
     assert inner.calls == 0
 
 

@@ -181,3 +181,11 @@ def test_request_bodies_are_bounded(body: Any, check: str) -> None:
         checked_items(body, max_readings=2)
     assert rejected.value.as_json()["readings"][0]["reasons"][0]["check"] == check
     assert checked_items({"one": 1}, 2) == [{"one": 1}]
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2])
+def test_a_record_version_that_is_not_the_integer_1_is_rejected(version: Any) -> None:
+    doc = {**docs("pump-001", 1)[0], "v": version}
+    with pytest.raises(RejectedRequest) as rejected:
+        answers(make_path(MeanOfInputs(), []).score(tag([doc], "r")))
+    assert "v" in {r["column"] for r in rejected.value.reasons[0]}
