@@ -90,7 +90,7 @@ def test_each_sensor_is_trimmed_to_its_newest_readings_and_expires(url: str) -> 
     store = history.store
     assert isinstance(store, RedisHistory)
     key = store.key("a")
-    held = store._decode(store.client.zrange(key, 0, -1))
+    held = store._decode(b"".join(store.client.zrange(key, 0, -1)))
     assert len(held[0]) == 2 * WINDOW
     assert (np.diff(held[0]) > 0).all()
     newest = series("a", 5 * WINDOW)[-2 * WINDOW :]
@@ -117,7 +117,7 @@ def test_replicas_scoring_one_sensor_at_once_lose_none_of_its_readings(url: str)
         t.join()
     store = replica(url, prefix, window=window).store
     assert isinstance(store, RedisHistory)
-    held_ts, _ = store._decode(store.client.zrange(store.key("a"), 0, -1))
+    held_ts, _ = store._decode(b"".join(store.client.zrange(store.key("a"), 0, -1)))
     assert held_ts.tolist() == [int(pd.Timestamp(r.ts).value) for r in readings]
 
 
