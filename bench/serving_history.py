@@ -159,52 +159,59 @@ def http_latencies_ms(base: str, concurrency: int, requests: int, run: str) -> l
 
 
 def whole_requests(url: str, repeats: int, tmp: Path) -> Table:
+    """Both services run at once and take turns, run by run: the load of this shared machine
+    falls on both alike."""
     sys.path.insert(0, str(BENCH))
     from serving import SKAB_VALVE1, register_champion
 
     table = Table(title=f"Whole requests, one reading each (median of {repeats} runs)")
     for column in ("history", "concurrency", "p50 ms", "p90 ms", "req/s", "x memory req/s"):
         table.add_column(column, justify="left" if column == "history" else "right")
-    with EmbeddedBroker() as broker:
+    targets = {"in memory": {}, "Redis": {"DRIFTLINE_SERVING_HISTORY_URL": url}}
+    with EmbeddedBroker() as broker, contextlib.ExitStack() as stack:
         settings = Settings(  # type: ignore[call-arg]
             kafka_bootstrap_servers=broker.bootstrap_servers, data_dir=tmp
         )
         with console.status("training and registering the champion"):
             register_champion(settings, SKAB_VALVE1)
-        memory_rate: dict[int, float] = {}
-        for name, extra in (("in memory", {}), ("Redis", {"DRIFTLINE_SERVING_HISTORY_URL": url})):
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            log = (tmp / f"serve-{port}.log").open("wb")
-            child = subprocess.Popen(  # nosec B603
-                serve_command(port), env=serve_env(settings) | extra, stdout=log, stderr=log
-            )
-            try:
-                wait_until_ready(base, child, timeout=120)
-                http_latencies_ms(base, 4, 50, "warm")
-                for concurrency in (1, 8):
-                    p50, p90, rate = [], [], []
-                    for r in range(repeats):
-                        t = time.perf_counter()
-                        run = f"{name[0]}{concurrency}-{r}"
-                        lat = http_latencies_ms(base, concurrency, 240 // concurrency, run)
-                        rate.append(len(lat) / (time.perf_counter() - t))
-                        p50.append(float(np.percentile(lat, 50)))
-                        p90.append(float(np.percentile(lat, 90)))
-                    median_rate = statistics.median(rate)
-                    memory_rate.setdefault(concurrency, median_rate)
-                    table.add_row(
-                        name,
-                        str(concurrency),
-                        f"{statistics.median(p50):.1f}",
-                        f"{statistics.median(p90):.1f}",
-                        f"{median_rate:,.0f}",
-                        f"{median_rate / memory_rate[concurrency]:.2f}",
-                    )
-            finally:
-                procs.stop(child)
-                log.close()
+        bases = {name: stack.enter_context(serving(settings, extra, tmp))
+                 for name, extra in targets.items()}  # fmt: skip
+        for base in bases.values():
+            http_latencies_ms(base, 4, 50, "warm")
+        runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+        for r in range(repeats):
+            for concurrency in (1, 8):
+                for name, base in bases.items():
+                    t = time.perf_counter()
+                    lat = http_latencies_ms(base, concurrency, 240 // concurrency,
+                                            f"{name[0]}{concurrency}-{r}")  # fmt: skip
+                    rate = len(lat) / (time.perf_counter() - t)
+                    p50, p90 = np.percentile(lat, [50, 90])
+                    runs.setdefault((name, concurrency), []).append((p50, p90, rate))
+    for name in targets:
+        for concurrency in (1, 8):
+            columns = zip(*runs[name, concurrency], strict=True)
+            p50, p90, rate = (statistics.median(x) for x in columns)
+            memory = statistics.median(x[2] for x in runs["in memory", concurrency])
+            table.add_row(name, str(concurrency), f"{p50:.1f}", f"{p90:.1f}", f"{rate:,.0f}",
+                          f"{rate / memory:.2f}")  # fmt: skip
     return table
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, extra: dict[str, str], tmp: Path) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (tmp / f"serve-{port}.log").open("wb") as log:
+        # The fixed argv of serve_command: no shell.
+        child = subprocess.Popen(  # nosec B603
+            serve_command(port), env=serve_env(settings) | extra, stdout=log, stderr=log
+        )
+        try:
+            wait_until_ready(base, child, timeout=180)
+            yield base
+        finally:
+            procs.stop(child)
 
 
 def main() -> None:
