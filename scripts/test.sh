@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/ops-tools.sh
 bash scripts/ensure-mariadb.sh
+bash scripts/ensure-redis.sh
 exec .venv/bin/python -m pytest "$@"

@@ -7,7 +7,9 @@ them with the reading schema, computes features from each sensor's recent readin
 training feature functions) and scores them with the champion (``driftline.serving_path``):
 the fixed costs of validation and of the model are paid once per batch, not per request. The
 middleware maps each request's slice back to its own answer: the predictions, or 422 with
-every failed check. One worker, because each sensor's history must live in one place.
+every failed check. One worker: each sensor's history lives in this process, or, with
+DRIFTLINE_SERVING_HISTORY_URL set, in Redis, shared by every replica
+(``driftline.sensor_history_redis``).
 
 A new champion is loaded in the background and swapped in between batches
 (``driftline.champion``).
@@ -54,6 +56,16 @@ class AnomalyService:
         from driftline.serving_path import ServingPath
 
         configure_package_logging(SETTINGS.log_level, "serving")
+        self.history = None
+        if SETTINGS.serving_history_url is not None:
+            from driftline.sensor_history_redis import RedisHistory
+
+            self.history = RedisHistory(
+                SETTINGS.serving_history_url.get_secret_value(),
+                load_profile(SETTINGS.profile_path).features,
+                2 * SETTINGS.feature_window,
+                ttl_seconds=SETTINGS.serving_history_ttl_seconds,
+            )
         self.watcher = ChampionWatcher(SETTINGS)
         self.publisher = None
         if SETTINGS.serving_publish_predictions:
@@ -66,11 +78,14 @@ class AnomalyService:
             max_message_bytes=SETTINGS.max_message_bytes,
             model=lambda: self.watcher.current,
             publish=self.publisher.publish if self.publisher else None,
+            history=self.history,
         )
         self.watcher.start()
 
     def __is_ready__(self) -> bool:
-        return self.watcher.current is not None
+        if self.watcher.current is None:
+            return False
+        return self.history is None or self.history.ping()
 
     @bentoml.on_shutdown
     def _stop(self) -> None:
@@ -89,16 +104,13 @@ class AnomalyService:
 
         Per reading: ``anomaly_probability``, ``label``, ``model_name``, ``model_version``.
         A request with any invalid reading gets 422 and, per reading index, every check it
-        failed; nothing of it is scored or remembered.
+        failed; nothing of it is scored or remembered. 503 while no champion is loaded (or the
+        shared history is away).
         """
         from driftline import serving_metrics
-        from driftline.serving_path import NoModel
 
         serving_metrics.scoring_batch_size.observe(len(readings))
-        try:
-            return self.path.score(readings)
-        except NoModel as exc:
-            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+        return self.path.score(readings)
 
     @bentoml.api
     def model(self) -> ModelInfo:

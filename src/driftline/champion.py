@@ -9,7 +9,8 @@ entry for the version (an import that failed, or a store that is not shared), th
 A ``ChampionWatcher`` thread follows the model_promotions topic (no consumer group, from the
 end) and also asks the registry for the ``champion`` alias every ``poll_seconds``; a new
 version is loaded in that thread and swapped in by one reference assignment, so a scoring call
-that already holds the old model finishes on it.
+that already holds the old model finishes on it. While the registry or Kafka is away, the
+watcher logs the failure once (with its traceback) and again only when it changes or ends.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pandas as pd
 from driftline import serving_metrics
 from driftline.records import ModelPromoted
 from driftline.settings import Settings
+from driftline.state_changes import StateChanges
 from driftline.training import modeling, registry
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,9 @@ class ChampionWatcher:
         self._stop = threading.Event()
         self._check_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+        self._registry = StateChanges(log, "reading the champion alias")
+        self._promotions = StateChanges(log, "following the model promotions topic")
+        self._loading = StateChanges(log, "loading the champion")
 
     def start(self) -> None:
         self.refresh()
@@ -94,20 +99,21 @@ class ChampionWatcher:
             name = self.settings.model_name
             try:
                 version = registry.champion_version(modeling.mlflow_client(self.settings), name)
-            except Exception:
-                log.exception("cannot read the champion alias of %s", name)
+            except Exception as exc:
+                self._registry.failing(f"{name}: {exc}"[:300], traceback=True)
                 return False
+            self._registry.ok()
             if version is None or (self.current and self.current.version == version):
                 return False
             try:
                 loaded = load_version(self.settings, name, version)
                 one_thread(loaded.model)
-            except Exception:
+            except Exception as exc:
                 serving_metrics.model_swaps.labels("failed").inc()
-                log.exception(
-                    "loading %s version %s failed; keeping the model in service", name, version
-                )
+                problem = f"{name} version {version}: {exc}"[:300]
+                self._loading.failing(f"{problem}; keeping the model in service", traceback=True)
                 return False
+            self._loading.ok()
             old = self.current
             self.current = loaded  # the swap: one reference assignment
             serving_metrics.model_version.labels(name).set(float(version))
@@ -162,6 +168,7 @@ class ChampionWatcher:
                     auto_offset_reset="latest",  # type: ignore[arg-type]
                 )
                 await consumer.start()
+                self._promotions.ok()
                 while not self._stop.is_set():
                     polled = await consumer.getmany(timeout_ms=500)
                     for record in (r for batch in polled.values() for r in batch):
@@ -169,9 +176,10 @@ class ChampionWatcher:
                             await asyncio.to_thread(self.refresh)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception(
-                    "following %s failed; retrying in 5 s (the alias poll goes on)", topic
+            except Exception as exc:
+                self._promotions.failing(
+                    f"{topic}: {exc}; retrying every 5 s (the alias poll goes on)"[:300],
+                    traceback=True,
                 )
                 await asyncio.sleep(5)
             finally:

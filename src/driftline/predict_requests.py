@@ -4,18 +4,26 @@ Clients send one wire-format reading or a list of them. BentoML's adaptive batch
 ``readings`` lists of concurrent calls into one call of the API, whose answer for a request is
 its slice, always with status 200. So this middleware
 
-- before the API: parses the body (400 with the reason if it is not JSON), refuses an empty or
-  oversized request (422), and tags each reading with the request's id (a request with any
-  invalid reading is rejected whole, also inside a merged batch);
+- before the API: decodes the body strictly (``driftline.strict_json``: 400 with the check it
+  failed if it is not UTF-8 JSON without BOM, nests too deep, holds a lone surrogate, an
+  integer beyond 64 bits or a key twice), refuses an empty or oversized request (422), and
+  tags each reading with the request's id (a request with any invalid reading is rejected
+  whole, also inside a merged batch);
 - after it: answers 422 with every failed check by reading index when any reading of this
-  request failed, else the predictions (one object for a one-reading body).
+  request failed, 503 when nothing can be scored now (no champion yet), else the predictions
+  (one object for a one-reading body).
 
 With an API key configured (``driftline.api_key``), it first answers 401 to any request of a
 protected route that does not carry the key.
+
+No exception leaves this middleware, on any route: one that escaped would reach BentoML's
+timeout middleware, which then answers nothing until its timeout (30 s) and drops the
+exception. A failure of ours is logged with its traceback and answered 500 at once.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -25,8 +33,8 @@ from pydantic import SecretStr
 
 from driftline import serving_metrics
 from driftline.api_key import ApiKeyGuard
-from driftline.parsing import load_json
-from driftline.serving_path import RejectedRequest, answers, checked_items, tag
+from driftline.serving_path import RejectedRequest, Unavailable, answers, checked_items, tag
+from driftline.strict_json import MalformedJson, load_json
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,6 +44,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/predict"
 FIELD = "readings"  # the API's parameter
+RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger(__name__)
 
 
 class PredictRequests:
@@ -52,6 +63,25 @@ class PredictRequests:
         self.guard = ApiKeyGuard(api_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, tracked)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if not started:
+                detail = "the server failed on this request; its log has the traceback"
+                await _respond(send, 500, {"error": "internal error", "detail": detail})
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and self.guard.needs_key(scope["path"])
@@ -65,7 +95,7 @@ class PredictRequests:
                 [(b"www-authenticate", b'Bearer realm="driftline"')],
             )
             return
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive, self.max_body_bytes)
@@ -73,17 +103,23 @@ class PredictRequests:
             await _reject(send, 413, RejectedRequest.one("too_large", "the body is too large"))
             return
         try:
-            decoded = load_json(body)
-        except ValueError as exc:
-            detail = f"the body is not JSON: {exc}"[:300]
-            await _reject(send, 400, RejectedRequest.one("not_json", detail))
+            decoded = load_json(body, max_bytes=self.max_body_bytes)
+        except MalformedJson as exc:  # never anything else, whatever the bytes
+            await _reject(send, 400, RejectedRequest.one(exc.check, exc.detail))
             return
         try:
             items = checked_items(decoded, self.max_readings)
         except RejectedRequest as rejected:
             await _reject(send, 422, rejected)
             return
-        inner = orjson.dumps({FIELD: tag(items, uuid.uuid4().hex)})
+        try:
+            inner = orjson.dumps({FIELD: tag(items, uuid.uuid4().hex)})
+        except orjson.JSONEncodeError as exc:
+            # A backstop: the strict decoder already refuses what orjson cannot write (lone
+            # surrogates, integers beyond 64 bits, deep nesting).
+            detail = f"the body is not representable JSON: {exc}"[:300]
+            await _reject(send, 400, RejectedRequest.one("not_json", detail))
+            return
         answer = await _call(self.app, scope, inner, receive)
         if answer.status != 200:
             await answer.replay(send)
@@ -92,6 +128,11 @@ class PredictRequests:
             predictions = answers(orjson.loads(answer.body))
         except RejectedRequest as rejected:
             await _reject(send, 422, rejected)
+            return
+        except Unavailable as exc:
+            serving_metrics.unavailable.inc()
+            retry = [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS)]
+            await _respond(send, 503, {"error": "unavailable", "detail": str(exc)}, retry)
             return
         serving_metrics.readings_per_request.observe(len(predictions))
         for p in predictions:

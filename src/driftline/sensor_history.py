@@ -4,12 +4,16 @@ The inputs come from ``driftline.training.features`` (``rolling_windows`` and
 ``window_features``, the functions under training's ``add_features``) over a sensor's readings
 in ts order: a window is computed from its own readings only, so the last ``window`` readings
 give what the full history gives. All new readings of a batch are featurized in one call.
+
+Where the readings are held is a ``HistoryStore``: this process's memory (``MemoryHistory``, the
+default: one serving process), or Redis (``driftline.sensor_history_redis``), shared by every
+serving replica so that a sensor's requests may reach any of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,25 +21,40 @@ import pandas as pd
 from driftline.records import ValidReading, epoch_ns
 from driftline.training.features import feature_columns, rolling_windows, window_features
 
+# One sensor's readings: int64 ns since the epoch (n,), and their values (n, len(features)).
+Readings = tuple[np.ndarray, np.ndarray]
 
-@dataclass
-class _Recent:
-    ts: np.ndarray  # int64 ns since the epoch, ascending
-    values: np.ndarray  # (len(ts), len(features))
+
+class HistoryUnavailable(RuntimeError):
+    """The history store cannot be reached: nothing of the batch is scored."""
+
+
+class HistoryStore(Protocol):
+    def merge(self, new: Mapping[str, Readings]) -> dict[str, Readings]:
+        """Per sensor: add its new readings (distinct ts), each replacing a held reading of
+        the same ts; return all of its readings, held and new, in ts order. Afterwards the
+        store holds at most its bound of each sensor's newest readings."""
+        ...
+
+    def sensors(self) -> int: ...
 
 
 class SensorHistory:
-    """Holds each sensor's last ``2 * window`` readings (by ts), so that a reading among the
-    last ``window`` sent again gets the same inputs; at most ``max_sensors`` sensors, the
-    longest unseen forgotten first."""
+    """Model inputs of new readings from each sensor's last ``2 * window`` readings (by ts),
+    kept so that a reading among the last ``window`` sent again gets the same inputs."""
 
-    def __init__(self, features: list[str], window: int, max_sensors: int = 20_000) -> None:
+    def __init__(
+        self,
+        features: list[str],
+        window: int,
+        store: HistoryStore | None = None,
+        max_sensors: int = 20_000,
+    ) -> None:
         self.features = features
         self.window = window
         self.held = 2 * window
-        self.max_sensors = max_sensors
         self.columns = feature_columns(features)
-        self._recent: dict[str, _Recent] = {}
+        self.store = store if store is not None else MemoryHistory(self.held, max_sensors)
 
     def model_inputs(self, readings: Sequence[ValidReading]) -> pd.DataFrame:
         """The model's input rows for ``readings``, in their order; afterwards each sensor's
@@ -52,44 +71,56 @@ class SensorHistory:
         by_sensor: dict[str, list[int]] = {}
         for i in first.values():
             by_sensor.setdefault(readings[i].sensor_id, []).append(i)
+        rows = {sensor: np.array(index) for sensor, index in by_sensor.items()}
+        merged = self.store.merge({s: (stamps[i], values[i]) for s, i in rows.items()})
 
         order: list[np.ndarray] = []
         windows: list[np.ndarray] = []
-        for sensor, rows in by_sensor.items():
-            index = np.array(rows)
+        for sensor, index in rows.items():
+            ts_all, values_all = merged[sensor]
             order.append(index)
-            windows.append(self._add(sensor, stamps[index], values[index]))
-        while len(self._recent) > self.max_sensors:
-            del self._recent[next(iter(self._recent))]
+            position = np.searchsorted(ts_all, stamps[index])
+            windows.append(rolling_windows(values_all, self.window)[position])
         out = np.empty((len(readings), len(self.columns)))
         if order:
             index = np.concatenate(order)
             out[index] = window_features(values[index], np.concatenate(windows))
         return pd.DataFrame(out[row_of], columns=self.columns)
 
-    def _add(self, sensor: str, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """The windows of one sensor's new readings (in the given order), (n, k, window);
-        the readings join its history."""
+    def sensors(self) -> int:
+        return self.store.sensors()
+
+
+class MemoryHistory:
+    """Each sensor's newest ``held`` readings in this process; at most ``max_sensors`` sensors,
+    the longest unseen forgotten first."""
+
+    def __init__(self, held: int, max_sensors: int = 20_000) -> None:
+        self.held = held
+        self.max_sensors = max_sensors
+        self._recent: dict[str, Readings] = {}
+
+    def merge(self, new: Mapping[str, Readings]) -> dict[str, Readings]:
+        out = {sensor: self._merge_one(sensor, ts, values) for sensor, (ts, values) in new.items()}
+        while len(self._recent) > self.max_sensors:
+            del self._recent[next(iter(self._recent))]
+        return out
+
+    def _merge_one(self, sensor: str, ts: np.ndarray, values: np.ndarray) -> Readings:
         held = self._recent.pop(sensor, None)  # re-inserted last: dict order = recency
-        if held is not None and held.ts[-1] < ts[0] and (len(ts) == 1 or (np.diff(ts) > 0).all()):
-            # The common case, newer readings in order: append, no sort.
-            ts_all = np.concatenate([held.ts, ts])
-            values_all = np.concatenate([held.values, values])
-            self._recent[sensor] = _Recent(ts_all[-self.held :], values_all[-self.held :])
-            return rolling_windows(values_all, self.window)[len(held.ts) :]
-        if held is not None:
-            keep = ~np.isin(held.ts, ts)
-            ts_all = np.concatenate([held.ts[keep], ts])
-            values_all = np.concatenate([held.values[keep], values])
-            first_new = int(keep.sum())
+        if held is None:
+            ts_all, values_all = ts, values
+        elif held[0][-1] < ts.min():  # nothing held to replace
+            ts_all, values_all = np.concatenate([held[0], ts]), np.concatenate([held[1], values])
         else:
-            ts_all, values_all, first_new = ts, values, 0
-        order = np.argsort(ts_all, kind="stable")
-        position = np.empty(len(order), dtype=np.int64)
-        position[order] = np.arange(len(order))
-        kept = order[-self.held :]
-        self._recent[sensor] = _Recent(ts_all[kept], values_all[kept])
-        return rolling_windows(values_all[order], self.window)[position[first_new:]]
+            keep = ~np.isin(held[0], ts)
+            ts_all = np.concatenate([held[0][keep], ts])
+            values_all = np.concatenate([held[1][keep], values])
+        if len(ts_all) > 1 and not (np.diff(ts_all) > 0).all():
+            order = np.argsort(ts_all, kind="stable")
+            ts_all, values_all = ts_all[order], values_all[order]
+        self._recent[sensor] = (ts_all[-self.held :], values_all[-self.held :])
+        return ts_all, values_all
 
     def sensors(self) -> int:
         return len(self._recent)

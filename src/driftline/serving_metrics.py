@@ -24,6 +24,10 @@ unauthorized = Counter(
     "driftline_serving_unauthorized_total",
     "Requests refused with 401: no API key, or a wrong one (DRIFTLINE_SERVING_API_KEY).",
 )
+unavailable = Counter(
+    "driftline_serving_unavailable_total",
+    "Prediction requests answered 503: no champion loaded yet, or the shared history away.",
+)
 readings_per_request = Histogram(
     "driftline_serving_request_size_readings",
     "Readings per prediction request.",

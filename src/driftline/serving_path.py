@@ -9,6 +9,7 @@ remembered, and its valid ones come back with no reasons.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -19,12 +20,16 @@ import pandas as pd
 from driftline.messages import Message
 from driftline.profile import Profile
 from driftline.records import FailedCheck, Prediction
-from driftline.sensor_history import SensorHistory
+from driftline.sensor_history import HistoryStore, HistoryUnavailable, SensorHistory
+from driftline.state_changes import StateChanges
 from driftline.validation import ReadingValidator
 
 STAGE = "serving"
 REQUEST = "request"
 READING = "reading"
+UNAVAILABLE = "unavailable"
+
+log = logging.getLogger(__name__)
 
 
 class Model(Protocol):
@@ -32,10 +37,6 @@ class Model(Protocol):
     version: str
 
     def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray: ...
-
-
-class NoModel(RuntimeError):
-    """No champion is loaded yet."""
 
 
 class ServingPath:
@@ -48,21 +49,24 @@ class ServingPath:
         max_message_bytes: int,
         model: Callable[[], Model | None],
         publish: Callable[[list[Prediction]], None] | None = None,
+        history: HistoryStore | None = None,
     ) -> None:
         self.validator = ReadingValidator(
             profile, max_message_bytes=max_message_bytes, dedup_capacity=0, stage=STAGE
         )
-        self.history = SensorHistory(profile.features, feature_window)
+        self.history = SensorHistory(profile.features, feature_window, history)
         self.threshold = threshold
         self.model = model
         self.publish = publish
+        self.state = StateChanges(log, "scoring")
 
     def score(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Per item ``{"request": id, "reading": <decoded JSON>}``: a Prediction as JSON, or
-        ``{"reasons": [...]}`` (empty for a valid reading of a rejected request)."""
+        ``{"reasons": [...]}`` (empty for a valid reading of a rejected request), or, for
+        every item, ``{"unavailable": why}`` when nothing can be scored now."""
         model = self.model()  # read once: this batch finishes on it whatever a swap does
         if model is None:
-            raise NoModel("no champion model loaded yet")
+            return self._unavailable(items, "no champion model is loaded yet")
         messages = [
             Message(STAGE, 0, i, None, orjson.dumps(item.get(READING), option=_NUMPY))
             for i, item in enumerate(items)
@@ -78,7 +82,11 @@ class ServingPath:
         ]
         if not accepted:
             return out
-        inputs = self.history.model_inputs([r for _, r in accepted])
+        try:
+            inputs = self.history.model_inputs([r for _, r in accepted])
+        except HistoryUnavailable as exc:
+            return self._unavailable(items, str(exc), traceback=True)
+        self.state.ok("scoring again")
         probabilities = model.anomaly_probabilities(inputs)
         predictions = [
             Prediction(
@@ -98,6 +106,12 @@ class ServingPath:
         if self.publish is not None:
             self.publish(predictions)
         return out
+
+    def _unavailable(
+        self, items: Sequence[Any], why: str, traceback: bool = False
+    ) -> list[dict[str, Any]]:
+        self.state.failing(f"answering 503: {why}", traceback=traceback)
+        return [{UNAVAILABLE: why} for _ in items]
 
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -127,8 +141,16 @@ class RejectedRequest(ValueError):
         }
 
 
+class Unavailable(RuntimeError):
+    """Nothing can be scored now (503); the message says why."""
+
+
 def answers(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The predictions of one request's results, or RejectedRequest with its reasons."""
+    """The predictions of one request's results, or RejectedRequest with its reasons, or
+    Unavailable."""
+    for result in results:
+        if UNAVAILABLE in result:
+            raise Unavailable(str(result[UNAVAILABLE]))
     reasons = {i: r["reasons"] for i, r in enumerate(results) if r.get("reasons")}
     if reasons:
         raise RejectedRequest(reasons)

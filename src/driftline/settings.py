@@ -241,6 +241,17 @@ class Settings(BaseSettings):
         description="When set, every serving route but /livez, /readyz, /healthz, /metrics and "
         "/docs.json needs 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (else 401).",
     )
+    serving_history_url: SecretStr | None = Field(
+        None,
+        description="Redis URL (redis://[:password@]host:6379/0) of the sensor histories "
+        "serving computes features from, shared by every serving replica. Unset: each process "
+        "holds its own in memory (one replica only: a sensor's requests must all reach it).",
+    )
+    serving_history_ttl_seconds: int = Field(
+        86_400,
+        ge=0,
+        description="A sensor unseen this long is forgotten by the Redis history (0: never).",
+    )
 
     # --- Operations --------------------------------------------------------------------------
     metrics_port: int | None = Field(

@@ -37,6 +37,7 @@ SETTINGS_ENV = {env_name(field) for field in Settings.model_fields}
 LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 SERVICES = {"ingest", "validator", "drift", "retrain-trigger"}
+DEPENDENCIES = {"serving-history"}  # Deployments of other software (Redis)
 Resource = dict[str, Any]
 
 
@@ -119,9 +120,8 @@ def test_overlay_builds_everything(rendered: tuple[str, list[Resource]]) -> None
     kinds = {r["kind"] for r in resources}
     assert {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"} <= kinds
     assert {"PodDisruptionBudget"} | STRIMZI_KINDS <= kinds
-    assert {d["metadata"]["name"] for d in of_kind(resources, "Deployment")} == SERVICES | {
-        "serving"
-    }
+    deployments = {d["metadata"]["name"] for d in of_kind(resources, "Deployment")}
+    assert deployments - DEPENDENCIES == SERVICES | {"serving"}
     namespaces = {r["metadata"].get("namespace") for r in resources if r["kind"] != "Namespace"}
     assert namespaces == {"driftline"}, f"{overlay}: every resource in namespace driftline"
 
@@ -287,6 +287,9 @@ def test_probes(rendered: tuple[str, list[Resource]]) -> None:
     for deployment in of_kind(resources, "Deployment"):
         name = deployment["metadata"]["name"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        if name in DEPENDENCIES:  # not Driftline's: probed in its own protocol, no /metrics
+            assert container["livenessProbe"] and container["readinessProbe"], name
+            continue
         expected = (
             {"livenessProbe": ("/livez", 3000), "readinessProbe": ("/readyz", 3000)}
             if name == "serving"
@@ -399,6 +402,17 @@ def test_serving_disruption_and_scaling(rendered: tuple[str, list[Resource]]) ->
         "name": "serving",
     }
     assert hpa["spec"]["minReplicas"] == serving["spec"]["replicas"] > 1
+    # Replicas score a sensor's readings with the features training computes only if they
+    # share its history: in a Redis the overlay runs, behind a Service.
+    env = {
+        v["name"]: v.get("value")
+        for v in serving["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    url = env.get("DRIFTLINE_SERVING_HISTORY_URL")
+    assert url and url.startswith("redis://"), "scaled-out serving needs the shared history"
+    host, _, port = url.removeprefix("redis://").split("/")[0].partition(":")
+    service = named(resources, "Service", host)
+    assert int(port or 6379) in {p["port"] for p in service["spec"]["ports"]}
     assert named(resources, "Deployment", "validator")["spec"]["replicas"] > 1
     for d in of_kind(resources, "Deployment"):
         for c in d["spec"]["template"]["spec"]["containers"]:

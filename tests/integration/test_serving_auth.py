@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 import types
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from driftline import procs
 from driftline.serve import serve_command, serve_env
+from driftline.settings import Settings
 from tests.integration.test_model_steps import (
     FEATURES,
     StandInRepo,
@@ -34,11 +37,28 @@ def serving_a_champion(
     kafka_bootstrap: str, skab_dir: Path, tmp: Path, extra_env: dict[str, str]
 ) -> Iterator[types.SimpleNamespace]:
     """One small model trained and promoted, and ``bentoml serve`` on it with ``extra_env``."""
+    settings, scored = promoted_champion(kafka_bootstrap, skab_dir, tmp)
+    with serving_process(settings, extra_env, tmp / "serve.log") as base:
+        yield types.SimpleNamespace(
+            settings=settings, base=base, scored=scored, log=tmp / "serve.log"
+        )
+
+
+def promoted_champion(
+    kafka_bootstrap: str, skab_dir: Path, tmp: Path
+) -> tuple[Settings, pd.DataFrame]:
+    """Settings whose registry has one small model, trained and promoted; and a SKAB file it
+    was not trained on."""
+    settings = module_settings(kafka_bootstrap, tmp)
+    return settings, promote_a_champion(settings, skab_dir)
+
+
+def promote_a_champion(settings: Settings, skab_dir: Path) -> pd.DataFrame:
+    """Train a small model and promote it; a SKAB file it was not trained on."""
     from driftline.training.features import add_features
     from driftline.training.promote import promote
     from driftline.training.train import train
 
-    settings = module_settings(kafka_bootstrap, tmp)
     with data_side_stand_ins():
         files = {n: skab_file(skab_dir, n) for n in (0, 4)}
         StandInRepo(settings).save_dataset(
@@ -48,9 +68,16 @@ def serving_a_champion(
         trained = train(settings, "small", run_name="small")
         start, end = files[4]["ts"].min(), files[4]["ts"].max()
         assert promote(settings, settings.model_name, trained.model_version, start, end).promoted
+    return files[4]
 
+
+@contextlib.contextmanager
+def serving_process(
+    settings: Settings, extra_env: dict[str, str], log_path: Path, ready: bool = True
+) -> Iterator[str]:
+    """``bentoml serve`` on ``settings``' champion, ready (or, ``ready=False``, only alive:
+    there may be no champion yet); its base URL."""
     port = free_port()
-    log_path = tmp / "serve.log"
     with log_path.open("wb") as log:
         child = subprocess.Popen(
             serve_command(port),
@@ -60,10 +87,24 @@ def serving_a_champion(
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base, child, timeout=90, log=log_path)
-            yield types.SimpleNamespace(settings=settings, base=base, scored=files[4], log=log_path)
+            if ready:
+                wait_ready(base, child, timeout=90, log=log_path)
+            else:
+                wait_alive(base, child, timeout=90, log=log_path)
+            yield base
         finally:
             procs.stop(child)
+
+
+def wait_alive(base: str, child: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.poll() is None, log.read_text(errors="replace")[-4000:]
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/livez", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{base} not alive in {timeout:.0f}s: {log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="module")

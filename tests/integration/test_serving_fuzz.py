@@ -1,6 +1,8 @@
 """Schemathesis against a real ``bentoml serve`` (its OpenAPI document at /docs.json) with a
 champion loaded as in test_serving: generated requests, valid and malformed, to every
-operation; none may get a server error (5xx). Malformed input is the client's fault: 4xx."""
+operation; none may get a server error (5xx). Malformed input is the client's fault: 4xx.
+Hostile bodies (``tests.hostile_bodies``) too, each followed by a good reading that must
+still be scored."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import types
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,6 +26,8 @@ from schemathesis.generation.modes import GenerationMode
 from driftline.profile import load_profile
 from driftline.settings import DEFAULT_PROFILE
 from tests.fuzz_messages import message_cases
+from tests.hostile_bodies import HOSTILE_EXAMPLES, hostile_bodies
+from tests.integration.test_serving import wire
 from tests.integration.test_serving_auth import serving_a_champion
 
 pytestmark = pytest.mark.integration
@@ -120,6 +125,43 @@ def test_generated_wire_format_bodies_get_4xx_or_predictions(
         calls[f"POST /predict (wire format, list) {response.status_code}"] += 1
         assert response.status_code == 200, response.text
         assert len(response.json()) == len(docs)
+
+
+def test_hostile_bodies_get_4xx_and_the_next_good_reading_is_scored(
+    server: types.SimpleNamespace, http: requests.Session
+) -> None:
+    """Every kind of issue 13's table, generated; the client's timeout (10 s, a third of
+    BentoML's) turns a hang into a failure. None is logged as a failure of ours."""
+    log_start = server.log.stat().st_size
+    sensor = f"skab-hostile-{uuid.uuid4().hex[:6]}"
+    start = datetime.now(UTC) - timedelta(hours=1)
+    good = iter(wire(server.scored.head(1000), sensor, start))
+    headers = {"content-type": "application/json"}
+    first = next(good)
+
+    @settings(
+        max_examples=HOSTILE_EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(hostile=hostile_bodies(first))
+    def refused_and_harmless(hostile: Any) -> None:
+        response = http.post(f"{server.base}/predict", data=hostile.body, headers=headers,
+                             timeout=10)  # fmt: skip
+        calls[f"POST /predict (hostile {hostile.kind}) {response.status_code}"] += 1
+        assert response.status_code in (400, 422), (hostile, response.text[:500])
+        reasons = response.json()["readings"][0]["reasons"]
+        assert reasons and all(r["check"] and r["detail"] for r in reasons), reasons
+        reading = next(good)
+        after = http.post(f"{server.base}/predict", json=reading, timeout=10)
+        assert after.status_code == 200, (hostile, after.text[:500])
+        assert after.json()["seq"] == reading["seq"]
+
+    refused_and_harmless()
+    written = server.log.read_bytes()[log_start:].decode(errors="replace")
+    assert "Traceback" not in written and "ERROR" not in written, written[-3000:]
 
 
 def test_zz_report_counts() -> None:

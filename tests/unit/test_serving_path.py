@@ -14,9 +14,9 @@ from driftline.profile import load_profile
 from driftline.records import Prediction
 from driftline.sensor_history import SensorHistory
 from driftline.serving_path import (
-    NoModel,
     RejectedRequest,
     ServingPath,
+    Unavailable,
     answers,
     checked_items,
     tag,
@@ -97,7 +97,7 @@ def test_history_forgets_the_longest_unseen_sensors_beyond_its_bound() -> None:
     for sensor in ("a", "b", "a", "c"):
         history.model_inputs(series(sensor, 2))
     assert history.sensors() == 2
-    assert set(history._recent) == {"a", "c"}
+    assert set(history.store._recent) == {"a", "c"}  # type: ignore[attr-defined]
 
 
 def make_path(model: MeanOfInputs | None, published: list[Prediction]) -> ServingPath:
@@ -153,9 +153,26 @@ def test_the_same_reading_from_two_requests_is_no_duplicate() -> None:
     assert answers(out) == out and out[0]["reading_id"] == out[1]["reading_id"]
 
 
-def test_no_model_yet_is_refused() -> None:
-    with pytest.raises(NoModel):
-        make_path(None, []).score(tag(docs("pump-001", 1), "r"))
+def test_no_model_yet_is_unavailable_and_logged_once_per_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model: MeanOfInputs | None = None
+    path = make_path(None, [])
+    path.model = lambda: model
+    with caplog.at_level("INFO", logger="driftline.serving_path"):
+        for i in range(5):
+            out = path.score(tag(docs("pump-001", 1, offset=i), "r"))
+            with pytest.raises(Unavailable, match="no champion"):
+                answers(out)
+        assert path.history.sensors() == 0  # nothing was remembered
+        model = MeanOfInputs()
+        for i in range(3):
+            assert answers(path.score(tag(docs("pump-001", 1, offset=i), "r")))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "scoring: answering 503: no champion model is loaded yet",
+        "scoring: scoring again",
+    ]
 
 
 @pytest.mark.parametrize(("body", "check"), [([], "not_empty"), ([{}] * 3, "too_many")])
@@ -164,3 +181,11 @@ def test_request_bodies_are_bounded(body: Any, check: str) -> None:
         checked_items(body, max_readings=2)
     assert rejected.value.as_json()["readings"][0]["reasons"][0]["check"] == check
     assert checked_items({"one": 1}, 2) == [{"one": 1}]
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", 2])
+def test_a_record_version_that_is_not_the_integer_1_is_rejected(version: Any) -> None:
+    doc = {**docs("pump-001", 1)[0], "v": version}
+    with pytest.raises(RejectedRequest) as rejected:
+        answers(make_path(MeanOfInputs(), []).score(tag([doc], "r")))
+    assert "v" in {r["column"] for r in rejected.value.reasons[0]}
