@@ -3,6 +3,7 @@ and says which stage did not happen and where to read why, instead of waiting fo
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +61,24 @@ class StageClock:
         return None
 
 
-def log_tail(logs: Path, pattern: str, lines: int = 20) -> tuple[Path | None, list[str]]:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception): \S")
+
+
+def first_error(path: Path) -> str | None:
+    """The first exception message in the log at ``path`` (the cause; later ones tend to be
+    its consequences, e.g. KFP's "pipeline failed")."""
+    with path.open(errors="replace") as f:
+        for line in f:
+            if _ERROR.match(line := _ANSI.sub("", line)):
+                return line.strip()
+    return None
+
+
+def log_tail(logs: Path, pattern: str, lines: int = 30) -> tuple[Path | None, list[str]]:
     """The newest log matching ``pattern`` and its last ``lines`` lines."""
     found = sorted(logs.glob(pattern), key=lambda p: p.stat().st_mtime)
     if not found:
         return None, []
     with found[-1].open(errors="replace") as f:
-        return found[-1], [line.rstrip("\n") for line in deque(f, maxlen=lines)]
+        return found[-1], [_ANSI.sub("", line.rstrip("\n")) for line in deque(f, maxlen=lines)]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.live import Live
 
-from driftline.demo_stages import STAGES, Stage, StageClock, log_tail
+from driftline.demo_stages import STAGES, Stage, StageClock, first_error, log_tail
 from driftline.demo_summary import demo_summary, print_summary, retrained, serving_retrained
 from driftline.kafka import ensure_topics, make_producer
 from driftline.live_view import one_line, render
@@ -246,6 +246,9 @@ class DemoWatch:
             if path is not None:
                 print(f"\nThe last lines of {path}:", flush=True)
                 print("\n".join(f"  | {line}" for line in lines), flush=True)
+                cause = first_error(path)
+                if cause:
+                    print(f"The first error in it: {cause}", flush=True)
         if (
             outcome.code == 0
             and self.demo is not None

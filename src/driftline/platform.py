@@ -109,9 +109,10 @@ def run_platform(
         run_dir, removed = new_run_dir(settings.data_dir)
         settings = settings.model_copy(update={"data_dir": run_dir.resolve()})
         if removed:
-            console.print(f"demo: removed {len(removed)} older run folder(s): "
-                          + ", ".join(p.name for p in removed), highlight=False)  # fmt: skip
-        console.print(f"demo: a fresh state in {run_dir}", highlight=False)
+            names = ", ".join(p.name for p in removed)
+            console.print(f"demo: removed {len(removed)} older run folder(s): {names}",
+                          highlight=False, soft_wrap=True)  # fmt: skip
+        console.print(f"demo: a fresh state in {run_dir}", highlight=False, soft_wrap=True)
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_to_file(logs / "up.log", settings.log_level)
