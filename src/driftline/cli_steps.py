@@ -116,15 +116,24 @@ def bootstrap(
     data: Annotated[
         Path, typer.Option(help="Parquet of labelled readings: sensor_id, ts, label, values.")
     ],
+    mlflow_template: Annotated[
+        Path | None,
+        typer.Option(
+            help="An empty SQLite MLflow store to start a new local store from (made here on "
+            "first use): migrating a new store's schema takes seconds."
+        ),
+    ] = None,
 ) -> None:
     """A first champion: train on --data, version, register and promote it (as the demo does
     before its pumps start). A registry that has a champion already is left as it is."""
     import pandas as pd
 
-    from driftline.demo_bootstrap import bootstrap_champion
+    from driftline.demo_bootstrap import bootstrap_champion, start_mlflow_store
     from driftline.profile import load_profile
 
     settings = _settings()
+    if mlflow_template is not None:
+        start_mlflow_store(settings, mlflow_template)
     features = load_profile(settings.profile_path).features
     version = bootstrap_champion(settings, features, pd.read_parquet(data))
     typer.echo(f'{{"model_version": "{version}"}}')

@@ -49,7 +49,7 @@ class DemoOptions:
     readings_per_sensor: int = 100_000  # the demo ends by itself long before
     fault_share: float = 0.1  # readings in labelled bearing-fault episodes
     bootstrap_rows: int = 3000  # per pump, for the first champion
-    settle_seconds: float = 8.0  # streaming on after serving switched, to show drift has stopped
+    settle_seconds: float = 6.0  # streaming on after serving switched, to show drift has stopped
     # Wear: vibration and current rise, the pump runs warmer. The champion, which learned that
     # high vibration means a bearing fault, now flags healthy readings.
     drift_features: tuple[str, ...] = (
@@ -152,8 +152,10 @@ def run_platform(
             )
             data = settings.data_dir / "bootstrap.parquet"
             frame.to_parquet(data, index=False)
+            # The schema of an empty MLflow store, kept between runs (it holds no state).
+            template = run_dir.parent / f".mlflow-{_mlflow_version()}.db"
             bootstrap_argv = [sys.executable, "-m", "driftline.cli", "step", "bootstrap",
-                              "--data", str(data)]  # fmt: skip
+                              "--data", str(data), "--mlflow-template", str(template)]  # fmt: skip
             supervisor.start_child(
                 "bootstrap", bootstrap_argv, serve_env(settings) | env, restart=False
             )
@@ -186,6 +188,12 @@ def run_platform(
             with contextlib.suppress(OSError):
                 (settings.data_dir / "broker.json").unlink()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlflow")
 
 
 def _demo_settings(settings: Settings, env: dict[str, str]) -> Settings:
