@@ -132,3 +132,30 @@ def test_up_exits_non_zero_when_a_service_stays_down(tmp_path: Path) -> None:
     restarts = (data_dir / "logs" / "up.log").read_text()
     assert "drift is DOWN for good" in restarts and restarts.count("drift exited") >= 2
     assert_nothing_left(data_dir, [], log)
+
+
+def test_ctrl_c_during_the_demo_prints_the_summary_so_far_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = clean_env(data_dir)
+    env["DRIFTLINE_SERVING_PORT"] = str(free_port())
+    log = tmp_path / "demo.log"
+    proc = launch(["up", "--demo", "--headless", "--metrics-base-port", str(free_port())], env, log)
+    try:
+        # Once the pumps stream, the demo is in the middle of its stages.
+        assert wait_for(lambda: "sent=" in log.read_text(errors="replace"), 300), log.read_text(
+            errors="replace"
+        )[-2000:]
+        os.kill(proc.pid, signal.SIGINT)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text(errors="replace")
+    assert code == 130, out[-3000:]
+    assert "Demo summary" in out and "outcome: interrupted: the summary so far" in out
+    run_dir = next((data_dir / "demo-runs").glob("2*"))
+    assert json.loads((run_dir / "demo-summary.json").read_text())["readings_sent"] > 0
+    assert_nothing_left(run_dir, [int(env["DRIFTLINE_SERVING_PORT"])], log)
+    assert_nothing_left(data_dir, [], log)
