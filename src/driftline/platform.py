@@ -36,8 +36,16 @@ from driftline.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-# Children's third-party progress bars off: their logs are for reading, not for animation.
-QUIET_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "TQDM_DISABLE": "1"}
+# Children's third-party progress bars off (their logs are for reading, not for animation),
+# and the libraries' usage telemetry: an on-premise platform does not phone home, and on a
+# machine without internet each attempt waits for its timeout.
+QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "TQDM_DISABLE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DO_NOT_TRACK": "true",
+}
 
 
 @dataclass(frozen=True)
