@@ -23,6 +23,7 @@ app = typer.Typer(
     "commands use it; without DATABASE_URL the raw store is SQLite under DRIFTLINE_DATA_DIR.",
     no_args_is_help=True,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,  # plain tracebacks: they end up in log files
 )
 reference_app = typer.Typer(help="Reference data the drift service compares windows with.")
 app.add_typer(reference_app, name="reference")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -108,3 +109,31 @@ def promote(
     _print(
         step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
     )
+
+
+@step_app.command()
+def bootstrap(
+    data: Annotated[
+        Path, typer.Option(help="Parquet of labelled readings: sensor_id, ts, label, values.")
+    ],
+    mlflow_template: Annotated[
+        Path | None,
+        typer.Option(
+            help="An empty SQLite MLflow store to start a new local store from (made here on "
+            "first use): migrating a new store's schema takes seconds."
+        ),
+    ] = None,
+) -> None:
+    """A first champion: train on --data, version, register and promote it (as the demo does
+    before its pumps start). A registry that has a champion already is left as it is."""
+    import pandas as pd
+
+    from driftline.demo_bootstrap import bootstrap_champion, start_mlflow_store
+    from driftline.profile import load_profile
+
+    settings = _settings()
+    if mlflow_template is not None:
+        start_mlflow_store(settings, mlflow_template)
+    features = load_profile(settings.profile_path).features
+    version = bootstrap_champion(settings, features, pd.read_parquet(data))
+    typer.echo(f'{{"model_version": "{version}"}}')

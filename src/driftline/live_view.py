@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.columns import Columns
 from rich.console import Group
 from rich.panel import Panel
@@ -18,6 +20,7 @@ def render(
     supervisor: Supervisor,
     elapsed: float,
     serving_url: str | None = None,
+    waiting: str | None = None,
 ) -> Panel:
     flow = Table.grid(padding=(0, 2))
     flow.add_column(style="bold")
@@ -38,8 +41,7 @@ def render(
         f"{state.decisions_held:,} held, {state.decisions_fired:,} fired",
     )
     flow.add_row("retrain requests", f"{len(state.retrain_requests):,}", "")
-    steps = ", ".join(f"{step} {status}" for step, status in state.pipeline_steps.items())
-    flow.add_row("pipeline", "", steps or "not run yet")
+    flow.add_row("pipeline", "", _steps(state) or "not run yet")
     promoted = [str(p.get("model_version")) for p in state.promotions]
     flow.add_row("promoted versions", ", ".join(promoted) or "-", "")
     flow.add_row("serving answers with", state.serving_version or "-", serving_url or "")
@@ -56,12 +58,30 @@ def render(
     procs.add_column("state")
     procs.add_column("restarts", justify="right")
     for child in supervisor.children:
-        procs.add_row(child.name, "up" if child.alive else "[red]down[/]", str(child.restarts))
+        mark = child.state if child.state in ("up", "done") else f"[red]{child.state}[/]"
+        procs.add_row(child.name, mark, str(child.restarts))
 
     parts: list[object] = [flow, Columns([sensors, procs], padding=(0, 4))]
+    if waiting:
+        parts.append(f"waiting for {waiting}")
     if state.last_reason:
         parts.append(f"last decision: {state.last_reason}")
     return Panel(Group(*parts), title=f"Driftline  {elapsed:5.0f}s", border_style="blue")  # type: ignore[arg-type]
+
+
+def _steps(state: PlatformState) -> str:
+    """Each pipeline step with its status and duration (running ones: seconds so far)."""
+    now = time.monotonic()
+    out = []
+    for step, status in state.pipeline_steps.items():
+        name = step.removesuffix("-step")
+        if step in state.step_seconds:
+            out.append(f"{name} {status} {state.step_seconds[step]:.1f}s")
+        elif status == "running" and step in state.step_started:
+            out.append(f"{name} running {now - state.step_started[step]:.0f}s")
+        else:
+            out.append(f"{name} {status}")
+    return ", ".join(out)
 
 
 def one_line(state: PlatformState, sim: SimulationReport | None, elapsed: float) -> str:

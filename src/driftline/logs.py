@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from pathlib import Path
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
 
@@ -79,3 +80,24 @@ class RepeatedLines(logging.Filter):
             self._last.clear()
         self._last[key] = now
         return True
+
+
+def log_to_file(path: Path, level: str = "INFO") -> None:
+    """Every log line and Python warning of this process to ``path``; on the terminal only
+    Driftline's own warnings and errors (third-party INFO lines and warnings stay in the file).
+    For ``driftline up``, whose terminal belongs to the live view."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    to_file.addFilter(RedactUrls())
+    root.addHandler(to_file)
+    root.setLevel(level.upper())
+    terminal = logging.StreamHandler()
+    terminal.setLevel(logging.WARNING)
+    terminal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    terminal.addFilter(lambda record: record.name.startswith("driftline"))
+    terminal.addFilter(RedactUrls())
+    root.addHandler(terminal)
+    logging.captureWarnings(True)

@@ -21,13 +21,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.kafka import client_options
-from driftline.raw_store import RawStore, raw_readings, trigger_decisions
+from driftline.raw_store import RawStore, raw_readings, retrain_runs, trigger_decisions
 from driftline.settings import Settings
 from driftline.topics import Topics
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# KFP's local runner: "Executing task 'train'" ... "Task 'train' finished with status SUCCESS"
-_STEP = re.compile(r"Executing task '?([\w-]+)'?|(Task) '?([\w-]+)'? finished with status (\w+)")
+# KFP's local runner: "07:04:02.205 - INFO - Executing task 'train-step'" ...
+# "07:04:28.599 - INFO - Task 'train-step' finished with status SUCCESS"
+_STEP = re.compile(
+    r"(\d\d):(\d\d):(\d\d(?:\.\d+)?) - \w+ - "
+    r"(?:Executing task '?([\w-]+)'?|Task '?([\w-]+)'? finished with status (\w+))"
+)
 
 
 @dataclass
@@ -47,6 +51,9 @@ class PlatformState:
     promotions: list[dict[str, object]] = field(default_factory=list)
     windows: list[tuple[datetime, bool]] = field(default_factory=list)  # (start, drifted)
     pipeline_steps: dict[str, str] = field(default_factory=dict)  # step -> status
+    step_seconds: dict[str, float] = field(default_factory=dict)  # finished step -> duration
+    step_started: dict[str, float] = field(default_factory=dict)  # running step -> monotonic
+    run_status: dict[str, str] = field(default_factory=dict)  # retrain request id -> status
     serving_version: str | None = None
     serving_first_seen: dict[str, datetime] = field(default_factory=dict)  # version -> when
     _valid_times: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
@@ -109,6 +116,7 @@ class PlatformMonitor:
         logs = self.settings.data_dir / "logs"
         read: dict[Path, int] = {}  # log -> bytes parsed (whole lines only)
         steps = self.state.pipeline_steps
+        begun: dict[str, float] = {}  # step -> its start, seconds of the day (the log's clock)
         while not stop.is_set():
             for path in sorted(logs.glob("pipeline-*.log")):
                 with contextlib.suppress(OSError), path.open("rb") as f:
@@ -118,11 +126,17 @@ class PlatformMonitor:
                     read[path] = read.get(path, 0) + len(whole)
                     text = _ANSI.sub("", whole.decode(errors="replace"))
                     for match in _STEP.finditer(text):
-                        started, _, finished, status = match.groups()
+                        h, m, sec, started, finished, status = match.groups()
+                        clock = int(h) * 3600 + int(m) * 60 + float(sec)
                         if started:
                             steps[started] = "running"
+                            begun[started] = clock
+                            self.state.step_started[started] = time.monotonic()
                         else:
                             steps[finished] = status.lower()
+                            if finished in begun:
+                                took = (clock - begun[finished]) % 86400
+                                self.state.step_seconds[finished] = round(took, 1)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
@@ -200,3 +214,5 @@ class PlatformMonitor:
                 select(trigger_decisions.c.reason).order_by(trigger_decisions.c.id.desc()).limit(1)
             ).scalar()
             self.state.last_reason = last or ""
+            runs = conn.execute(select(retrain_runs.c.request_id, retrain_runs.c.status)).all()
+            self.state.run_status = {str(r): str(status) for r, status in runs}

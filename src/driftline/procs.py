@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -31,3 +33,23 @@ def stop(child: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
     except subprocess.TimeoutExpired:
         child.kill()
         return child.wait()
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """``sig`` to the process group led by ``pid`` (a child started with start_new_session):
+    the child and every process it started that stayed in its group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def stop_group(child: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    """SIGTERM to ``child``'s process group, SIGKILL to what is left after ``timeout`` (or
+    once the child is gone: a grandchild must not outlive it); the child's exit code."""
+    signal_group(child.pid, signal.SIGTERM)
+    try:
+        code = child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        signal_group(child.pid, signal.SIGKILL)
+        code = child.wait()
+    signal_group(child.pid, signal.SIGKILL)
+    return code

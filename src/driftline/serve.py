@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from driftline.procs import die_with_parent, stop_group
 from driftline.settings import Settings
 
 SERVING_DIR = Path(__file__).resolve().parents[2] / "serving"
@@ -52,15 +53,33 @@ def wait_until_ready(base_url: str, child: subprocess.Popen[bytes], timeout: flo
 
 
 def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
-    """Run the service until it exits or Ctrl-C; returns its exit code."""
-    # The fixed `bentoml serve` argv of serve_command, no shell.
-    child = subprocess.Popen(serve_command(port, host), env=serve_env(settings))  # nosec B603
+    """Run the service until it exits, or until SIGTERM/SIGINT (Ctrl-C) stops it and every
+    process it started; returns its exit code.
+
+    The server runs in a process group of its own that is signalled as a whole (BentoML's
+    workers go with it), and it gets SIGTERM from Linux if this process is SIGKILLed.
+    """
+    stopping: list[int] = []
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return child.wait()
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGINT)
+        # The fixed `bentoml serve` argv of serve_command, no shell.
+        child = subprocess.Popen(  # nosec B603
+            serve_command(port, host),
+            env=serve_env(settings),
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
         try:
-            return child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            return child.wait()
+            while not stopping:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return child.wait(timeout=0.2)
+        finally:
+            stop_group(child, timeout=30)
+        return 128 + stopping[0]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

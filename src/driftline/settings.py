@@ -290,6 +290,24 @@ class Settings(BaseSettings):
         "reports itself stalled: not ready, driftline_stream_stalled 1.",
     )
 
+    # --- Supervision (`driftline up`) ---------------------------------------------------------
+    supervisor_max_restarts: int = Field(
+        5,
+        ge=0,
+        description="Restarts of one service `driftline up` allows within "
+        "DRIFTLINE_SUPERVISOR_RESTART_WINDOW_SECONDS; one more exit and the service is down "
+        "for good: logged as an error, marked in the live view, and `up` stops with exit code 3.",
+    )
+    supervisor_restart_window_seconds: float = Field(
+        300.0, gt=0, description="The sliding window the restart budget counts restarts in."
+    )
+    supervisor_backoff_max_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Longest wait before restarting a service that keeps exiting (the wait "
+        "doubles from 1 s with each restart inside the window).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url is not None:

@@ -38,38 +38,62 @@ def processes_using(data_dir: Path) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
+def clean_env(data_dir: Path) -> dict[str, str]:
+    """This environment without any Driftline, Kafka or store settings, on ``data_dir``."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("KAFKA_", "DRIFTLINE_", "DATABASE_", "MLFLOW_", "BENTOML_"))
     }
     env["DRIFTLINE_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def run_demo(
+    data_dir: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = clean_env(data_dir) | (extra_env or {})
     env["DRIFTLINE_SERVING_PORT"] = str(free_port())
     started = time.monotonic()
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "driftline.cli",
-            "up",
-            "--demo",
-            "--headless",
-            "--metrics-base-port",
-            str(free_port()),
-        ],  # fmt: skip
+        [sys.executable, "-m", "driftline.cli", "up", "--demo", "--headless",
+         "--metrics-base-port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
-    )
+    )  # fmt: skip
     print(f"driftline up --demo took {time.monotonic() - started:.0f} s")
     print(result.stdout[-2500:])
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    summary = json.loads((data_dir / "demo-summary.json").read_text())
-    return data_dir, summary, result.stdout
+    return result
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict, str]]:
+    """`make demo` twice in one checkout: both runs must close the loop on their own."""
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    out = []
+    for _ in range(2):
+        result = run_demo(data_dir)
+        assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+        summary = json.loads((data_dir / "demo-runs" / "latest" / "demo-summary.json").read_text())
+        out.append((Path(summary["run_dir"]), summary, result.stdout + result.stderr))
+    return out
+
+
+@pytest.fixture(scope="module", params=[0, 1], ids=["first run", "second run"])
+def demo(
+    demos: list[tuple[Path, dict, str]], request: pytest.FixtureRequest
+) -> tuple[Path, dict, str]:
+    return demos[request.param]
+
+
+def test_each_run_has_its_own_fresh_state(demos: list[tuple[Path, dict, str]]) -> None:
+    (first_dir, first, _), (second_dir, second, _) = demos
+    assert first_dir != second_dir and first_dir.parent == second_dir.parent
+    assert first["first_champion"] == second["first_champion"] == "1"
+    assert second["trigger_fired"] == 1 and second["stored"] == second["readings_sent"]
+    assert len(second["pipeline_steps"]) == len(first["pipeline_steps"])
 
 
 def test_every_stage_happened_in_order(demo: tuple[Path, dict, str]) -> None:
@@ -136,6 +160,25 @@ def test_drift_stops_once_the_new_reference_is_in_place(demo: tuple[Path, dict, 
 
 
 def test_nothing_is_left_behind(demo: tuple[Path, dict, str]) -> None:
-    data_dir, _, _ = demo
+    data_dir, summary, out = demo
     assert processes_using(data_dir) == [], "children outlived driftline up"
     assert not (data_dir / "broker.json").exists()
+    assert summary["outcome"].startswith("the loop closed")
+    # A clean terminal: third-party progress bars, warnings and INFO lines went to the logs.
+    for noise in ("Downloading artifacts", "UserWarning", "font_manager", "INFO"):
+        assert noise not in out
+
+
+def test_a_stage_that_cannot_happen_ends_the_demo_with_the_reason(tmp_path: Path) -> None:
+    # Without preprocess the pipeline looks for a dataset the drift episode never got: it fails.
+    result = run_demo(tmp_path / "data", {"DRIFTLINE_RETRAIN_SKIP_STEPS": "tune,preprocess"})
+    assert result.returncode == 3, (result.stdout[-3000:], result.stderr[-3000:])
+    out = result.stdout
+    assert "stopped: the promotion of a retrained model did not happen" in out
+    assert "(the retraining pipeline failed)" in out
+    assert "The last lines of" in out and "pipeline-" in out and "no tag" in out
+    summary = json.loads(
+        (tmp_path / "data" / "demo-runs" / "latest" / "demo-summary.json").read_text()
+    )
+    assert summary["served_retrained_version"] is None and summary["trigger_fired"] == 1
+    assert processes_using(Path(summary["run_dir"])) == []
