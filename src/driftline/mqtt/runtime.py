@@ -96,6 +96,7 @@ class MqttSession:
         self.inbox = inbox
         self.client, self.address = make_client(settings, settings.mqtt_client_id, manual_ack=True)
         self.session = 0
+        self.subscribed = False  # on the current connection
         self._lock = threading.Lock()  # paho's thread changes the session under it
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -153,9 +154,18 @@ class MqttSession:
             self.health.failed(MQTT, f"subscription refused: {failed[0]}")
             log.error("MQTT broker refused the subscription: %s", failed[0])
         else:
+            self.subscribed = True
             self.health.ok(MQTT)
 
+    def check(self) -> None:
+        """Refresh the MQTT half of readiness: connected and subscribed."""
+        if self.client.is_connected() and self.subscribed:
+            self.health.ok(MQTT)
+        else:
+            self.health.down(MQTT, f"not connected and subscribed to {self.address}")
+
     def _on_disconnect(self, _: paho.Client, __: Any, ___: Any, reason: Any, ____: Any) -> None:
+        self.subscribed = False
         metrics.mqtt_connected.set(0)
         self.health.failed(MQTT, f"disconnected from {self.address}: {reason}")
         log.warning("disconnected from %s (%s); reconnecting", self.address, reason)
@@ -193,7 +203,7 @@ async def run_gateway(
         handler: GatewayHandler = make_handler(producer, topics)
         session = MqttSession(settings, health, Inbox(asyncio.get_running_loop()))
         session.start()
-        watcher = asyncio.create_task(_watch_kafka(producer, health, interval, stop))
+        watcher = asyncio.create_task(_watch(producer, session, interval, stop))
         await _loop(name, settings, session, handler, stop)
     finally:
         if watcher is not None:
@@ -246,9 +256,11 @@ async def _loop(
         session.ack(batch)
 
 
-async def _watch_kafka(
-    producer: AIOKafkaProducer, health: ServiceHealth, interval: float, stop: asyncio.Event
+async def _watch(
+    producer: AIOKafkaProducer, session: MqttSession, interval: float, stop: asyncio.Event
 ) -> None:
+    """Check Kafka (a metadata request) and the MQTT session every ``interval`` seconds."""
+    health = session.health
     while not stop.is_set():
         try:
             await asyncio.wait_for(producer.client.fetch_all_metadata(), max(1.0, interval))
@@ -256,4 +268,5 @@ async def _watch_kafka(
             health.failed(KAFKA, f"metadata request failed: {exc or type(exc).__name__}")
         else:
             health.ok(KAFKA)
+        session.check()
         await pause(stop, interval)
