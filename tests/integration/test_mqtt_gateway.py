@@ -9,6 +9,7 @@ that queues without limit (as docs/events.md tells operators to configure theirs
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.topics import Topics
 from tests.integration.test_outages import ServiceProcess, count
-from tests.mosquitto import SYSTEM_URL, PrivateMosquitto, reachable
+from tests.mosquitto import SYSTEM_URL, PrivateMosquitto, make_tls_files, reachable
 from tests.streams import read_topic, wait_for
 from tests.unit.factories import NORMAL_VALUES
 
@@ -314,3 +315,51 @@ async def _length(result, n: int) -> bool:  # type: ignore[no-untyped-def]
 def reading(sensor_id: str) -> dict[str, object]:
     now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     return {"sensor_id": sensor_id, "ts": now, "seq": 1, "values": dict(NORMAL_VALUES)}
+
+
+async def test_tls_and_password_and_the_password_is_never_logged(make_settings, tmp_path, services):
+    """mqtts:// with a CA file and a username/password: readings arrive, and the password
+    appears in no log line, also when the broker refuses a wrong one."""
+    password = f"pw-{uuid.uuid4().hex}"
+    files = make_tls_files(tmp_path / "tls", "gateway", password)
+    broker = PrivateMosquitto(tmp_path / "mosquitto")
+    broker.conf.write_text(
+        broker.conf.read_text().replace(
+            f"listener {broker.port} 127.0.0.1\nallow_anonymous true\n",
+            f"listener {broker.port} 127.0.0.1\nallow_anonymous false\n"
+            f"password_file {files['passwd']}\ncafile {files['ca']}\n"
+            f"certfile {files['cert']}\nkeyfile {files['key']}\n",
+        )
+    )
+    broker.start()
+    try:
+        base = make_settings(database_url=f"sqlite:///{tmp_path / 'raw.db'}")
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        settings = mqtt_settings(
+            base, url, mqtt_username="gateway", mqtt_password=password, mqtt_ca_file=files["ca"]
+        )
+        settings = Settings(**{**settings.model_dump(), "mqtt_password": password})
+        gateway = start(services, "mqtt-gateway", settings, tmp_path / "gateway.log")
+        ingest = start(services, "ingest", base, tmp_path / "ingest.log")
+        for s in (gateway, ingest):
+            await s.wait_ready(True, 90, f"{s.name} ready")
+        report = await publish_mqtt(settings, 2, 50, rate=0)
+        store = RawStore.from_url(base.resolved_database_url)
+        try:
+            await wait_for(lambda: count(store) >= 100, 60, "the readings stored")
+            assert store.reading_ids() == expected_ids(report)
+        finally:
+            store.engine.dispose()
+
+        wrong = Settings(
+            **{**settings.model_dump(), "mqtt_password": "wrong-" + password},
+        ).model_copy(update={"mqtt_client_id": "gw-wrong", "metrics_port": free_port()})
+        refused = start(services, "mqtt-gateway", wrong, tmp_path / "refused.log")
+        await wait_for(lambda: "refused" in refused.log_text(), 60, "the refusal logged")
+        assert "mqtt" in await refused.reasons()
+        for s in services:
+            s.stop()
+        for log in (tmp_path / "gateway.log", tmp_path / "refused.log"):
+            assert password not in log.read_text(), f"the password is in {log}"
+    finally:
+        broker.stop()
