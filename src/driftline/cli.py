@@ -219,9 +219,9 @@ def up(
     ] = False,
 ) -> None:
     """Run the whole platform on this machine: the embedded broker (unless
-    KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger, with a live
-    view. With --demo, simulated pumps feed it, a drift is injected, and the run ends once
-    the trigger has fired."""
+    KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger (and the
+    MQTT gateway when DRIFTLINE_MQTT_URL is set), with a live view. With --demo, simulated
+    pumps feed it, a drift is injected, and the run ends once the trigger has fired."""
     from driftline.platform import run_platform
 
     settings = _settings()
