@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -181,7 +182,7 @@ class MqttSession:
 async def run_gateway(
     name: str,
     settings: Settings,
-    make_handler: Any,
+    make_handler: Callable[[AIOKafkaProducer, Topics], GatewayHandler],
     stop: asyncio.Event,
 ) -> None:
     """Run the gateway until ``stop`` is set; ``make_handler(producer, topics)`` builds the
@@ -200,7 +201,7 @@ async def run_gateway(
         ):
             return
         health.ok(KAFKA)
-        handler: GatewayHandler = make_handler(producer, topics)
+        handler = make_handler(producer, topics)
         session = MqttSession(settings, health, Inbox(asyncio.get_running_loop()))
         session.start()
         watcher = asyncio.create_task(_watch(producer, session, interval, stop))
