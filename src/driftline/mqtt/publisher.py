@@ -66,7 +66,8 @@ class MqttPublisher:
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[int]:
         """Publish ``value`` to the topic of sensor ``key`` (``topic``, the Kafka topic the
         simulator names, is not used); the future resolves on the broker's PUBACK."""
-        assert self._loop is not None, "start() first"  # noqa: S101
+        if self._loop is None:
+            raise ConfigurationError("MqttPublisher.send before start()")
         if key is None:
             raise ConfigurationError("an MQTT reading needs its sensor id")
         future: asyncio.Future[int] = self._loop.create_future()

@@ -115,6 +115,6 @@ def _key(sensor_id: str | None) -> bytes | None:
 
 def rejected_message(topic: str, routed: Routed) -> tuple[Message, list[FailedCheck]]:
     """The rejected MQTT message as a dead letter's source, with its reason."""
-    assert routed.check is not None  # noqa: S101 - only rejected messages come here
     source = Message(f"{SOURCE_PREFIX}{topic[:SOURCE_TOPIC_LIMIT]}", -1, -1, None, routed.value)
-    return source, [FailedCheck(check=routed.check, column=None, detail=routed.detail)]
+    check = routed.check or "rejected"  # only rejected messages come here
+    return source, [FailedCheck(check=check, column=None, detail=routed.detail)]
