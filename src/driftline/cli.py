@@ -93,6 +93,15 @@ for _name in ("ingest", "validator", "drift", "retrain-trigger"):
     _service_command(_name)
 
 
+@app.command("mqtt-gateway")
+def mqtt_gateway() -> None:
+    """Forward MQTT readings (DRIFTLINE_MQTT_URL) to the raw topic, at-least-once."""
+    from driftline.service_main import service_main
+    from driftline.services import load_service
+
+    service_main("mqtt-gateway", load_service("mqtt-gateway").run, _settings())
+
+
 @app.command("settings")
 def show_settings() -> None:
     """List every setting: its environment variable, current value and meaning."""
@@ -149,12 +158,24 @@ def simulate(
         float, typer.Option(help="Share of messages sent malformed (0..1).")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish over MQTT to this broker (mqtt://host:1883, mqtts://...), QoS 1, to "
+            "each sensor's topic (DRIFTLINE_MQTT_TOPIC_PATTERN), instead of to Kafka."
+        ),
+    ] = None,
 ) -> None:
     """Publish sensor readings to the raw topic: synthetic pumps or SKAB replays, with
     optional drift and malformed messages."""
     from driftline.simulate.cli_run import run_simulation
 
     settings = _settings()
+    if mqtt is not None:
+        from driftline.mqtt.publisher import run_mqtt_simulation
+
+        settings = settings.model_copy(update={"mqtt_url": mqtt})
+        run_simulation = run_mqtt_simulation  # noqa: F811 - the same plan, over MQTT
     if rate == 0 and count is None and not replay:
         raise typer.BadParameter(
             "as fast as possible needs --count or --replay (else it never ends)"
@@ -202,9 +223,9 @@ def up(
     ] = False,
 ) -> None:
     """Run the whole platform on this machine: the embedded broker (unless
-    KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger, with a live
-    view. With --demo, simulated pumps feed it, a drift is injected, and the run ends once
-    the trigger has fired."""
+    KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger (and the
+    MQTT gateway when DRIFTLINE_MQTT_URL is set), with a live view. With --demo, simulated
+    pumps feed it, a drift is injected, and the run ends once the trigger has fired."""
     from driftline.platform import run_platform
 
     settings = _settings()

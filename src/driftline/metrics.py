@@ -110,6 +110,34 @@ poison_records = Counter(
     ["service"],
 )
 
+mqtt_received = Counter(
+    "driftline_mqtt_messages_received_total", "Messages the MQTT gateway received."
+)
+mqtt_forwarded = Counter(
+    "driftline_mqtt_messages_forwarded_total",
+    "MQTT messages published to the raw topic, then acknowledged to the MQTT broker.",
+)
+mqtt_rejected = Counter(
+    "driftline_mqtt_messages_rejected_total",
+    "MQTT messages the gateway dead-lettered itself (then acknowledged), by failed check.",
+    ["check"],
+)
+mqtt_failed = Counter(
+    "driftline_mqtt_produce_failures_total",
+    "Failed attempts to publish a batch of MQTT messages to Kafka (retried), by error kind.",
+    ["kind"],
+)
+mqtt_in_flight = Gauge(
+    "driftline_mqtt_messages_in_flight",
+    "MQTT messages received and not acknowledged yet (waiting for Kafka).",
+)
+mqtt_ack_lag = Histogram(
+    "driftline_mqtt_ack_lag_seconds",
+    "Time from receiving an MQTT message to acknowledging it (after Kafka acknowledged).",
+    buckets=BATCH_BUCKETS,
+)
+mqtt_connected = Gauge("driftline_mqtt_connected", "1 while the gateway's MQTT session is up.")
+
 
 def start_at_zero(counter: Counter, *label_values: str) -> None:
     """Export these labelled series at 0 before their first event: a series that appears with

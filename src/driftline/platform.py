@@ -172,6 +172,9 @@ def run_platform(
         supervisor.env.update(env)
         for i, name in enumerate(SERVICE_NAMES):
             supervisor.start_service(name, {"DRIFTLINE_METRICS_PORT": str(metrics_base_port + i)})
+        if settings.mqtt_url:  # sensors that speak MQTT: the gateway feeds the raw topic
+            port = metrics_base_port + len(SERVICE_NAMES)
+            supervisor.start_service("mqtt-gateway", {"DRIFTLINE_METRICS_PORT": str(port)})
         serving_port = serving_port_for(settings)
         supervisor.start_child("serving", serve_command(serving_port), serve_env(settings) | env)
         watch = DemoWatch(

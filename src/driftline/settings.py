@@ -308,6 +308,52 @@ class Settings(BaseSettings):
         "doubles from 1 s with each restart inside the window).",
     )
 
+    # --- MQTT gateway ------------------------------------------------------------------------
+    mqtt_url: str | None = Field(
+        None,
+        description="MQTT broker the gateway subscribes to: mqtt://host:1883 or mqtts://host:8883 "
+        "(TLS). Unset: no gateway ('driftline up' starts one when it is set).",
+    )
+    mqtt_username: str | None = Field(None, description="MQTT user name (unset: anonymous).")
+    mqtt_password: SecretStr | None = Field(
+        None, description="MQTT password (a secret: never logged)."
+    )
+    mqtt_ca_file: Path | None = Field(
+        None, description="CA bundle that signs the MQTT broker's certificate (mqtts://)."
+    )
+    mqtt_client_id: str = Field(
+        "driftline-mqtt-gateway",
+        description="Fixed MQTT client id: the broker keeps the session (subscription and "
+        "unacknowledged messages) under it while the gateway restarts. Unique per replica.",
+    )
+    mqtt_topic_filter: str = Field(
+        "sensors/+/readings", description="MQTT topic filter the gateway subscribes to."
+    )
+    mqtt_topic_pattern: str = Field(
+        "sensors/{sensor_id}/readings",
+        description="Where the sensor id sits in a topic: '{sensor_id}' is one topic level, '+' "
+        "any one level, '#' (last) the rest. A payload's own sensor_id wins.",
+    )
+    mqtt_shared_group: str | None = Field(
+        "driftline",
+        description="Shared subscription group ($share/<group>/<filter>): replicas of the "
+        "gateway split the messages. Unset: a plain subscription (every replica gets all).",
+    )
+    mqtt_session_expiry_seconds: int = Field(
+        86_400,
+        ge=1,
+        description="How long the broker keeps the gateway's session, and queues its messages, "
+        "while it is disconnected.",
+    )
+    mqtt_receive_maximum: int = Field(
+        5000,
+        ge=1,
+        le=65535,
+        description="Most messages the broker sends the gateway before their acknowledgement: "
+        "the gateway's in-flight bound (MQTT 5 Receive Maximum).",
+    )
+    mqtt_keepalive_seconds: int = Field(30, ge=5, description="MQTT keep-alive interval.")
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url is not None:

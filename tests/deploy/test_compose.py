@@ -21,9 +21,9 @@ ENV_EXAMPLE = ROOT / ".env.example"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 # Containers running Driftline's code: their environment is Driftline's settings.
-DRIFTLINE_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "serving"}
+DRIFTLINE_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway", "serving"}
 # Those serving /metrics on DRIFTLINE_METRICS_PORT (serving has BentoML's on its HTTP port).
-METRICS_PORT_SERVICES = {"ingest", "validator", "drift", "retrain-trigger"}
+METRICS_PORT_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway"}
 METRICS_PORT = 9400
 SERVING_PORT = 3000
 EXTERNAL_KAFKA_PORT = 29092
@@ -53,6 +53,8 @@ IMAGE_ENV: dict[str, tuple[set[str], tuple[str, ...]]] = {
     ),
     # Grafana maps GF_<SECTION>_<KEY> onto grafana.ini.
     "grafana": (set(), ("GF_",)),
+    # Mosquitto's entrypoint writes its password file from these (docker-compose.yml).
+    "mosquitto": ({"MQTT_USERNAME", "MQTT_PASSWORD"}, ()),
 }
 # Published host port -> container port, by service.
 PUBLISHED = {
@@ -64,6 +66,8 @@ PUBLISHED = {
     "validator": {9402: METRICS_PORT},
     "drift": {9403: METRICS_PORT},
     "retrain-trigger": {9404: METRICS_PORT},
+    "mqtt-gateway": {9405: METRICS_PORT},
+    "mosquitto": {1883: 1883},
     "serving": {SERVING_PORT: SERVING_PORT},
     "prometheus": {9090: 9090},
     "alertmanager": {9093: 9093},
