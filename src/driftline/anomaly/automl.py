@@ -1,0 +1,209 @@
+"""AutoML: search families, feature windows, parameters and the threshold by group-wise CV.
+
+Whole recordings (sensors) are held out, never rows of one recording on both sides: the
+training recordings are dealt into ``folds`` groups; a supervised trial trains on the other
+groups and scores the held-out one; a label-free trial scores each recording against its own
+baseline. Each trial's out-of-fold scores of the scored rows (after each baseline) are pooled,
+its decision threshold is the one with the best pooled F1 among those whose false-alarm rate
+stays within ``max_far``, and that F1 is the trial's objective. The search starts from each
+family's defaults, then samples at random (seeded) until the time budget or the trial count
+runs out; the winner is then trained on every training recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from driftline.anomaly.features import FeatureRecipe, relative_features
+from driftline.anomaly.model import (
+    FAMILIES,
+    LABEL_FREE,
+    AnomalyModel,
+    Family,
+    ModelSpec,
+    fit_booster,
+)
+from driftline.anomaly.recordings import Recording
+from driftline.nab import OutlierScore, outlier_score
+
+log = logging.getLogger(__name__)
+
+WINDOWS = (1, 5, 10, 20, 30, 60)
+SMOOTH = (1, 5, 10, 20)
+XGB_WINDOWS = ((5, 30), (10, 30, 60), (5, 15, 30, 60), (10, 60))
+
+
+@dataclass(frozen=True)
+class Trial:
+    spec: ModelSpec
+    score: OutlierScore
+    seconds: float
+
+
+@dataclass
+class SearchResult:
+    trials: list[Trial] = field(default_factory=list)
+
+    def best(self, families: Sequence[str] | None = None) -> Trial:
+        eligible = [t for t in self.trials if families is None or t.spec.family in families]
+        if not eligible:
+            raise ValueError(f"no trial of families {families}")
+        return max(eligible, key=lambda t: (t.score.f1, -t.score.far))
+
+
+def defaults(family: Family, measurements: tuple[str, ...] | None = None) -> ModelSpec:
+    """Each family's starting point."""
+    if family == "xgboost":
+        recipe = FeatureRecipe(raw=True, windows=(5, 15, 30, 60), spread=True)
+        return ModelSpec(family=family, recipe=recipe, threshold=0.5, smooth=5)
+    recipe = FeatureRecipe(raw=False, windows=(10,), measurements=measurements)
+    # Untuned thresholds: a margin over the baseline's own 99 % (MSET's residuals have the
+    # heavier tail).
+    threshold = 1.5 if family == "pca-t2q" else 3.0
+    return ModelSpec(family=family, recipe=recipe, threshold=threshold, smooth=5)
+
+
+def sample(family: Family, rng: np.random.Generator, measurement_sets: list[Any]) -> ModelSpec:
+    def pick(options: Sequence[Any]) -> Any:
+        return options[int(rng.integers(len(options)))]
+
+    smooth = int(pick(SMOOTH))
+    if family == "xgboost":
+        recipe = FeatureRecipe(
+            raw=bool(pick((True, False))),
+            windows=pick(XGB_WINDOWS),
+            spread=bool(pick((True, False))),
+        )
+        params = {
+            "max_depth": int(pick((2, 3, 4, 5))),
+            "n_estimators": int(pick((80, 150, 250))),
+            "learning_rate": float(pick((0.05, 0.1, 0.2))),
+            "min_child_weight": float(pick((1.0, 5.0, 20.0))),
+        }
+        return ModelSpec(family=family, recipe=recipe, params=params, threshold=0.5, smooth=smooth)
+    window = int(pick(WINDOWS))
+    recipe = FeatureRecipe(
+        raw=window == 1,
+        windows=() if window == 1 else (window,),
+        measurements=pick(measurement_sets),
+    )
+    if family == "pca-t2q":
+        params: dict[str, Any] = {"variance": float(pick((0.8, 0.9, 0.95, 0.99, 1.0)))}
+    else:
+        params = {
+            "bandwidth": float(pick((0.5, 1.0, 2.0, 4.0))),
+            "memory_size": int(pick((50, 100, 200))),
+        }
+    return ModelSpec(family=family, recipe=recipe, params=params, threshold=1.0, smooth=smooth)
+
+
+def best_threshold(
+    y: np.ndarray, scores: np.ndarray, max_far: float = 100.0
+) -> tuple[float, OutlierScore]:
+    """The threshold (alarm: score >= it) with the best F1 whose FAR is at most ``max_far`` %;
+    without one, the threshold with the lowest FAR."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, t = scores[order], (y[order] == 1)
+    positives, negatives = int(t.sum()), int((~t).sum())
+    tp, fp = np.cumsum(t), np.cumsum(~t)
+    # Only cut between distinct scores: equal scores alarm together.
+    last = np.r_[s[1:] != s[:-1], True]
+    # The first candidate raises no alarm at all.
+    tp = np.r_[0, tp[last]]
+    fp = np.r_[0, fp[last]]
+    cut = np.r_[np.nextafter(s[0], np.inf) if len(s) else 0.0, s[last]]
+    fn = positives - tp
+    f1 = tp / np.maximum(tp + (fp + fn) / 2, 1e-12)
+    far = 100.0 * fp / max(negatives, 1)
+    ok = far <= max_far
+    i = int(np.argmax(np.where(ok, f1, -1.0))) if ok.any() else int(np.argmin(far))
+    threshold = float(cut[i])
+    return threshold, outlier_score(y, scores >= threshold)
+
+
+class Search:
+    """One search over one set of training recordings (features cached across trials)."""
+
+    def __init__(self, recordings: list[Recording], folds: int = 4, max_far: float = 20.0):
+        if len(recordings) < 2:
+            raise ValueError("group-wise CV needs at least 2 training recordings")
+        if any(r.labels is None for r in recordings):
+            raise ValueError("AutoML selection needs labelled recordings")
+        self.recordings = recordings
+        k = min(folds, len(recordings))
+        self.groups = [list(range(i, len(recordings), k)) for i in range(k)]
+        self.max_far = max_far
+        self._features: dict[tuple[int, FeatureRecipe], np.ndarray] = {}
+        self.y = np.concatenate([r.scored_labels() for r in recordings])
+
+    def features(self, index: int, recipe: FeatureRecipe) -> np.ndarray:
+        key = (index, recipe)
+        if key not in self._features:
+            r = self.recordings[index]
+            self._features[key] = relative_features(r.values, r.baseline, recipe)
+        return self._features[key]
+
+    def out_of_fold(self, spec: ModelSpec) -> np.ndarray:
+        """Pooled out-of-fold scores of every training recording's scored rows."""
+        scores: list[np.ndarray] = [np.empty(0)] * len(self.recordings)
+        if spec.family in LABEL_FREE:
+            model = AnomalyModel(spec)
+            for i, r in enumerate(self.recordings):
+                raw = model.raw_scores(r.baseline, self.features(i, spec.recipe))
+                scores[i] = model.smoothed(raw)[r.scored_from :]
+            return np.concatenate(scores)
+        for held in self.groups:
+            train = [i for i in range(len(self.recordings)) if i not in held]
+            booster = fit_booster(
+                spec, [(self.features(i, spec.recipe), self.recordings[i]) for i in train]
+            )
+            model = AnomalyModel(spec, booster)
+            for i in held:
+                raw = model.raw_scores(self.recordings[i].baseline, self.features(i, spec.recipe))
+                scores[i] = model.smoothed(raw)[self.recordings[i].scored_from :]
+        return np.concatenate(scores)
+
+    def evaluate(self, spec: ModelSpec) -> Trial:
+        t0 = time.monotonic()
+        threshold, score = best_threshold(self.y, self.out_of_fold(spec), self.max_far)
+        return Trial(spec.model_copy(update={"threshold": threshold}), score, time.monotonic() - t0)
+
+    def fit(self, spec: ModelSpec) -> AnomalyModel:
+        """The chosen spec trained on every training recording."""
+        return AnomalyModel.fit(spec, self.recordings)
+
+
+def run_search(
+    recordings: list[Recording],
+    budget_seconds: float,
+    families: Sequence[Family] = FAMILIES,
+    max_trials: int = 200,
+    folds: int = 4,
+    max_far: float = 20.0,
+    seed: int = 0,
+    measurement_sets: list[tuple[str, ...] | None] | None = None,
+    on_trial: Callable[[Trial], None] | None = None,
+) -> tuple[SearchResult, Search]:
+    """Trials until the budget or ``max_trials`` runs out (each family's defaults first)."""
+    search = Search(recordings, folds=folds, max_far=max_far)
+    sets = measurement_sets or [None]
+    rng = np.random.default_rng(seed)
+    result = SearchResult()
+    deadline = time.monotonic() + budget_seconds
+    queue = [defaults(f) for f in families]
+    while len(result.trials) < max_trials and (queue or time.monotonic() < deadline):
+        spec = (
+            queue.pop(0) if queue else sample(families[int(rng.integers(len(families)))], rng, sets)
+        )
+        trial = search.evaluate(spec)
+        result.trials.append(trial)
+        if on_trial is not None:
+            on_trial(trial)
+        log.debug("trial %s: F1 %.3f FAR %.1f", spec.family, trial.score.f1, trial.score.far)
+    return result, search
