@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -78,6 +79,17 @@ class Pool:
         }
 
 
+def load_file(path: Path) -> pd.DataFrame:
+    """One SKAB recording as the reading contract's frame (sensor_id, ts, label, measurements);
+    bench/serving.py trains its champion from these."""
+    raw = pd.read_csv(path, sep=";")
+    frame = raw.drop(columns=["datetime", "anomaly", "changepoint"])
+    frame.insert(0, "sensor_id", f"valve1-{path.stem}")
+    frame.insert(1, "ts", pd.to_datetime(raw["datetime"], utc=True))
+    frame.insert(2, "label", raw["anomaly"].astype("float64"))
+    return frame
+
+
 def shifted(recording: Recording, units: dict[str, str], measurements: list[str]) -> Recording:
     """The whole file at another operating point; its baseline is learned again from it."""
     import pandas as pd
@@ -119,13 +131,21 @@ def score_into(
 
 def select(train: list[Recording], args: argparse.Namespace, sets: list) -> dict[str, AnomalyModel]:
     """Per family its best trial, and the AutoML pick, each trained on all of ``train``."""
+    on_trial = None
+    if args.mlflow:
+        from driftline.anomaly.tracking import mlflow_trial_logger
+
+        on_trial = mlflow_trial_logger(args.mlflow, f"bench-{int(time.time())}-{args.searches}")
+    args.searches += 1
     result, search = run_search(
         train,
         args.budget,
+        max_trials=args.max_trials,
         folds=args.folds,
         max_far=args.max_far,
         seed=args.seed,
         measurement_sets=sets,
+        on_trial=on_trial,
     )
     models: dict[str, AnomalyModel] = {}
     for family in FAMILIES:
@@ -147,7 +167,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--budget", type=float, default=30.0, help="AutoML seconds per search")
+    parser.add_argument("--max-trials", type=int, default=200, help="AutoML trials per search")
     parser.add_argument("--folds", type=int, default=4, help="group-wise CV folds")
+    parser.add_argument("--mlflow", help="MLflow tracking URI: record every AutoML trial there")
     parser.add_argument("--max-far", type=float, default=15.0, help="AutoML's FAR limit, %%")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-readings", type=int, default=Settings().baseline_readings)
@@ -155,6 +177,7 @@ def main() -> None:
     if not args.loro and not (args.train and args.test):
         parser.error("give --train and --test folders, or --loro folders")
     args.trials = 0
+    args.searches = 0
 
     profile = load_profile(DEFAULT_PROFILE)
     measurements = profile.features
@@ -189,7 +212,8 @@ def main() -> None:
         f"(never scored); {setup}"
     )
     print(
-        f"AutoML: {args.trials} trials, {args.budget:.0f}s budget per search, {args.folds} "
+        f"AutoML: {args.trials} trials in {args.searches} searches (budget {args.budget:.0f}s "
+        f"or {args.max_trials} trials each), {args.folds} "
         f"group folds, FAR limit {args.max_far:.0f}%; run {seconds:.0f}s"
     )
     print(

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from driftline.cli_baseline import baseline_app
 from driftline.cli_steps import _time, step_app
 from driftline.logs import redact
 from driftline.settings import Settings, env_name, load_settings
@@ -29,6 +30,7 @@ pipeline_app = typer.Typer(
 )
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(step_app, name="step")
+app.add_typer(baseline_app, name="baseline")
 
 
 def _settings() -> Settings:

@@ -145,3 +145,25 @@ def test_features_reject_readings_of_another_shape() -> None:
         relative_features(np.zeros((5, 2)), baseline, FeatureRecipe())
     with pytest.raises(ValueError, match="lacks"):
         relative_features(np.zeros((5, 3)), baseline, FeatureRecipe(measurements=("vibration",)))
+
+
+def test_store_keeps_one_file_per_sensor_and_the_previous_version(tmp_path) -> None:
+    from driftline.anomaly.baseline_store import BaselineStore
+
+    store = BaselineStore(tmp_path / "baselines")
+    assert store.get("pump-1") is None and store.all() == []
+    one = from_first_readings(readings(100), "pump/1", MEASUREMENTS, 100)
+    other = from_first_readings(readings(100, seed=2), "pump_1", MEASUREMENTS, 100)
+    assert one is not None and other is not None
+    store.save(one)
+    store.save(other)
+    # Ids that clean to the same file name do not overwrite each other.
+    assert store.get("pump/1") == one and store.get("pump_1") == other
+    newer = from_first_readings(readings(100, seed=3), "pump/1", MEASUREMENTS, 100)
+    assert newer is not None
+    store.save(newer)
+    assert store.get("pump/1") == newer
+    assert [b.sensor_id for b in store.all()] == ["pump/1", "pump_1"]
+    assert len(list(store.directory.glob(f"*.{one.version}.json"))) == 1
+    with pytest.raises(BaselineError):
+        store.get("")

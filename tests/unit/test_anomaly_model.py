@@ -5,36 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from driftline.anomaly.automl import best_threshold, defaults, run_search
 from driftline.anomaly.model import FAMILIES, AnomalyModel, ModelSpec
-from driftline.anomaly.recordings import Recording, load_recordings, recording_from_frame
+from driftline.anomaly.recordings import Recording, load_recordings
 from driftline.nab import outlier_score
-
-MEASUREMENTS = ["flow", "current", "temperature"]
-FAULT = slice(600, 850)
-
-
-def pump(seed: int, fault: bool = True, level: float = 1.0) -> Recording:
-    """1,000 readings of a pump; with ``fault``, flow drops by 2 of its stds in rows 600-850."""
-    rng = np.random.default_rng(seed)
-    n = 1000
-    flow = 32 * level + rng.normal(0, 0.5 * level, n)
-    labels = np.zeros(n)
-    if fault:
-        flow[FAULT] -= 1.0 * level
-        labels[FAULT] = 1
-    frame = pd.DataFrame(
-        {
-            "flow": flow,
-            "current": 1.0 * level + rng.normal(0, 0.1 * level, n),
-            "temperature": 70 + rng.normal(0, 0.3, n),
-            "anomaly": labels,
-        }
-    )
-    return recording_from_frame(f"pump-{seed}", frame, MEASUREMENTS, 400)
+from tests.pumps import pump
 
 
 def rates(model: AnomalyModel, recording: Recording) -> tuple[float, float]:

@@ -6,8 +6,8 @@ groups and scores the held-out one; a label-free trial scores each recording aga
 baseline. Each trial's out-of-fold scores of the scored rows (after each baseline) are pooled,
 its decision threshold is the one with the best pooled F1 among those whose false-alarm rate
 stays within ``max_far``, and that F1 is the trial's objective. The search starts from each
-family's defaults, then samples at random (seeded) until the time budget or the trial count
-runs out; the winner is then trained on every training recording.
+family's defaults, then samples at random (seeded) until the family's share of the time budget
+or of the trial count runs out; the winner is then trained on every training recording.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from driftline.nab import OutlierScore, outlier_score
 log = logging.getLogger(__name__)
 
 WINDOWS = (1, 5, 10, 20, 30, 60)
-SMOOTH = (1, 5, 10, 20)
+SMOOTH = (1, 5, 10, 20, 30)
 XGB_WINDOWS = ((5, 30), (10, 30, 60), (5, 15, 30, 60), (10, 60))
 
 
@@ -195,15 +195,23 @@ def run_search(
     sets = measurement_sets or [None]
     rng = np.random.default_rng(seed)
     result = SearchResult()
-    deadline = time.monotonic() + budget_seconds
-    queue = [defaults(f) for f in families]
-    while len(result.trials) < max_trials and (queue or time.monotonic() < deadline):
-        spec = (
-            queue.pop(0) if queue else sample(families[int(rng.integers(len(families)))], rng, sets)
-        )
-        trial = search.evaluate(spec)
-        result.trials.append(trial)
-        if on_trial is not None:
-            on_trial(trial)
-        log.debug("trial %s: F1 %.3f FAR %.1f", spec.family, trial.score.f1, trial.score.far)
+    # Each family gets an equal slice of the budget and of the trials, so a cheap label-free
+    # family is searched as well as an expensive supervised one; its defaults always run.
+    for n, family in enumerate(families):
+        share = len(families) - n
+        deadline = time.monotonic() + max(budget_seconds - _spent(result), 0.0) / share
+        allowed = max((max_trials - len(result.trials)) // share, 1)
+        spec = defaults(family)
+        for count in range(allowed):
+            if count and time.monotonic() >= deadline:
+                break
+            trial = search.evaluate(spec if count == 0 else sample(family, rng, sets))
+            result.trials.append(trial)
+            if on_trial is not None:
+                on_trial(trial)
+            log.debug("trial %s: F1 %.3f FAR %.1f", family, trial.score.f1, trial.score.far)
     return result, search
+
+
+def _spent(result: SearchResult) -> float:
+    return sum(t.seconds for t in result.trials)
