@@ -3,9 +3,10 @@
 Whole recordings (sensors) are held out, never rows of one recording on both sides: the
 training recordings are dealt into ``folds`` groups; a supervised trial trains on the other
 groups and scores the held-out one; a label-free trial scores each recording against its own
-baseline. Each trial's out-of-fold scores of the scored rows (after each baseline) are pooled,
-its decision threshold is the one with the best pooled F1 among those whose false-alarm rate
-stays within ``max_far``, and that F1 is the trial's objective. The search starts from each
+baseline. A trial's objective is the pooled F1 of its out-of-fold alarms, where each group is
+alarmed at the threshold chosen on the other groups (best F1 among thresholds whose false-alarm
+rate stays within ``max_far``): a threshold must carry over to recordings it was not chosen on.
+The spec keeps the threshold chosen on all training recordings. The search starts from each
 family's defaults, then samples at random (seeded) until the family's share of the time budget
 or of the trial count runs out; the winner is then trained on every training recording.
 """
@@ -149,15 +150,15 @@ class Search:
             self._features[key] = relative_features(r.values, r.baseline, recipe)
         return self._features[key]
 
-    def out_of_fold(self, spec: ModelSpec) -> np.ndarray:
-        """Pooled out-of-fold scores of every training recording's scored rows."""
+    def out_of_fold(self, spec: ModelSpec) -> list[np.ndarray]:
+        """Per training recording, out-of-fold scores of its scored rows."""
         scores: list[np.ndarray] = [np.empty(0)] * len(self.recordings)
         if spec.family in LABEL_FREE:
             model = AnomalyModel(spec)
             for i, r in enumerate(self.recordings):
                 raw = model.raw_scores(r.baseline, self.features(i, spec.recipe))
                 scores[i] = model.smoothed(raw)[r.scored_from :]
-            return np.concatenate(scores)
+            return scores
         for held in self.groups:
             train = [i for i in range(len(self.recordings)) if i not in held]
             booster = fit_booster(
@@ -167,12 +168,29 @@ class Search:
             for i in held:
                 raw = model.raw_scores(self.recordings[i].baseline, self.features(i, spec.recipe))
                 scores[i] = model.smoothed(raw)[self.recordings[i].scored_from :]
-        return np.concatenate(scores)
+        return scores
 
     def evaluate(self, spec: ModelSpec) -> Trial:
+        """The trial's score: each group's alarms at the threshold chosen on the other groups
+        (so a threshold that does not carry over to unseen recordings scores low), pooled. The
+        spec's threshold is then chosen on all training recordings together."""
         t0 = time.monotonic()
-        threshold, score = best_threshold(self.y, self.out_of_fold(spec), self.max_far)
-        return Trial(spec.model_copy(update={"threshold": threshold}), score, time.monotonic() - t0)
+        scores = self.out_of_fold(spec)
+        labels = [r.scored_labels() for r in self.recordings]
+        alarms: list[np.ndarray] = [np.empty(0, dtype=bool)] * len(self.recordings)
+        for held in self.groups:
+            rest = [i for i in range(len(self.recordings)) if i not in held]
+            cut, _ = best_threshold(
+                np.concatenate([labels[i] for i in rest]),
+                np.concatenate([scores[i] for i in rest]),
+                self.max_far,
+            )
+            for i in held:
+                alarms[i] = scores[i] >= cut
+        score = outlier_score(self.y, np.concatenate(alarms))
+        threshold, _ = best_threshold(self.y, np.concatenate(scores), self.max_far)
+        spec = spec.model_copy(update={"threshold": threshold})
+        return Trial(spec, score, time.monotonic() - t0)
 
     def fit(self, spec: ModelSpec) -> AnomalyModel:
         """The chosen spec trained on every training recording."""
