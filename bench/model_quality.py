@@ -12,6 +12,8 @@ and the leaderboard's published rows (cited, not computed here).
 
 ``--shift`` scores the test recordings again at another operating point (each file as a
 whole: flow x3, current x2, pressure x1.5, temperatures +10 degC) and prints the F1 change.
+``--normal DIR...`` adds each detector's false-alarm rate on known-normal recordings (scored the
+same way: after their own first N rows).
 """
 
 from __future__ import annotations
@@ -165,6 +167,9 @@ def main() -> None:
     parser.add_argument(
         "--shift", action="store_true", help="also score at another operating point"
     )
+    parser.add_argument(
+        "--normal", type=Path, nargs="+", help="folders of known-normal recordings (no labels)"
+    )
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--budget", type=float, default=30.0, help="AutoML seconds per search")
     parser.add_argument("--max-trials", type=int, default=200, help="AutoML trials per search")
@@ -189,6 +194,11 @@ def main() -> None:
     t0 = time.monotonic()
     plain: dict[str, Pool] = {}
     moved: dict[str, Pool] = {}
+    quiet: dict[str, Pool] = {}
+    normal = [
+        Recording(r.name, r.values, r.baseline, r.scored_from, np.zeros(len(r.values), dtype=int))
+        for r in load_recordings(args.normal or [], measurements, args.baseline_readings)
+    ]
     if args.loro:
         data = load_recordings(args.loro, measurements, args.baseline_readings)
         folds = [([r for r in data if r is not held], [held]) for held in data]
@@ -202,6 +212,7 @@ def main() -> None:
         models = select(fit_on, args, sets)
         rule = fit_rule(fit_on, measurements)
         score_into(plain, score_on, models, rule)
+        score_into(quiet, normal, models, rule)
         if args.shift:
             score_into(moved, [shifted(r, units, measurements) for r in score_on], models, rule)
     seconds = time.monotonic() - t0
@@ -221,6 +232,9 @@ def main() -> None:
         f"python {platform.python_version()}"
     )
     shifted_rows = {r["name"]: r for r in _rows(moved)} if args.shift else {}
+    normal_far = {r["name"]: r["far"] for r in _rows(quiet) if r["kind"] != "cited"}
+    for r in rows:
+        r["normal_far"] = normal_far.get(str(r["name"]))
     _print(rows, shifted_rows)
     if args.json:
         doc = {
@@ -244,7 +258,7 @@ def _rows(pools: dict[str, Pool]) -> list[dict[str, object]]:
 
 
 def _print(rows: list[dict[str, object]], moved: dict[str, dict[str, object]]) -> None:
-    head = f"{'detector':<34} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'PR-AUC':>7}"
+    head = f"{'detector':<34} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'PR-AUC':>7} {'normal FAR':>10}"
     if moved:
         head += f" | {'shift F1':>8} {'FAR %':>7} {'dF1':>6}"
     print(head)
@@ -254,7 +268,9 @@ def _print(rows: list[dict[str, object]], moved: dict[str, dict[str, object]]) -
         auc = f"{r['pr_auc']:>7.3f}" if r["pr_auc"] is not None else f"{'-':>7}"
         far = f"{r['far']:>7.1f}" if r["far"] is not None else f"{'-':>7}"
         mar = f"{r['mar']:>7.1f}" if r["mar"] is not None else f"{'-':>7}"
-        line = f"{label:<34} {r['f1']:>6.3f} {far} {mar} {auc}"
+        nf = r.get("normal_far")
+        normal = f"{nf:>10.1f}" if isinstance(nf, float) else f"{'-':>10}"
+        line = f"{label:<34} {r['f1']:>6.3f} {far} {mar} {auc} {normal}"
         if r["name"] in moved and r["kind"] != "cited":
             m = moved[r["name"]]
             line += f" | {m['f1']:>8.3f} {m['far']:>7.1f} {m['f1'] - r['f1']:>+6.3f}"
