@@ -154,6 +154,7 @@ def select(train: list[Recording], args: argparse.Namespace, sets: list) -> dict
         models[family] = search.fit(result.best([family]).spec)
     pick = result.best()
     models["automl-pick"] = models[pick.spec.family]
+    args.picks[pick.spec.family] = args.picks.get(pick.spec.family, 0) + 1
     models["best label-free"] = models[result.best(sorted(LABEL_FREE)).spec.family]
     args.trials += len(result.trials)
     return models
@@ -183,6 +184,7 @@ def main() -> None:
         parser.error("give --train and --test folders, or --loro folders")
     args.trials = 0
     args.searches = 0
+    args.picks = {}
 
     profile = load_profile(DEFAULT_PROFILE)
     measurements = profile.features
@@ -227,6 +229,7 @@ def main() -> None:
         f"or {args.max_trials} trials each), {args.folds} "
         f"group folds, FAR limit {args.max_far:.0f}%; run {seconds:.0f}s"
     )
+    print("AutoML picks: " + ", ".join(f"{f} x{n}" for f, n in sorted(args.picks.items())))
     print(
         f"driftline {driftline.__version__}, numpy {np.__version__}, "
         f"python {platform.python_version()}"
@@ -243,6 +246,7 @@ def main() -> None:
             "shifted": list(shifted_rows.values()),
             "budget_seconds": args.budget,
             "trials": args.trials,
+            "picks": args.picks,
         }
         args.json.write_text(json.dumps(doc, indent=2))
 
