@@ -152,7 +152,7 @@ def select(train: list[Recording], args: argparse.Namespace, sets: list) -> dict
     models: dict[str, AnomalyModel] = {}
     for family in FAMILIES:
         models[family] = search.fit(result.best([family]).spec)
-    pick = result.best()
+    pick = result.pick()
     models["automl-pick"] = models[pick.spec.family]
     args.picks[pick.spec.family] = args.picks.get(pick.spec.family, 0) + 1
     models["best label-free"] = models[result.best(sorted(LABEL_FREE)).spec.family]
@@ -210,6 +210,13 @@ def main() -> None:
         test = load_recordings(args.test, measurements, args.baseline_readings)
         folds = [(train, test)]
         setup = f"train {_names(args.train)} ({len(train)}), test {_names(args.test)} ({len(test)})"
+    for fit_on, score_on in folds[:1]:
+        unlabelled = {r.name for r in [*fit_on, *score_on] if r.labels is None}
+        if unlabelled:
+            parser.error(
+                f"recordings without an anomaly column: {sorted(unlabelled)[:5]}; give "
+                "known-normal recordings with --normal"
+            )
     for fit_on, score_on in folds:
         models = select(fit_on, args, sets)
         rule = fit_rule(fit_on, measurements)

@@ -131,3 +131,25 @@ def test_on_skab_valve1_selected_model_beats_always_anomaly(skab_dir: Path) -> N
     model = search.fit(result.best(["xgboost"]).spec)
     flagged = model.predict(normal.baseline, normal.values)[normal.scored_from :]
     assert flagged.mean() < 0.05
+
+
+def test_pick_compares_families_at_equal_search_effort() -> None:
+    from driftline.anomaly.automl import SearchResult, Trial
+    from driftline.nab import OutlierScore
+
+    def trial(family: str, f1: float) -> Trial:
+        return Trial(defaults(family), OutlierScore(f1, 10.0, 10.0, 100), 0.1)
+
+    # pca-t2q's 0.86 came from its fourth trial; at two trials each, xgboost is ahead.
+    result = SearchResult(
+        [
+            trial("xgboost", 0.84),
+            trial("xgboost", 0.85),
+            trial("pca-t2q", 0.80),
+            trial("pca-t2q", 0.82),
+            trial("pca-t2q", 0.83),
+            trial("pca-t2q", 0.86),
+        ]
+    )
+    assert result.best().spec.family == "pca-t2q"
+    assert result.pick().spec.family == "xgboost" and result.pick().score.f1 == 0.85

@@ -59,6 +59,24 @@ class SearchResult:
             raise ValueError(f"no trial of families {families}")
         return max(eligible, key=lambda t: (t.score.f1, -t.score.far))
 
+    def pick(self) -> Trial:
+        """The AutoML pick: the family that wins at equal search effort, then its best trial.
+
+        A cheap family gets many more trials than an expensive one in the same time, and the
+        best of many noisy CV scores is optimistic; families are therefore compared on their
+        first ``k`` trials each, ``k`` the fewest any family had."""
+        by_family: dict[str, list[Trial]] = {}
+        for t in self.trials:
+            by_family.setdefault(t.spec.family, []).append(t)
+        if not by_family:
+            raise ValueError("no trials")
+        k = min(len(ts) for ts in by_family.values())
+        family = max(
+            by_family,
+            key=lambda f: max((t.score.f1, -t.score.far) for t in by_family[f][:k]),
+        )
+        return self.best([family])
+
 
 def defaults(family: Family, measurements: tuple[str, ...] | None = None) -> ModelSpec:
     """Each family's starting point."""
