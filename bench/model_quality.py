@@ -172,7 +172,12 @@ def main() -> None:
         "--normal", type=Path, nargs="+", help="folders of known-normal recordings (no labels)"
     )
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
-    parser.add_argument("--budget", type=float, default=30.0, help="AutoML seconds per search")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=Settings().automl_budget_seconds,
+        help="AutoML seconds per search (default: DRIFTLINE_AUTOML_BUDGET_SECONDS)",
+    )
     parser.add_argument("--max-trials", type=int, default=200, help="AutoML trials per search")
     parser.add_argument("--folds", type=int, default=4, help="group-wise CV folds")
     parser.add_argument("--mlflow", help="MLflow tracking URI: record every AutoML trial there")
