@@ -14,18 +14,24 @@ reading (when the service would publish it) and counts as a changepoint detectio
 - ``change``: those alarms, and one more when a drift episode ends (as many clean windows in
   a row): SKAB marks the end of each anomaly as a changepoint too.
 
+Each recording's reference is its per-sensor baseline (``driftline.anomaly.baseline``: its
+first 400 valid rows). The same chain against one shared reference (the first 400 rows of the
+first ``--normal`` recording, as a fleet-wide reference would be) is a row of its own.
+
 Reference rows, on the same files in the same run: a detector that never fires, an alarm
-every 60 rows, random alarms at our rate (seeded; medians over ``--seeds``), and River's ADWIN
+every 60 rows, random alarms at our rate (seeded; medians over ``--seeds``; their false alarms
+per hour measured by placing alarms at that rate on the normal recordings), and River's ADWIN
 and PageHinkley on each feature (standardised by the reference's mean and std; an alarm when
-any feature's detector fires). False alarms per hour come from the anomaly-free recording
+any feature's detector fires). False alarms per hour come from the ``--normal`` recordings
 (first 400 rows as reference, every alarm false).
 
-The defaults were chosen on valve1 files 0-7 with ``--select`` (best LowFP among chains with
-at most one false alarm per hour on the anomaly-free recording; then fewer false positives);
-files 8-15 are held out (SKAB's valve2 is not in this copy of the data).
+Recordings come from any folders (``--data``, in natural file order). The first ``--tune``
+recordings are the ones ``--select`` chooses settings on; the rest are held out. The defaults
+were chosen on valve1 files 0-7 with ``--select`` (best LowFP among chains with at most one
+false alarm per hour on the anomaly-free recording; then fewer false positives).
 
-    .venv/bin/python bench/drift_quality.py [--window 60 --stride 2 ...] [--quick]
-    .venv/bin/python bench/drift_quality.py --select     # grid search on files 0-7
+    .venv/bin/python bench/drift_quality.py [--data DIR...] [--normal DIR...] [--quick]
+    .venv/bin/python bench/drift_quality.py --select     # grid search on the first --tune files
 """
 
 from __future__ import annotations
@@ -59,8 +65,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SKAB = ROOT.parent / "shared" / "data" / "skab" / "data"
 REFERENCE_ROWS = 400  # SKAB's train part of every file: the reference, never scored
 NAB_WIDTH_NS = 60 * 10**9  # the leaderboard's detection window, right of each changepoint
-TUNE_FILES = list(range(0, 8))
-HELD_OUT_FILES = list(range(8, 16))
 console = Console(width=150)
 TESTS = (  # (stattest, threshold) tried by --select
     ("wasserstein", 1.0),
@@ -81,6 +85,7 @@ class Chain:
     share: float = 0.375
     consecutive: int = 2
     alarm: str = "change"
+    shared: bool = False  # one reference for every recording instead of each one's baseline
 
     def describe(self) -> str:
         rule = ">=" if self.stattest == "wasserstein" else "p-value <="
@@ -118,6 +123,22 @@ class Outcome:
 FEATURES = load_profile(DEFAULT_PROFILE).features
 
 
+def baseline_reference(rec: Recording) -> Reference:
+    """The recording's per-sensor baseline (the anomaly models' object) as a drift reference."""
+    import pandas as pd
+
+    from driftline.anomaly.baseline import from_first_readings
+
+    frame = pd.DataFrame(rec.values, columns=FEATURES)
+    baseline = from_first_readings(frame, rec.name, FEATURES, REFERENCE_ROWS)
+    if baseline is None:
+        raise SystemExit(f"{rec.name}: fewer than {REFERENCE_ROWS} valid rows")
+    return Reference(f"baseline-{baseline.version}", FEATURES, baseline.values(), rec.name)
+
+
+SHARED: dict[str, Reference] = {}  # "normal": the shared reference, set in main
+
+
 def load_recording(path: Path) -> Recording:
     frame = read_skab_csv(path)
     times = frame["datetime"].to_numpy(dtype="datetime64[ns]").astype("int64")
@@ -134,12 +155,12 @@ def load_recording(path: Path) -> Recording:
 
 @cache
 def window_events(
-    rec: Recording, window: int, stride: int, stattest: str, threshold: float
+    rec: Recording, window: int, stride: int, stattest: str, threshold: float, shared: bool
 ) -> list[tuple[int, DriftEvent]]:
     """(last row, event) of DriftDetector.compare on each window of the scored part, as the
     drift service runs it. The share threshold is applied later (statistics do not depend on
     it)."""
-    reference = Reference(f"ref-{rec.name}", FEATURES, rec.values[:REFERENCE_ROWS], rec.name)
+    reference = SHARED["normal"] if shared else baseline_reference(rec)
     detector = DriftDetector(reference, stattest, threshold, share_threshold=1.0)
     events = []
     for end in range(REFERENCE_ROWS + window - 1, len(rec.values), stride):
@@ -158,7 +179,9 @@ def window_events(
 
 
 def chain_alarms(rec: Recording, chain: Chain) -> np.ndarray:
-    events = window_events(rec, chain.window, chain.stride, chain.stattest, chain.threshold)
+    events = window_events(
+        rec, chain.window, chain.stride, chain.stattest, chain.threshold, chain.shared
+    )
     alarms: list[int] = []
     drifted_run = clean_run = 0
     in_episode = False
@@ -204,6 +227,16 @@ def river_alarms(make: Callable[[], object]) -> Callable[[Recording], np.ndarray
     return alarms
 
 
+def random_per_hour(
+    recs: Sequence[Recording], free: Sequence[Recording], total: int, seed: int
+) -> float:
+    """False alarms per hour of random alarms placed on the normal recordings at the rate
+    (alarms per scored row) they have on ``recs``."""
+    rate = total / sum(len(r.scored_ns) for r in recs)
+    size = round(rate * sum(len(f.scored_ns) for f in free))
+    return per_hour(free, np.concatenate(random_alarms(free, size, seed + 10_000)))
+
+
 def random_alarms(recs: Sequence[Recording], total: int, seed: int) -> list[np.ndarray]:
     """``total`` alarms at random scored rows of all files (without replacement)."""
     rng = np.random.default_rng(seed)
@@ -240,9 +273,15 @@ def score(
     )
 
 
-def per_hour(rec: Recording, alarms: np.ndarray) -> float:
-    hours = (rec.scored_ns[-1] - rec.scored_ns[0]) / 3.6e12
-    return len(alarms) / hours
+def per_hour(free: Sequence[Recording], alarms: np.ndarray | Sequence[np.ndarray]) -> float:
+    """Alarms per hour over the scored parts of the normal recordings (every alarm false)."""
+    hours = sum((r.scored_ns[-1] - r.scored_ns[0]) / 3.6e12 for r in free)
+    count = len(alarms) if isinstance(alarms, np.ndarray) else sum(len(a) for a in alarms)
+    return count / hours
+
+
+def on_normal(free: Sequence[Recording], detect: Callable[[Recording], np.ndarray]) -> float:
+    return per_hour(free, [detect(f) for f in free])
 
 
 def median_outcome(name: str, outcomes: list[Outcome]) -> Outcome:
@@ -261,7 +300,9 @@ def median_outcome(name: str, outcomes: list[Outcome]) -> Outcome:
     )
 
 
-def evaluate(recs: Sequence[Recording], free: Recording, chain: Chain, seeds: int) -> list[Outcome]:
+def evaluate(
+    recs: Sequence[Recording], free: Sequence[Recording], chain: Chain, seeds: int
+) -> list[Outcome]:
     from river import drift
 
     ours = [chain_alarms(r, chain) for r in recs]
@@ -270,7 +311,7 @@ def evaluate(recs: Sequence[Recording], free: Recording, chain: Chain, seeds: in
             f"Driftline drift chain, alarms: {chain.alarm}",
             recs,
             ours,
-            per_hour(free, chain_alarms(free, chain)),
+            on_normal(free, lambda f: chain_alarms(f, chain)),
         )
     ]
     other = replace(chain, alarm="onset" if chain.alarm == "change" else "change")
@@ -279,23 +320,34 @@ def evaluate(recs: Sequence[Recording], free: Recording, chain: Chain, seeds: in
             f"  same, alarms: {other.alarm}",
             recs,
             [chain_alarms(r, other) for r in recs],
-            per_hour(free, chain_alarms(free, other)),
+            on_normal(free, lambda f: chain_alarms(f, other)),
+        )
+    )
+    shared = replace(chain, shared=True)
+    rows.append(
+        score(
+            "  same, one shared reference",
+            recs,
+            [chain_alarms(r, shared) for r in recs],
+            on_normal(free, lambda f: chain_alarms(f, shared)),
         )
     )
     rows.append(score("never fires (null)", recs, [r.scored_ns[:0] for r in recs], 0.0))
     periodic = every_n_rows(60)
     rows.append(
-        score(
-            "alarm every 60 rows", recs, [periodic(r) for r in recs], per_hour(free, periodic(free))
-        )
+        score("alarm every 60 rows", recs, [periodic(r) for r in recs], on_normal(free, periodic))
     )
     total = rows[0].alarms
-    free_rate = rows[0].false_per_hour
     rows.append(
         median_outcome(
             f"random, our rate (median of {seeds} seeds)",
             [
-                replace(score("random", recs, random_alarms(recs, total, seed), free_rate))
+                score(
+                    "random",
+                    recs,
+                    random_alarms(recs, total, seed),
+                    random_per_hour(recs, free, total, seed),
+                )
                 for seed in range(seeds)
             ],
         )
@@ -305,7 +357,7 @@ def evaluate(recs: Sequence[Recording], free: Recording, chain: Chain, seeds: in
         ("River PageHinkley per feature", drift.PageHinkley),
     ):
         detect = river_alarms(make)
-        rows.append(score(name, recs, [detect(r) for r in recs], per_hour(free, detect(free))))
+        rows.append(score(name, recs, [detect(r) for r in recs], on_normal(free, detect)))
     return rows
 
 
@@ -324,7 +376,7 @@ def print_table(title: str, rows: list[Outcome]) -> None:
         "missed",
         "FPs",
         "mean delay s",
-        "false/h anomaly-free",
+        "false/h normal",
     ):
         table.add_column(column, justify="left" if column == "detector" else "right")
     for o in rows:
@@ -351,7 +403,7 @@ def versions() -> str:
     return f"Python {platform.python_version()} on {machine}; {libs}"
 
 
-def select(recs: Sequence[Recording], free: Recording, base: Chain) -> Chain:
+def select(recs: Sequence[Recording], free: Sequence[Recording], base: Chain) -> Chain:
     """Best LowFP on the tuning files among documented settings with at most one false alarm
     per hour on the anomaly-free recording; ties: fewer false positives."""
     best: tuple[tuple[float, int], Chain] | None = None
@@ -377,7 +429,7 @@ def select(recs: Sequence[Recording], free: Recording, base: Chain) -> Chain:
         o = score("", recs, [chain_alarms(r, chain) for r in recs], 0.0)
         if o.scores["LowFP"] < (best[0][0] if best else -1e9):
             continue  # cannot win: skip the anomaly-free run
-        if per_hour(free, chain_alarms(free, chain)) > 1.0:
+        if on_normal(free, lambda f, c=chain: chain_alarms(f, c)) > 1.0:  # type: ignore[misc]
             continue
         key = (o.scores["LowFP"], -o.false_positives)
         if best is None or key > best[0]:
@@ -396,7 +448,17 @@ def main() -> None:
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
     )
     d = Chain()
-    parser.add_argument("--skab-dir", type=Path, default=SKAB, help="SKAB's data directory")
+    parser.add_argument(
+        "--data", type=Path, nargs="+", default=[SKAB / "valve1"], help="folders of recordings"
+    )
+    parser.add_argument(
+        "--normal",
+        type=Path,
+        nargs="+",
+        default=[SKAB / "anomaly-free"],
+        help="folders of known-normal recordings (false alarms per hour)",
+    )
+    parser.add_argument("--tune", type=int, help="first N recordings tune (default: half)")
     parser.add_argument("--window", type=int, default=d.window, help="rows per drift window")
     parser.add_argument("--stride", type=int, default=d.stride, help="rows between windows")
     parser.add_argument("--stattest", default=d.stattest, help="wasserstein or an Evidently name")
@@ -405,8 +467,8 @@ def main() -> None:
     parser.add_argument("--consecutive", type=int, default=d.consecutive, help="windows in a row")
     parser.add_argument("--alarm", choices=("onset", "change"), default=d.alarm, help="see below")
     parser.add_argument("--seeds", type=int, default=11, help="seeds of the random reference")
-    parser.add_argument("--select", action="store_true", help="grid-search settings on files 0-7")
-    parser.add_argument("--quick", action="store_true", help="files 0-3 and 8-9 only, 3 seeds")
+    parser.add_argument("--select", action="store_true", help="grid-search on the tuning part")
+    parser.add_argument("--quick", action="store_true", help="4 tuning, 2 held-out files, 3 seeds")
     args = parser.parse_args()
 
     chain = Chain(
@@ -418,20 +480,30 @@ def main() -> None:
         args.consecutive,
         args.alarm,
     )
-    tune = TUNE_FILES[:4] if args.quick else TUNE_FILES
-    held = HELD_OUT_FILES[:2] if args.quick else HELD_OUT_FILES
+    from driftline.anomaly.recordings import skab_csvs
+
+    paths = skab_csvs(args.data)
+    cut = args.tune if args.tune is not None else len(paths) // 2
+    tune_paths, held_paths = paths[:cut], paths[cut:]
+    if args.quick:
+        tune_paths, held_paths = tune_paths[:4], held_paths[:2]
     seeds = 3 if args.quick else args.seeds
-    valve1 = {n: load_recording(args.skab_dir / "valve1" / f"{n}.csv") for n in tune + held}
-    free = load_recording(args.skab_dir / "anomaly-free" / "anomaly-free.csv")
+    tune = [load_recording(p) for p in tune_paths]
+    held = [load_recording(p) for p in held_paths]
+    free = [load_recording(p) for p in skab_csvs(args.normal)]
+    if not free:
+        parser.error("no known-normal recordings in --normal")
+    SHARED["normal"] = Reference("shared", FEATURES, free[0].values[:REFERENCE_ROWS], "normal")
     if args.select:
-        chain = select([valve1[n] for n in tune], free, chain)
+        chain = select(tune, free, chain)
     console.print(f"chain: {chain.describe()}")
-    for title, files in (
-        (f"valve1 files {tune[0]}-{tune[-1]} (settings chosen on these)", tune),
-        (f"valve1 files {held[0]}-{held[-1]} (held out)", held),
-        ("valve1, all files above", tune + held),
+    for title, recs in (
+        (f"{_span(tune)} (settings chosen on these)", tune),
+        (f"{_span(held)} (held out)", held),
+        ("all recordings above", tune + held),
     ):
-        recs = [valve1[n] for n in files]
+        if not recs:
+            continue
         cps = sum(len(r.changepoints_ns) for r in recs)
         print_table(
             f"{title}: {cps} changepoints, NAB window 60 s right",
@@ -439,6 +511,10 @@ def main() -> None:
         )
     console.print(versions())
     sys.stdout.flush()
+
+
+def _span(recs: Sequence[Recording]) -> str:
+    return f"{recs[0].name} .. {recs[-1].name}" if recs else "none"
 
 
 if __name__ == "__main__":

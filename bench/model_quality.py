@@ -1,42 +1,89 @@
-"""Model quality on SKAB valve1: XGBoost on the pipeline's features vs a one-threshold rule.
+"""Anomaly model quality like SKAB's outlier leaderboard, on any folders of SKAB-format CSVs.
 
-Files are consecutive 20-minute recordings of one test bench, so the split is by time:
-the model trains on files 0-7 and is tested on files 8-15, which it never sees (neither
-parameters nor window were chosen on them; defaults were checked by leave-one-file-out
-cross-validation on files 0-7 only). The same code path as the train step: the data side's
-``add_features`` with settings.feature_window, ``modeling.fit_model`` with tuned-or-default
-parameters, and the 0.5 decision threshold.
+SKAB's protocol: in each recording the first N rows (400; the baseline, assumed normal) are
+its training part and never scored; the rest are scored and pooled over all recordings.
+F1 = TP / (TP + (FP + FN) / 2), FAR = FP / (FP + TN) %, MAR = FN / (FN + TP) %, PR-AUC of the
+pooled scores. Rows: each model family as the AutoML search tuned it on the training
+recordings, the AutoML pick (``automl-pick``), reference detectors computed in the same run,
+and the leaderboard's published rows (cited, not computed here).
 
-    .venv/bin/python bench/model_quality.py [--skab-dir DIR] [--window N] [--params FILE.json]
-    .venv/bin/python bench/model_quality.py --select    # choose window + params on files 0-7
+    .venv/bin/python bench/model_quality.py --train DIR... --test DIR... [--shift] [--json OUT]
+    .venv/bin/python bench/model_quality.py --loro DIR... [--shift]   # leave one recording out
+
+``--shift`` scores the test recordings again at another operating point (each file as a
+whole: flow x3, current x2, pressure x1.5, temperatures +10 degC) and prints the F1 change.
+``--normal DIR...`` adds each detector's false-alarm rate on known-normal recordings (scored the
+same way: after their own first N rows).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import platform
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from driftline.profile import load_profile
-from driftline.settings import DEFAULT_PROFILE, Settings
-from driftline.training import modeling
-from driftline.training.features import add_features
-from driftline.training.scoring import precision_recall_f1
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parents[1]
-SKAB_VALVE1 = ROOT.parent / "shared" / "data" / "skab" / "data" / "valve1"
-TRAIN_FILES = list(range(0, 8))
-TEST_FILES = list(range(8, 16))
+from model_references import (  # noqa: E402
+    CITED,
+    RuleFit,
+    fit_rule,
+    robust_z_alarms,
+    skab_mset,
+    skab_t2q,
+)
+
+import driftline  # noqa: E402
+from driftline.anomaly.automl import run_search  # noqa: E402
+from driftline.anomaly.model import FAMILIES, LABEL_FREE, AnomalyModel, describe  # noqa: E402
+from driftline.anomaly.recordings import Recording, load_recordings  # noqa: E402
+from driftline.nab import outlier_score  # noqa: E402
+from driftline.profile import load_profile  # noqa: E402
+from driftline.settings import DEFAULT_PROFILE, Settings  # noqa: E402
+from driftline.training.scoring import pr_auc  # noqa: E402
+
+SHIFT_BY_UNIT = {"l/min": ("x", 3.0), "A": ("x", 2.0), "bar": ("x", 1.5), "degC": ("+", 10.0)}
+
+
+@dataclass
+class Pool:
+    """Pooled labels, alarms and scores of one row of the table."""
+
+    y: list[np.ndarray] = field(default_factory=list)
+    alarms: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    note: str = ""
+
+    def add(self, y: np.ndarray, alarms: np.ndarray, scores: np.ndarray) -> None:
+        self.y.append(y)
+        self.alarms.append(alarms.astype(bool))
+        self.scores.append(scores.astype("float64"))
+
+    def row(self, name: str, kind: str) -> dict[str, object]:
+        y, a, s = (np.concatenate(v) for v in (self.y, self.alarms, self.scores))
+        o = outlier_score(y, a)
+        return {
+            "name": name,
+            "kind": kind,
+            "f1": round(o.f1, 4),
+            "far": round(o.far, 2),
+            "mar": round(o.mar, 2),
+            "pr_auc": round(pr_auc(y, s), 4),
+            "rows": o.rows,
+            "model": self.note,
+        }
 
 
 def load_file(path: Path) -> pd.DataFrame:
-    """One SKAB recording as the contract's frame: sensor_id, ts (UTC), label, measurements."""
+    """One SKAB recording as the reading contract's frame (sensor_id, ts, label, measurements);
+    bench/serving.py trains its champion from these."""
     raw = pd.read_csv(path, sep=";")
     frame = raw.drop(columns=["datetime", "anomaly", "changepoint"])
     frame.insert(0, "sensor_id", f"valve1-{path.stem}")
@@ -45,125 +92,208 @@ def load_file(path: Path) -> pd.DataFrame:
     return frame
 
 
-def fit_threshold_rule(frame: pd.DataFrame, columns: list[str]) -> tuple[str, float, int]:
-    """Baseline: the one column, threshold and direction with the best F1 on the train rows."""
-    y = modeling.labels(frame)
-    best = ("", 0.0, 1, -1.0)
-    for column in columns:
-        values = frame[column].to_numpy(dtype="float64")
-        for cut in np.unique(np.quantile(values, np.linspace(0.01, 0.99, 99))):
-            for sign in (1, -1):
-                f1 = precision_recall_f1(y, (sign * (values - cut) >= 0).astype(float))[2]
-                if f1 > best[3]:
-                    best = (column, float(cut), sign, f1)
-    return best[0], best[1], best[2]
+def shifted(recording: Recording, units: dict[str, str], measurements: list[str]) -> Recording:
+    """The whole file at another operating point; its baseline is learned again from it."""
+    import pandas as pd
+
+    from driftline.anomaly.baseline import from_first_readings
+
+    values = recording.values.copy()
+    for j, m in enumerate(measurements):
+        op = SHIFT_BY_UNIT.get(units[m])
+        if op is not None:
+            values[:, j] = values[:, j] * op[1] if op[0] == "x" else values[:, j] + op[1]
+    frame = pd.DataFrame(values, columns=measurements)
+    baseline = from_first_readings(frame, recording.name, measurements, recording.baseline.count)
+    assert baseline is not None
+    return Recording(recording.name, values, baseline, recording.scored_from, recording.labels)
 
 
-def rule_scores(frame: pd.DataFrame, rule: tuple[str, float, int]) -> np.ndarray:
-    column, cut, sign = rule
-    return (sign * (frame[column].to_numpy(dtype="float64") - cut) >= 0).astype(float)
-
-
-def select(skab_dir: Path, features: list[str]) -> tuple[int, dict[str, Any]]:
-    """Window and parameters with the best mean F1 of forward-chaining folds on the train files
-    (fit on files 0-3, score 4-7; fit on 0-5, score 6-7). The test files are never read."""
-    folds = [(TRAIN_FILES[:4], TRAIN_FILES[4:]), (TRAIN_FILES[:6], TRAIN_FILES[6:])]
-    best: tuple[float, int, dict[str, Any]] = (-1.0, 0, {})
-    for window in (30, 60):
-        frames = {
-            n: add_features(load_file(skab_dir / f"{n}.csv"), features, window) for n in TRAIN_FILES
-        }
-        for depth, trees, child, cols in itertools.product(
-            (2, 3, 4, 6), (100, 300), (1, 10), (0.5, 0.9)
+def score_into(
+    pools: dict[str, Pool], test: list[Recording], models: dict[str, AnomalyModel], rule: RuleFit
+) -> None:
+    for r in test:
+        y = r.scored_labels()
+        cut = r.scored_from
+        for name, model in models.items():
+            s = model.score(r.baseline, r.values)[cut:]
+            pools.setdefault(name, Pool()).add(y, s >= model.spec.threshold, s)
+            pools[name].note = describe(model.spec)
+        pools.setdefault("always anomaly", Pool()).add(y, np.ones_like(y), np.ones(len(y)))
+        a = rule.alarms(r.values)[cut:]
+        pools.setdefault("one-threshold rule", Pool(note=rule.describe())).add(y, a, a)
+        for name, fn in (
+            ("T-squared+Q (SKAB method)", skab_t2q),
+            ("MSET (causal)", skab_mset),
+            ("robust z-score", robust_z_alarms),
         ):
-            params = {
-                **modeling.DEFAULT_PARAMS,
-                "max_depth": depth,
-                "n_estimators": trees,
-                "min_child_weight": child,
-                "colsample_bytree": cols,
-            }
-            f1s = []
-            for fit_files, val_files in folds:
-                fit = pd.concat([frames[n] for n in fit_files])
-                val = pd.concat([frames[n] for n in val_files])
-                model = modeling.fit_model(
-                    modeling.model_inputs(fit, features), modeling.labels(fit), params
-                )
-                scores = modeling.anomaly_scores(model, modeling.model_inputs(val, features))
-                f1s.append(precision_recall_f1(modeling.labels(val), scores)[2])
-            if float(np.mean(f1s)) > best[0]:
-                best = (float(np.mean(f1s)), window, params)
-    print(f"selected on train files: window {best[1]}, params {best[2]} (CV F1 {best[0]:.3f})")
-    return best[1], best[2]
+            alarms, scores = fn(r)
+            pools.setdefault(name, Pool()).add(y, alarms[cut:], scores[cut:])
+
+
+def select(train: list[Recording], args: argparse.Namespace, sets: list) -> dict[str, AnomalyModel]:
+    """Per family its best trial, and the AutoML pick, each trained on all of ``train``."""
+    on_trial = None
+    if args.mlflow:
+        from driftline.anomaly.tracking import mlflow_trial_logger
+
+        on_trial = mlflow_trial_logger(args.mlflow, f"bench-{int(time.time())}-{args.searches}")
+    args.searches += 1
+    result, search = run_search(
+        train,
+        args.budget,
+        max_trials=args.max_trials,
+        folds=args.folds,
+        max_far=args.max_far,
+        seed=args.seed,
+        measurement_sets=sets,
+        on_trial=on_trial,
+    )
+    models: dict[str, AnomalyModel] = {}
+    for family in FAMILIES:
+        models[family] = search.fit(result.best([family]).spec)
+    pick = result.pick()
+    models["automl-pick"] = models[pick.spec.family]
+    args.picks[pick.spec.family] = args.picks.get(pick.spec.family, 0) + 1
+    models["best label-free"] = models[result.best(sorted(LABEL_FREE)).spec.family]
+    args.trials += len(result.trials)
+    return models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--skab-dir", type=Path, default=SKAB_VALVE1)
-    parser.add_argument("--window", type=int, default=Settings().feature_window)
-    parser.add_argument("--params", type=Path, help="JSON of XGBoost parameters (tuned)")
-    parser.add_argument("--select", action="store_true", help="choose window/params on files 0-7")
+    parser.add_argument("--train", type=Path, nargs="+", help="folders of training recordings")
+    parser.add_argument("--test", type=Path, nargs="+", help="folders of test recordings")
+    parser.add_argument("--loro", type=Path, nargs="+", help="leave-one-recording-out folders")
+    parser.add_argument(
+        "--shift", action="store_true", help="also score at another operating point"
+    )
+    parser.add_argument(
+        "--normal", type=Path, nargs="+", help="folders of known-normal recordings (no labels)"
+    )
+    parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=Settings().automl_budget_seconds,
+        help="AutoML seconds per search (default: DRIFTLINE_AUTOML_BUDGET_SECONDS)",
+    )
+    parser.add_argument("--max-trials", type=int, default=200, help="AutoML trials per search")
+    parser.add_argument("--folds", type=int, default=4, help="group-wise CV folds")
+    parser.add_argument("--mlflow", help="MLflow tracking URI: record every AutoML trial there")
+    parser.add_argument("--max-far", type=float, default=15.0, help="AutoML's FAR limit, %%")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-readings", type=int, default=Settings().baseline_readings)
     args = parser.parse_args()
+    if not args.loro and not (args.train and args.test):
+        parser.error("give --train and --test folders, or --loro folders")
+    args.trials = 0
+    args.searches = 0
+    args.picks = {}
 
-    features = load_profile(DEFAULT_PROFILE).features
-    params = json.loads(args.params.read_text()) if args.params else modeling.DEFAULT_PARAMS
-    source = f"from {args.params}" if args.params else "defaults"
-    if args.select:
-        args.window, params = select(args.skab_dir, features)
-        source = "selected by forward-chaining CV on the train files"
-    frames = {
-        n: add_features(load_file(args.skab_dir / f"{n}.csv"), features, args.window)
-        for n in TRAIN_FILES + TEST_FILES
-    }
-    train = pd.concat([frames[n] for n in TRAIN_FILES], ignore_index=True)
+    profile = load_profile(DEFAULT_PROFILE)
+    measurements = profile.features
+    units = {m: profile.measurements[m].unit for m in measurements}
+    # Candidate measurement sets: all, or all but one kind of measurement (by unit).
+    sets: list = [None] + [
+        tuple(m for m in measurements if units[m] != u) for u in sorted(set(units.values()))
+    ]
     t0 = time.monotonic()
-    model = modeling.fit_model(
-        modeling.model_inputs(train, features), modeling.labels(train), params
-    )
-    fit_seconds = time.monotonic() - t0
-    rule = fit_threshold_rule(train, modeling.input_columns(features))
-
-    rows: list[tuple[str, int, float, tuple[float, ...], tuple[float, ...]]] = []
-    truth, xgb_all, rule_all = [], [], []
-    for n in TEST_FILES:
-        test = frames[n]
-        y = modeling.labels(test)
-        xgb = modeling.anomaly_scores(model, modeling.model_inputs(test, features))
-        base = rule_scores(test, rule)
-        truth.append(y)
-        xgb_all.append(xgb)
-        rule_all.append(base)
-        rows.append(
-            (
-                f"{n}.csv",
-                len(y),
-                y.mean(),
-                precision_recall_f1(y, xgb),
-                precision_recall_f1(y, base),
+    plain: dict[str, Pool] = {}
+    moved: dict[str, Pool] = {}
+    quiet: dict[str, Pool] = {}
+    normal = [
+        Recording(r.name, r.values, r.baseline, r.scored_from, np.zeros(len(r.values), dtype=int))
+        for r in load_recordings(args.normal or [], measurements, args.baseline_readings)
+    ]
+    if args.loro:
+        data = load_recordings(args.loro, measurements, args.baseline_readings)
+        folds = [([r for r in data if r is not held], [held]) for held in data]
+        setup = f"leave-one-recording-out over {len(data)} recordings of {_names(args.loro)}"
+    else:
+        train = load_recordings(args.train, measurements, args.baseline_readings)
+        test = load_recordings(args.test, measurements, args.baseline_readings)
+        folds = [(train, test)]
+        setup = f"train {_names(args.train)} ({len(train)}), test {_names(args.test)} ({len(test)})"
+    for fit_on, score_on in folds[:1]:
+        unlabelled = {r.name for r in [*fit_on, *score_on] if r.labels is None}
+        if unlabelled:
+            parser.error(
+                f"recordings without an anomaly column: {sorted(unlabelled)[:5]}; give "
+                "known-normal recordings with --normal"
             )
-        )
-    y, xgb, base = (np.concatenate(a) for a in (truth, xgb_all, rule_all))
-    rows.append(
-        ("overall", len(y), y.mean(), precision_recall_f1(y, xgb), precision_recall_f1(y, base))
-    )
+    for fit_on, score_on in folds:
+        models = select(fit_on, args, sets)
+        rule = fit_rule(fit_on, measurements)
+        score_into(plain, score_on, models, rule)
+        score_into(quiet, normal, models, rule)
+        if args.shift:
+            score_into(moved, [shifted(r, units, measurements) for r in score_on], models, rule)
+    seconds = time.monotonic() - t0
 
+    rows = _rows(plain)
     print(
-        f"SKAB valve1: train files {TRAIN_FILES[0]}-{TRAIN_FILES[-1]} ({len(train)} rows), "
-        f"test files {TEST_FILES[0]}-{TEST_FILES[-1]}; window {args.window}; "
-        f"params {source}; "
-        f"fit {fit_seconds:.1f}s"
+        f"SKAB protocol: first {args.baseline_readings} rows of each recording = its baseline "
+        f"(never scored); {setup}"
     )
-    print(f"baseline: {rule[0]} {'>=' if rule[2] > 0 else '<='} {rule[1]:.4g} (best F1 on train)")
-    print()
-    header = f"{'test file':<10} {'rows':>5} {'anom':>5} | {'XGB P':>6} {'R':>6} {'F1':>6} | "
-    print(header + f"{'rule P':>6} {'R':>6} {'F1':>6}")
-    print("-" * (len(header) + 20))
-    for name, n_rows, share, (p, r, f), (bp, br, bf) in rows:
-        print(
-            f"{name:<10} {n_rows:>5} {share:>5.2f} | {p:>6.3f} {r:>6.3f} {f:>6.3f} | "
-            f"{bp:>6.3f} {br:>6.3f} {bf:>6.3f}"
-        )
+    print(
+        f"AutoML: {args.trials} trials in {args.searches} searches (budget {args.budget:.0f}s "
+        f"or {args.max_trials} trials each), {args.folds} "
+        f"group folds, FAR limit {args.max_far:.0f}%; run {seconds:.0f}s"
+    )
+    print("AutoML picks: " + ", ".join(f"{f} x{n}" for f, n in sorted(args.picks.items())))
+    print(
+        f"driftline {driftline.__version__}, numpy {np.__version__}, "
+        f"python {platform.python_version()}"
+    )
+    shifted_rows = {r["name"]: r for r in _rows(moved)} if args.shift else {}
+    normal_far = {r["name"]: r["far"] for r in _rows(quiet) if r["kind"] != "cited"}
+    for r in rows:
+        r["normal_far"] = normal_far.get(str(r["name"]))
+    _print(rows, shifted_rows)
+    if args.json:
+        doc = {
+            "setup": setup,
+            "rows": rows,
+            "shifted": list(shifted_rows.values()),
+            "budget_seconds": args.budget,
+            "trials": args.trials,
+            "picks": args.picks,
+        }
+        args.json.write_text(json.dumps(doc, indent=2))
+
+
+def _names(folders: list[Path]) -> str:
+    return ", ".join(p.name for p in folders)
+
+
+def _rows(pools: dict[str, Pool]) -> list[dict[str, object]]:
+    kinds = {name: "family" for name in (*FAMILIES, "automl-pick", "best label-free")}
+    rows = [pools[n].row(n, kinds.get(n, "reference")) for n in pools]
+    return rows + [dict(r, kind="cited") for r in CITED] if pools else rows
+
+
+def _print(rows: list[dict[str, object]], moved: dict[str, dict[str, object]]) -> None:
+    head = f"{'detector':<34} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'PR-AUC':>7} {'normal FAR':>10}"
+    if moved:
+        head += f" | {'shift F1':>8} {'FAR %':>7} {'dF1':>6}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        label = r["name"] + (" (cited)" if r["kind"] == "cited" else "")
+        auc = f"{r['pr_auc']:>7.3f}" if r["pr_auc"] is not None else f"{'-':>7}"
+        far = f"{r['far']:>7.1f}" if r["far"] is not None else f"{'-':>7}"
+        mar = f"{r['mar']:>7.1f}" if r["mar"] is not None else f"{'-':>7}"
+        nf = r.get("normal_far")
+        normal = f"{nf:>10.1f}" if isinstance(nf, float) else f"{'-':>10}"
+        line = f"{label:<34} {r['f1']:>6.3f} {far} {mar} {auc} {normal}"
+        if r["name"] in moved and r["kind"] != "cited":
+            m = moved[r["name"]]
+            line += f" | {m['f1']:>8.3f} {m['far']:>7.1f} {m['f1'] - r['f1']:>+6.3f}"
+        print(line)
+    for r in rows:
+        if r.get("model"):
+            print(f"  {r['name']}: {r['model']}")
 
 
 if __name__ == "__main__":

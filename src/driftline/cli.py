@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from driftline.cli_ops import install as install_ops_commands
+from driftline.cli_baseline import baseline_app
 from driftline.cli_steps import _time, step_app
 from driftline.logs import redact
 from driftline.settings import Settings, env_name
@@ -33,6 +34,7 @@ pipeline_app = typer.Typer(
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(step_app, name="step")
 install_ops_commands(app)  # --version, doctor
+app.add_typer(baseline_app, name="baseline")
 
 
 def _settings() -> Settings:

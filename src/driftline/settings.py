@@ -173,6 +173,19 @@ class Settings(BaseSettings):
         30, ge=2, description="Readings per sensor in the rolling statistics used as features."
     )
     tune_samples: int = Field(8, ge=1, description="Hyperparameter trials of the tune step.")
+    baseline_readings: int = Field(
+        400,
+        ge=2,
+        description="Valid readings of a sensor's commissioning period that make its baseline "
+        "(its own normal, which the anomaly models judge readings against); SKAB's protocol "
+        "uses 400.",
+    )
+    automl_budget_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Time budget of the AutoML search over model families, feature windows, "
+        "parameters and the decision threshold.",
+    )
     ray_address: str | None = Field(
         None,
         validation_alias=_env("RAY_ADDRESS"),

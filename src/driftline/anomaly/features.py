@@ -1,0 +1,113 @@
+"""Model inputs relative to a sensor's baseline, computed causally.
+
+Every feature is in units of the sensor's own normal, so a pump at another operating point
+(flow x3, temperature +10 degC) gives the same features as long as it behaves as its baseline
+did: a level shift and a scale change of a measurement cancel out of ``(x - mean) / std``.
+
+Row ``i`` uses rows ``<= i`` only (no look-ahead). A rolling mean at the start of a series
+averages what there is; callers score a sensor's readings after its baseline, with at least
+``max(windows)`` readings of history in front.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from driftline.anomaly.baseline import SensorBaseline
+
+
+class FeatureRecipe(BaseModel):
+    """Which baseline-relative features a model reads.
+
+    ``raw``: each reading standardised by the baseline's mean and std. Per window ``w`` of
+    ``windows``: the causal rolling mean of those, standardised by how that rolling mean
+    spread over the baseline itself (``_mean<w>``); with ``spread``, the log ratio of the
+    rolling std to its median over the baseline (``_spread<w>``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    raw: bool = True
+    windows: tuple[int, ...] = Field(default=(30,))
+    spread: bool = False
+    measurements: tuple[str, ...] | None = None
+
+    def columns(self, baseline_measurements: tuple[str, ...]) -> list[str]:
+        names = list(self.measurements or baseline_measurements)
+        out = [f"{m}_z" for m in names] if self.raw else []
+        for w in self.windows:
+            out += [f"{m}_mean{w}" for m in names]
+            if self.spread:
+                out += [f"{m}_spread{w}" for m in names]
+        return out
+
+    def history(self) -> int:
+        """Readings a row's features look back over (itself included)."""
+        return max((1, *self.windows))
+
+
+def causal_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Per column, the mean of the last ``window`` rows up to each row, NaN skipped
+    (NaN where the window holds no value)."""
+    finite = np.isfinite(values)
+    filled = np.where(finite, values, 0.0)
+    zero = np.zeros((1, values.shape[1]))
+    sums = np.concatenate([zero, np.cumsum(filled, axis=0)])
+    counts = np.concatenate([zero, np.cumsum(finite, axis=0)])
+    hi = np.arange(1, len(values) + 1)
+    lo = np.maximum(hi - window, 0)
+    n = counts[hi] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
+
+
+def causal_std(values: np.ndarray, window: int) -> np.ndarray:
+    mean = causal_mean(values, window)
+    square = causal_mean(values * values, window)
+    return np.sqrt(np.maximum(square - mean * mean, 0.0))
+
+
+@lru_cache(maxsize=256)
+def _baseline_stats(
+    baseline: SensorBaseline, columns: tuple[int, ...], window: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Over the baseline's own readings (full windows only): the rolling mean's mean and
+    spread, and the rolling std's median, per measurement."""
+    z = baseline.standardise(baseline.values())[:, list(columns)]
+    start = min(window - 1, len(z) - 2)
+    mean = causal_mean(z, window)[start:]
+    std = causal_std(z, window)[start:]
+    spread = mean.std(axis=0, ddof=1)
+    # A mean that never moved over the baseline: fall back to the raw spread over sqrt(w).
+    spread = np.where(spread > 1e-9, spread, 1.0 / np.sqrt(window))
+    typical = np.median(std, axis=0)
+    return mean.mean(axis=0), spread, np.where(typical > 1e-9, typical, 1e-3)
+
+
+def relative_features(
+    values: np.ndarray, baseline: SensorBaseline, recipe: FeatureRecipe
+) -> np.ndarray:
+    """Feature rows (n, len(recipe.columns(...))) of one sensor's readings (n, measurements of
+    the baseline, in its order and time order)."""
+    values = np.asarray(values, dtype="float64")
+    if values.ndim != 2 or values.shape[1] != len(baseline.measurements):
+        raise ValueError(
+            f"readings of shape {values.shape}, baseline has {len(baseline.measurements)} "
+            "measurements"
+        )
+    chosen = recipe.measurements or baseline.measurements
+    unknown = [m for m in chosen if m not in baseline.measurements]
+    if unknown:
+        raise ValueError(f"recipe names measurements the baseline lacks: {unknown}")
+    columns = tuple(baseline.measurements.index(m) for m in chosen)
+    z = baseline.standardise(values)[:, list(columns)]
+    parts = [z] if recipe.raw else []
+    for w in recipe.windows:
+        centre, spread, typical = _baseline_stats(baseline, columns, w)
+        parts.append((causal_mean(z, w) - centre) / spread)
+        if recipe.spread:
+            parts.append(np.log((causal_std(z, w) + 1e-3) / (typical + 1e-3)))
+    return np.hstack(parts) if parts else np.empty((len(values), 0))

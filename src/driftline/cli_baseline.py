@@ -1,0 +1,78 @@
+"""``driftline baseline``: set a sensor's baseline from the raw store, show the baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftline.cli_steps import _time
+from driftline.settings import Settings, load_settings
+
+baseline_app = typer.Typer(help="Per-sensor baselines: each sensor's own normal.")
+
+
+def baseline_dir(settings: Settings) -> Path:
+    return settings.data_dir / "baselines"
+
+
+@baseline_app.command("set")
+def baseline_set(
+    sensor: Annotated[str, typer.Argument(help="Sensor id.")],
+    start_text: Annotated[
+        str | None, typer.Option("--from", help="Start (ISO time) of a period known to be normal.")
+    ] = None,
+    end_text: Annotated[str | None, typer.Option("--to", help="End (ISO time) of it.")] = None,
+) -> None:
+    """Learn SENSOR's baseline from its valid readings in the raw store: the period given, or
+    its first DRIFTLINE_BASELINE_READINGS readings."""
+    from driftline.anomaly.baseline import BaselineError, from_first_readings, from_period
+    from driftline.anomaly.baseline_store import BaselineStore
+    from driftline.profile import load_profile
+    from driftline.training.dataset import load_readings
+
+    settings = load_settings()
+    start, end = _time(start_text), _time(end_text)
+    if (start is None) != (end is None):
+        raise typer.BadParameter("give both --from and --to, or neither")
+    measurements = load_profile(settings.profile_path).features
+    frame, _ = load_readings(settings, start, end, [sensor])
+    try:
+        if start is not None and end is not None:
+            baseline = from_period(frame, sensor, measurements, start, end)
+        else:
+            found = from_first_readings(frame, sensor, measurements, settings.baseline_readings)
+            if found is None:
+                typer.echo(
+                    f"{sensor}: baseline pending ({len(frame)} of "
+                    f"{settings.baseline_readings} valid readings)"
+                )
+                raise typer.Exit(1)
+            baseline = found
+    except BaselineError as exc:
+        typer.echo(f"{sensor}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    path = BaselineStore(baseline_dir(settings)).save(baseline)
+    typer.echo(f"{sensor}: baseline {baseline.version} of {baseline.count} readings -> {path}")
+
+
+@baseline_app.command("show")
+def baseline_show(
+    sensor: Annotated[str | None, typer.Argument(help="One sensor (default: all).")] = None,
+) -> None:
+    """Each sensor's baseline: version, source, period, readings and per-measurement mean/std."""
+    from driftline.anomaly.baseline_store import BaselineStore
+
+    store = BaselineStore(baseline_dir(load_settings()))
+    baselines = store.all() if sensor is None else [b for b in [store.get(sensor)] if b]
+    if sensor is not None and not baselines:
+        typer.echo(f"{sensor}: baseline pending (none set)")
+        raise typer.Exit(1)
+    for b in baselines:
+        typer.echo(
+            f"{b.sensor_id}  version {b.version}  {b.source}  {b.count} readings  "
+            f"{b.start} .. {b.end}"
+        )
+        for m, mean, std in zip(b.measurements, b.mean, b.std, strict=True):
+            typer.echo(f"    {m:<22} mean {mean:>12.5g}  std {std:>10.4g}")
