@@ -193,3 +193,25 @@ class Prediction(Record):
     model_name: str
     model_version: str
     predicted_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class LabelRecorded(Record):
+    """An operator's label of one sensor's time range, from Label Studio (key: sensor id).
+
+    ``label_id`` is stable: a label published twice (a crash between publish and bookkeeping)
+    carries the same id, and consumers keep one.
+    """
+
+    v: Literal[1] = 1
+    label_id: str
+    sensor_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    label: Literal["fault", "normal", "unsure"]
+    annotator: str
+    task_key: str = Field(description="Driftline's deterministic key of the labelled task")
+    ls_task_id: int = Field(description="The task's id in Label Studio")
+    annotation_id: int
+    annotated_at: UtcDatetime
+    source: Literal["webhook", "pull"] = Field(description="How the annotation reached Driftline")
+    recorded_at: UtcDatetime = Field(default_factory=utcnow)

@@ -11,6 +11,8 @@ from types import ModuleType
 from driftline.errors import ConfigurationError
 
 SERVICE_NAMES: tuple[str, ...] = ("ingest", "validator", "drift", "retrain-trigger")
+# Started only when what they need is there (the labeler: a Label Studio to talk to).
+OPTIONAL_SERVICE_NAMES: tuple[str, ...] = ("labeler",)
 
 
 def services_dir() -> Path:
@@ -23,8 +25,9 @@ def services_dir() -> Path:
 
 
 def service_script(name: str) -> Path:
-    if name not in SERVICE_NAMES:
-        raise ConfigurationError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
+    known = SERVICE_NAMES + OPTIONAL_SERVICE_NAMES
+    if name not in known:
+        raise ConfigurationError(f"unknown service {name!r}; one of {', '.join(known)}")
     return services_dir() / name / "service.py"
 
 
