@@ -107,6 +107,9 @@ class LabelStudioClient:
         )
         return made
 
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
+        self._call("PATCH", f"/api/annotations/{annotation_id}", json={"result": result})
+
     def _paged(
         self, path: str, params: dict[str, Any], key: str = "results", page_size: int = 100
     ) -> Iterator[dict[str, Any]]:
