@@ -215,3 +215,23 @@ class LabelRecorded(Record):
     annotated_at: UtcDatetime
     source: Literal["webhook", "pull"] = Field(description="How the annotation reached Driftline")
     recorded_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class LabelledPerformance(Record):
+    """The production model's score against operators' labels, after a label sync pass that
+    changed it (key: model version). The trigger's labelled-F1 rule decides on it."""
+
+    v: Literal[1] = 1
+    event_id: str = Field(default_factory=new_id)
+    model_version: str
+    readings: int = Field(description="Labelled readings the score covers (the newest ones)")
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    precision: float
+    recall: float
+    f1: float
+    sensors: list[str] = Field(description="Sensors of the labelled readings")
+    data_start: UtcDatetime = Field(description="Event time of the oldest labelled reading scored")
+    data_end: UtcDatetime
+    emitted_at: UtcDatetime = Field(default_factory=utcnow)

@@ -49,6 +49,11 @@ class Topics:
         """LabelRecorded, one per operator label from Label Studio (key: sensor id)."""
         return f"{self.prefix}.labels"
 
+    @property
+    def labelled_performance(self) -> str:
+        """LabelledPerformance, the production model scored against labels (key: version)."""
+        return f"{self.prefix}.labels.performance"
+
     def all(self) -> list[str]:
         return [
             self.raw_readings,
@@ -59,4 +64,5 @@ class Topics:
             self.model_promotions,
             self.predictions,
             self.labels,
+            self.labelled_performance,
         ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from driftline.broker import free_port
 from driftline.kafka import ensure_topics, make_producer, publish_all
@@ -22,12 +23,12 @@ from driftline.labels.sync import LabelSync
 from driftline.labels.webhook import make_app, serve
 from driftline.messages import Message
 from driftline.profile import load_profile
-from driftline.raw_store import RawStore
+from driftline.raw_store import RawStore, trigger_decisions
 from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
 from driftline.settings import Settings
 from driftline.topics import Topics
 from tests.label_studio import running_label_studio
-from tests.streams import read_topic, wait_for
+from tests.streams import read_topic, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -156,6 +157,18 @@ async def label_events(settings: Settings) -> list[LabelRecorded]:
     return [LabelRecorded.model_validate_json(m.value or b"") for m in messages]
 
 
+def labelled_decisions(settings: Settings) -> list[dict]:
+    raw = RawStore.from_url(settings.resolved_database_url)
+    try:
+        with raw.engine.connect() as conn:
+            rows = conn.execute(
+                select(trigger_decisions).where(trigger_decisions.c.sensor_id.like("labelled:%"))
+            )
+            return [dict(r._mapping) for r in rows]
+    finally:
+        raw.engine.dispose()
+
+
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -163,7 +176,13 @@ def sample(name: str, **labels: str) -> float:
 async def test_tasks_from_episodes_and_drift_then_annotations_once_and_scores_move(
     make_settings, label_studio, database_url
 ):
-    settings = labelled_settings(make_settings, label_studio, database_url=database_url)
+    settings = labelled_settings(
+        make_settings,
+        label_studio,
+        database_url=database_url,
+        trigger_labelled_f1_threshold=0.6,
+        trigger_labelled_min_readings=50,
+    )
     store_readings(settings, ["pump-001", "pump-002"])
     await publish_stream(settings, sensor="pump-001", drifted_sensor="pump-002")
 
@@ -181,11 +200,25 @@ async def test_tasks_from_episodes_and_drift_then_annotations_once_and_scores_mo
     assert (again["tasks_created"], again["messages_taken"]) == (0, 0)
     assert len(project_tasks(settings)) == 2
 
-    # The operator says the whole episode task is a fault: recall 20/60, precision 1.
+    # The operator says the whole episode task is a fault: recall 20/60, precision 1, F1 0.5,
+    # below the labelled-F1 rule's 0.6: the trigger fires a retraining.
     with client_for(settings) as client:
         made = client.create_annotation(episode["id"], [verdict("fault")])
     recorded_before = sample("driftline_labels_recorded_total", label="fault", source="pull")
-    after = await sync_once(settings, idle_seconds=1)
+    async with running(settings, ["retrain-trigger"]):
+        after = await sync_once(settings, idle_seconds=1)
+        await wait_for(lambda: labelled_decisions(settings), 60, "the labelled decision")
+    (decision,) = labelled_decisions(settings)
+    assert decision["fired"] and decision["sensor_id"] == "labelled:1"
+    assert "labelled F1 0.500" in decision["reason"] and "below 0.6" in decision["reason"]
+    topics = Topics(settings.topic_prefix)
+    requests = [
+        RetrainRequest.model_validate_json(m.value or b"")
+        for m in await read_topic(settings, topics.retrain_requests, timeout=10)
+    ]
+    fired = [r for r in requests if r.request_id == decision["request_id"]]
+    assert len(fired) == 1 and fired[0].sensors == ["pump-001"]
+    assert fired[0].data_start == T0 and fired[0].data_end == T0 + timedelta(seconds=SECONDS - 1)
     assert after["labels_new"] == 1 and after["labels_published"] == 1
     score = after["scores"]["1"]
     assert (score["readings"], score["precision"]) == (SECONDS, 1.0)

@@ -16,8 +16,10 @@ from driftline.labels.performance import (
     labelled_decision,
     rolling_scores,
 )
+from driftline.labels.trigger_rule import LabelledTrigger
+from driftline.policy import PolicyConfig, RetrainPolicy
 from driftline.profile import load_profile
-from driftline.records import Prediction, RetrainRequest
+from driftline.records import LabelledPerformance, Prediction, RetrainRequest
 from driftline.settings import DEFAULT_PROFILE
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -252,3 +254,36 @@ def test_the_labelled_rule_fires_below_the_threshold_only_with_enough_readings()
     assert not labelled_decision(good, rule).fired
     held = labelled_decision(few, rule)
     assert not held.fired and "fewer than 50" in held.reason
+
+
+def performance(f1_low: bool, readings: int = 60) -> LabelledPerformance:
+    tp, fp, fn = (2, 10, 10) if f1_low else (20, 1, 1)
+    return LabelledPerformance(
+        model_version="3",
+        readings=readings,
+        true_positives=tp,
+        false_positives=fp,
+        false_negatives=fn,
+        precision=0.0,
+        recall=0.0,
+        f1=0.0,
+        sensors=["pump-1"],
+        data_start=T0,
+        data_end=T0 + timedelta(minutes=5),
+    )
+
+
+def test_labelled_performance_fires_once_then_shares_the_drift_rules_cooldown() -> None:
+    policy = RetrainPolicy(PolicyConfig(cooldown_seconds=3600))
+    trigger = LabelledTrigger(LabelledRule(0.6, 50), policy)
+    low = performance(f1_low=True)
+    first = trigger.outcome(low, T0)
+    assert first.decision.fired and first.request is not None
+    assert first.request.sensors == ["pump-1"] and first.request.data_start == T0
+    assert trigger.outcome(low, T0) is first  # a retried batch: the same decision, once
+    trigger.done(low.event_id)
+    policy.run_finished()
+    held = trigger.outcome(performance(f1_low=True), T0 + timedelta(minutes=10))
+    assert not held.decision.fired and "cooling down" in held.decision.reason
+    good = trigger.outcome(performance(f1_low=False), T0 + timedelta(hours=2))
+    assert not good.decision.fired and "at or above 0.6" in good.decision.reason

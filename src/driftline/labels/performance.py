@@ -18,6 +18,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Scored:
     reading_id: str
+    sensor_id: str
     event_ts: datetime
     model_version: str
     predicted: int
@@ -31,6 +32,9 @@ class LabelledScore:
     true_positives: int
     false_positives: int
     false_negatives: int
+    sensors: tuple[str, ...] = ()
+    data_start: datetime | None = None  # event time of the oldest reading scored
+    data_end: datetime | None = None
 
     @property
     def precision(self) -> float:
@@ -71,6 +75,7 @@ def join_labels(
         out.append(
             Scored(
                 p["reading_id"],
+                p["sensor_id"],
                 p["event_ts"],
                 p["model_version"],
                 int(p["predicted"]),
@@ -94,6 +99,9 @@ def rolling_scores(scored: Iterable[Scored], window: int) -> dict[str, LabelledS
             sum(1 for s in last if s.predicted and s.actual),
             sum(1 for s in last if s.predicted and not s.actual),
             sum(1 for s in last if not s.predicted and s.actual),
+            tuple(sorted({s.sensor_id for s in last})),
+            last[0].event_ts,
+            last[-1].event_ts,
         )
     return out
 

@@ -250,3 +250,12 @@ class LabelStore:
                 )
             ).mappings()
             return [dict(r) for r in rows]
+
+    def newest_model_version(self) -> str | None:
+        """The model version of the newest prediction seen: the production model."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(labelled_predictions.c.model_version)
+                .order_by(labelled_predictions.c.event_ts.desc())
+                .limit(1)
+            ).scalar()

@@ -29,7 +29,7 @@ from driftline.labels.performance import LabelledScore, join_labels, rolling_sco
 from driftline.labels.store import LabelStore
 from driftline.profile import Profile
 from driftline.raw_store import naive_utc, raw_readings
-from driftline.records import LabelRecorded, Reading, as_utc
+from driftline.records import LabelledPerformance, LabelRecorded, Reading, as_utc
 from driftline.topics import Topics
 
 log = logging.getLogger("driftline.labels")
@@ -55,6 +55,7 @@ class LabelSync:
         self.webhook_url = webhook_url
         self.max_task_readings = max_task_readings
         self._project_id: int | None = None
+        self._emitted: dict[str, tuple[int, int, int, int]] = {}
 
     def project_id(self) -> int:
         if self._project_id is None:
@@ -185,6 +186,40 @@ class LabelSync:
             metrics.labelled_f1.labels(version).set(s.f1)
         return scores
 
+    async def publish_performance(
+        self, producer: AIOKafkaProducer, topics: Topics, scores: dict[str, LabelledScore]
+    ) -> LabelledPerformance | None:
+        """The production model's score, when it changed since it was last published."""
+        version = await asyncio.to_thread(self.store.newest_model_version)
+        score = scores.get(version or "")
+        if score is None or score.data_start is None or score.data_end is None:
+            return None
+        counts = (
+            score.readings,
+            score.true_positives,
+            score.false_positives,
+            score.false_negatives,
+        )
+        if self._emitted.get(score.model_version) == counts:
+            return None
+        event = LabelledPerformance(
+            model_version=score.model_version,
+            readings=score.readings,
+            true_positives=score.true_positives,
+            false_positives=score.false_positives,
+            false_negatives=score.false_negatives,
+            precision=score.precision,
+            recall=score.recall,
+            f1=score.f1,
+            sensors=list(score.sensors),
+            data_start=as_utc(score.data_start),
+            data_end=as_utc(score.data_end),
+        )
+        key = score.model_version.encode()
+        await publish_all(producer, [(topics.labelled_performance, key, event.to_bytes())])
+        self._emitted[score.model_version] = counts
+        return event
+
 
 def _record(row: dict[str, Any]) -> LabelRecorded:
     return LabelRecorded(
@@ -209,6 +244,7 @@ class PassResult:
     labels_new: int = 0
     labels_published: int = 0
     scores: dict[str, LabelledScore] = field(default_factory=dict)
+    performance: LabelledPerformance | None = None
     failures: list[str] = field(default_factory=list)
 
 
@@ -233,8 +269,11 @@ async def run_pass(
         _failed(result, "kafka", exc)
     try:
         result.scores = await asyncio.to_thread(sync.score, window)
+        result.performance = await sync.publish_performance(producer, topics, result.scores)
     except SQLAlchemyError as exc:
         _failed(result, "database", exc)
+    except KafkaError as exc:
+        _failed(result, "kafka", exc)
     if not result.failures:
         metrics.label_sync_last_success.set_to_current_time()
     return result
