@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, and integration tests against the embedded broker
-# (or KAFKA_BOOTSTRAP_SERVERS), MariaDB at 127.0.0.1:3306, SQLite and Mosquitto at 127.0.0.1:1883.
-# Extra arguments go to pytest.
+# (or KAFKA_BOOTSTRAP_SERVERS), MariaDB at 127.0.0.1:3306, SQLite, Redis at 127.0.0.1:6379,
+# Mosquitto at 127.0.0.1:1883 and a Label Studio the label tests start. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -9,4 +9,6 @@ bash scripts/ops-tools.sh
 bash scripts/ensure-mariadb.sh
 bash scripts/ensure-redis.sh
 bash scripts/ensure-mosquitto.sh
+bash scripts/label-studio.sh >/dev/null   # Label Studio in its own .labelstudio-venv
+bash scripts/chromium.sh                  # the one headless-browser test
 exec .venv/bin/python -m pytest "$@"

@@ -4,6 +4,10 @@ Each drift event gets one row in trigger_decisions (fired or not, with the reaso
 publishes a RetrainRequest and hands it to the pipeline launcher. Cooldown and in-flight state
 are restored from the run ledger at start, so a restart does not fire twice.
 
+Beside drift, the labelled-performance rule (driftline.labels.trigger_rule) decides on the
+labeler's LabelledPerformance events: the production model's F1 against operators' labels below
+``trigger_labelled_f1_threshold`` fires too, under the same cooldown and in-flight run.
+
 A run that fails to launch or fails is recorded as failed in retrain_runs, counted, and launched
 again (as a new request over the same episode) up to ``trigger_retry_attempts`` times with
 doubling waits; pending relaunches are not remembered across a restart.
@@ -23,12 +27,19 @@ from sqlalchemy import select
 from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.kafka import publish_all
+from driftline.labels.trigger_rule import LabelledTrigger, record_decision, rule_from
 from driftline.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
 from driftline.messages import Message
 from driftline.policy import Decision, PolicyConfig, RetrainPolicy
 from driftline.raw_store import RawStore, insert_ignoring_duplicates, naive_utc, trigger_decisions
 from driftline.recent_ids import RecentIds
-from driftline.records import DriftEvent, FailedCheck, RetrainRequest, new_id
+from driftline.records import (
+    DriftEvent,
+    FailedCheck,
+    LabelledPerformance,
+    RetrainRequest,
+    new_id,
+)
 from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
 from driftline.service_main import service_main
 from driftline.settings import Settings
@@ -113,9 +124,13 @@ class TriggerHandler(BatchHandler):
         self.relaunch: _Relaunch | None = None
         self.seen = decided_event_ids(store)
         self._pending: dict[str, _Pending] = {}
+        self.labelled = LabelledTrigger(rule_from(ctx.settings), policy)
 
     async def handle(self, batch: list[Message]) -> None:
         for message in batch:
+            if message.topic == self.ctx.topics.labelled_performance:
+                await self._labelled(message)
+                continue
             try:
                 event = DriftEvent.model_validate_json(message.value or b"")
             except ValidationError as exc:
@@ -154,6 +169,32 @@ class TriggerHandler(BatchHandler):
         metrics.trigger_decisions.labels("fired" if p.decision.fired else "held").inc()
         self.seen.add(event.event_id)
         del self._pending[event.event_id]
+
+    async def _labelled(self, message: Message) -> None:
+        """The labelled-performance rule (driftline.labels.trigger_rule), beside drift's."""
+        try:
+            event = LabelledPerformance.model_validate_json(message.value or b"")
+        except ValidationError as exc:
+            reason = FailedCheck(check="bad_record", detail=str(exc.errors()[:1])[:300])
+            letter = dead_letter(message, NAME, [reason])
+            await publish_all(
+                self.ctx.producer, [(self.ctx.topics.dead_letter, message.key, letter.to_bytes())]
+            )
+            return
+        if event.event_id in self.seen:
+            return
+        o = self.labelled.outcome(event, datetime.now(UTC))
+        if o.request is not None and not o.published:
+            await self._publish_request(o.request)
+            o.published = True
+        if o.request is not None and not o.launched:
+            log.warning("retraining fired: %s", o.decision.reason)
+            await self._launch(o.request, attempt=0)
+            o.launched = True
+        await asyncio.to_thread(record_decision, self.store.engine, event, o)
+        metrics.labelled_decisions.labels("fired" if o.decision.fired else "held").inc()
+        self.seen.add(event.event_id)
+        self.labelled.done(event.event_id)
 
     async def _publish_request(self, request: RetrainRequest) -> None:
         await publish_all(
@@ -283,6 +324,7 @@ async def run(
     launcher = launcher or make_launcher(settings, ledger)
     metrics.start_at_zero(metrics.retrain_runs, *sorted(FINISHED))
     metrics.start_at_zero(metrics.trigger_decisions, "fired", "held")
+    metrics.start_at_zero(metrics.labelled_decisions, "fired", "held")
     metrics.start_at_zero(metrics.retrain_launch_failures, launcher.name)
     metrics.start_at_zero(metrics.retrain_retries, launcher.name)
     try:
@@ -297,7 +339,7 @@ async def run(
         await run_consumer_service(
             NAME,
             settings,
-            lambda topics: [topics.drift_events],
+            lambda topics: [topics.drift_events, topics.labelled_performance],
             lambda ctx: TriggerHandler(ctx, policy, launcher, store, ledger),
             stop=stop,
             dependencies={"database": store.ping},

@@ -13,6 +13,7 @@ import typer
 from driftline.cli_ops import install as install_ops_commands
 from driftline.cli_baseline import baseline_app
 from driftline.cli_steps import _time, step_app
+from driftline.labels.cli import labels_app
 from driftline.logs import redact
 from driftline.settings import Settings, env_name
 from driftline.settings_errors import settings_or_exit
@@ -87,12 +88,14 @@ def _service_command(name: str) -> None:
         "validator": "Validate raw readings in micro-batches; valid on, invalid to the DLQ.",
         "drift": "Compare per-sensor windows of valid readings with the reference data.",
         "retrain-trigger": "Decide when drift is real and launch retraining.",
+        "labeler": "Label Studio tasks from the stream, annotations back as labels (continuous).",
     }[name]
     app.command(name=name)(command)
 
 
-for _name in ("ingest", "validator", "drift", "retrain-trigger"):
+for _name in ("ingest", "validator", "drift", "retrain-trigger", "labeler"):
     _service_command(_name)
+app.add_typer(labels_app, name="labels")
 
 
 @app.command("mqtt-gateway")

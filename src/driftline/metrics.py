@@ -138,6 +138,57 @@ mqtt_ack_lag = Histogram(
 )
 mqtt_connected = Gauge("driftline_mqtt_connected", "1 while the gateway's MQTT session is up.")
 
+# --- Labels (Label Studio) ---------------------------------------------------------------------
+label_tasks_created = Counter(
+    "driftline_label_tasks_created_total",
+    "Labeling tasks created in Label Studio, by kind.",
+    ["kind"],
+)
+labels_recorded = Counter(
+    "driftline_labels_recorded_total",
+    "Operator labels stored (new rows only), by label and how the annotation came.",
+    ["label", "source"],
+)
+annotations_rejected = Counter(
+    "driftline_annotations_rejected_total",
+    "Annotations that could not become labels (retried next pass), by failed check.",
+    ["check"],
+)
+label_sync_failures = Counter(
+    "driftline_label_sync_failures_total",
+    "Label sync passes that failed, by what failed (label_studio, database, kafka).",
+    ["dependency"],
+)
+label_sync_last_success = Gauge(
+    "driftline_label_sync_last_success_timestamp_seconds",
+    "When a label sync pass last completed (Unix seconds).",
+)
+labelled_readings = Gauge(
+    "driftline_labelled_readings",
+    "Labelled readings the labelled scores of each model version cover.",
+    ["model_version"],
+)
+labelled_precision = Gauge(
+    "driftline_labelled_precision_ratio",
+    "Precision of 'fault' against operators' labels, per model version (rolling).",
+    ["model_version"],
+)
+labelled_recall = Gauge(
+    "driftline_labelled_recall_ratio",
+    "Recall of 'fault' against operators' labels, per model version (rolling).",
+    ["model_version"],
+)
+labelled_f1 = Gauge(
+    "driftline_labelled_f1_ratio",
+    "F1 of 'fault' against operators' labels, per model version (rolling).",
+    ["model_version"],
+)
+labelled_decisions = Counter(
+    "driftline_labelled_trigger_decisions_total",
+    "Labelled-performance retraining decisions, by outcome.",
+    ["outcome"],
+)
+
 
 def start_at_zero(counter: Counter, *label_values: str) -> None:
     """Export these labelled series at 0 before their first event: a series that appears with

@@ -51,6 +51,26 @@ class RetrainPolicy:
     def run_finished(self) -> None:
         self.in_flight_since = None
 
+    def blockers(self, now: datetime) -> list[str]:
+        """Why a retraining may not fire now (none: it may). Every rule, drift's or the
+        labelled-performance one, shares the cooldown and the one run in flight."""
+        c = self.config
+        blockers = []
+        if self.in_flight_since is not None:
+            if now - self.in_flight_since <= timedelta(seconds=c.max_run_seconds):
+                blockers.append(f"a retraining is in flight since {self.in_flight_since}")
+            else:
+                # A run past its deadline is stuck: it no longer blocks a new one.
+                self.in_flight_since = None
+        if self.last_fired_at is not None:
+            until = self.last_fired_at + timedelta(seconds=c.cooldown_seconds)
+            if now < until:
+                blockers.append(f"cooling down until {until.isoformat()}")
+        return blockers
+
+    def fired(self, now: datetime) -> None:
+        self.last_fired_at = self.in_flight_since = now
+
     def observe(self, event: DriftEvent, now: datetime) -> Decision:
         c = self.config
         if event.drift_share >= c.share_threshold or event.flatlined:
@@ -71,24 +91,14 @@ class RetrainPolicy:
         if len(drifted) < c.min_sensors:
             return Decision(False, progress)
 
-        blockers = []
-        if self.in_flight_since is not None:
-            if now - self.in_flight_since <= timedelta(seconds=c.max_run_seconds):
-                blockers.append(f"a retraining is in flight since {self.in_flight_since}")
-            else:
-                # A run past its deadline is stuck: it no longer blocks a new one.
-                self.in_flight_since = None
-        if self.last_fired_at is not None:
-            until = self.last_fired_at + timedelta(seconds=c.cooldown_seconds)
-            if now < until:
-                blockers.append(f"cooling down until {until.isoformat()}")
+        blockers = self.blockers(now)
         if blockers:
             return Decision(False, f"{progress}; {'; '.join(blockers)}")
 
         events = [e for evs in drifted.values() for e in evs]
         for sensor in drifted:
             del self._streaks[sensor]
-        self.last_fired_at = self.in_flight_since = now
+        self.fired(now)
         return Decision(
             True,
             f"{progress}: retraining",

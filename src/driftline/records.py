@@ -193,3 +193,45 @@ class Prediction(Record):
     model_name: str
     model_version: str
     predicted_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class LabelRecorded(Record):
+    """An operator's label of one sensor's time range, from Label Studio (key: sensor id).
+
+    ``label_id`` is stable: a label published twice (a crash between publish and bookkeeping)
+    carries the same id, and consumers keep one.
+    """
+
+    v: Literal[1] = 1
+    label_id: str
+    sensor_id: str
+    start: UtcDatetime
+    end: UtcDatetime
+    label: Literal["fault", "normal", "unsure"]
+    annotator: str
+    task_key: str = Field(description="Driftline's deterministic key of the labelled task")
+    ls_task_id: int = Field(description="The task's id in Label Studio")
+    annotation_id: int
+    annotated_at: UtcDatetime
+    source: Literal["webhook", "pull"] = Field(description="How the annotation reached Driftline")
+    recorded_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class LabelledPerformance(Record):
+    """The production model's score against operators' labels, after a label sync pass that
+    changed it (key: model version). The trigger's labelled-F1 rule decides on it."""
+
+    v: Literal[1] = 1
+    event_id: str = Field(default_factory=new_id)
+    model_version: str
+    readings: int = Field(description="Labelled readings the score covers (the newest ones)")
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    precision: float
+    recall: float
+    f1: float
+    sensors: list[str] = Field(description="Sensors of the labelled readings")
+    data_start: UtcDatetime = Field(description="Event time of the oldest labelled reading scored")
+    data_end: UtcDatetime
+    emitted_at: UtcDatetime = Field(default_factory=utcnow)

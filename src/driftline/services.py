@@ -13,6 +13,8 @@ from driftline.errors import ConfigurationError
 SERVICE_NAMES: tuple[str, ...] = ("ingest", "validator", "drift", "retrain-trigger")
 # Services that feed the platform from outside Kafka; 'driftline up' starts them when configured.
 GATEWAY_NAMES: tuple[str, ...] = ("mqtt-gateway",)
+# Started only when what they need is there (the labeler: a Label Studio to talk to).
+OPTIONAL_SERVICE_NAMES: tuple[str, ...] = ("labeler",)
 
 
 def services_dir() -> Path:
@@ -25,7 +27,7 @@ def services_dir() -> Path:
 
 
 def service_script(name: str) -> Path:
-    known = (*SERVICE_NAMES, *GATEWAY_NAMES)
+    known = (*SERVICE_NAMES, *GATEWAY_NAMES, *OPTIONAL_SERVICE_NAMES)
     if name not in known:
         raise ConfigurationError(f"unknown service {name!r}; one of {', '.join(known)}")
     return services_dir() / name / "service.py"

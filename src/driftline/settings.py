@@ -367,6 +367,88 @@ class Settings(BaseSettings):
     )
     mqtt_keepalive_seconds: int = Field(30, ge=5, description="MQTT keep-alive interval.")
 
+    # --- Labels (Label Studio) -----------------------------------------------------------------
+    label_studio_url: str | None = Field(
+        None,
+        description="Base URL of Label Studio (e.g. http://label-studio:8080). Unset: no "
+        "labeling; 'driftline up' sets it when it starts Label Studio.",
+    )
+    label_studio_token: SecretStr | None = Field(
+        None,
+        description="Label Studio legacy API token of the user Driftline acts as "
+        "('Authorization: Token ...'; legacy tokens must be enabled in the organization).",
+    )
+    label_studio_project: str = Field(
+        "Driftline sensor labels", description="Title of the Label Studio project Driftline keeps."
+    )
+    label_studio_start: bool = Field(
+        True,
+        description="'driftline up' starts Label Studio when it is installed "
+        "(scripts/label-studio.sh makes .labelstudio-venv); false: never.",
+    )
+    label_studio_port: int = Field(
+        8080, ge=1, le=65535, description="Port of the Label Studio 'driftline up' starts."
+    )
+    label_studio_username: str = Field(
+        "admin@driftline.local", description="User 'driftline up' creates in its Label Studio."
+    )
+    label_studio_password: SecretStr | None = Field(
+        None,
+        description="Password of that user. Unset: generated once and kept in the data directory.",
+    )
+    labels_sync_seconds: float = Field(
+        30.0, gt=0, description="How often the labeler pushes tasks and pulls annotations."
+    )
+    labels_webhook_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port the labeler receives Label Studio's annotation webhooks on (unset: "
+        "annotations come by the periodic pull only).",
+    )
+    labels_webhook_url: str | None = Field(
+        None,
+        description="URL Label Studio posts annotations to (the labeler's webhook as Label "
+        "Studio reaches it, e.g. http://labeler:9102/webhook). Unset: no webhook registered.",
+    )
+    labels_uncertainty_margin: float = Field(
+        0.1,
+        ge=0,
+        lt=0.5,
+        description="A prediction this close to serving_threshold is uncertain: a labeling "
+        "task for active learning.",
+    )
+    labels_uncertain_per_sensor_per_hour: int = Field(
+        2, ge=0, description="Most uncertain-prediction tasks per sensor per hour (event time)."
+    )
+    labels_uncertain_per_hour: int = Field(
+        20, ge=0, description="Most uncertain-prediction tasks per hour in all (event time)."
+    )
+    labels_episode_gap_seconds: float = Field(
+        300.0, gt=0, description="A pause this long between anomalous predictions ends an episode."
+    )
+    labels_episode_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest predicted anomaly episode one task covers."
+    )
+    labels_context_seconds: float = Field(
+        120.0, ge=0, description="Readings shown before and after a task's episode."
+    )
+    labels_max_task_readings: int = Field(
+        5000, ge=10, description="Most readings in one task (the newest are kept)."
+    )
+    labels_performance_window: int = Field(
+        500, ge=1, description="Labelled readings per model version the labelled scores cover."
+    )
+    trigger_labelled_f1_threshold: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Retrain when the production model's labelled F1 falls below this.",
+    )
+    trigger_labelled_min_readings: int = Field(
+        50, ge=1, description="Labelled readings needed before the labelled F1 rule may fire."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url is not None:

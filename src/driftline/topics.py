@@ -44,6 +44,16 @@ class Topics:
         """Prediction, one per reading serving scored (when publishing is on)."""
         return f"{self.prefix}.predictions"
 
+    @property
+    def labels(self) -> str:
+        """LabelRecorded, one per operator label from Label Studio (key: sensor id)."""
+        return f"{self.prefix}.labels"
+
+    @property
+    def labelled_performance(self) -> str:
+        """LabelledPerformance, the production model scored against labels (key: version)."""
+        return f"{self.prefix}.labels.performance"
+
     def all(self) -> list[str]:
         return [
             self.raw_readings,
@@ -53,4 +63,6 @@ class Topics:
             self.retrain_requests,
             self.model_promotions,
             self.predictions,
+            self.labels,
+            self.labelled_performance,
         ]

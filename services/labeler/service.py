@@ -1,0 +1,129 @@
+"""labeler: operators' labels in the loop.
+
+Consumes predictions and retrain requests; stores the predictions (to score the model against
+labels later) and turns anomaly episodes, drift episodes and uncertain predictions into task
+candidates. Every ``labels_sync_seconds`` a pass sends pending tasks to Label Studio, pulls
+annotations, publishes new labels on the labels topic and updates the labelled scores. When
+``labels_webhook_port`` is set, annotations also arrive at once through Label Studio's webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import TopicPartition
+
+from driftline import metrics
+from driftline.dead_letters import dead_letter
+from driftline.kafka import publish_all
+from driftline.labels.client import LabelStudioClient
+from driftline.labels.intake import LabelIntake, candidate_config, subscribed
+from driftline.labels.store import LabelStore, create_label_tables
+from driftline.labels.sync import LabelSync, publish_only, run_pass
+from driftline.labels.webhook import make_app, serve
+from driftline.messages import Message
+from driftline.profile import load_profile
+from driftline.raw_store import RawStore
+from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
+from driftline.service_main import service_main
+from driftline.settings import Settings
+
+NAME = "labeler"
+log = logging.getLogger(NAME)
+
+
+class LabelerHandler(BatchHandler):
+    def __init__(
+        self, ctx: ServiceContext, intake: LabelIntake, sync: LabelSync, arrived: asyncio.Event
+    ) -> None:
+        self.ctx = ctx
+        self.intake = intake
+        self.sync = sync
+        self.arrived = arrived  # set by the webhook when it stored labels
+        self._next_pass = 0.0
+
+    async def handle(self, batch: list[Message]) -> None:
+        rejected = await asyncio.to_thread(self.intake.take, batch)
+        for r in rejected:
+            log.error(
+                "dead-lettering malformed record at %s[%d]@%d",
+                r.message.topic,
+                r.message.partition,
+                r.message.offset,
+            )
+        letters = [
+            (self.ctx.topics.dead_letter, r.message.key, dead_letter(r.message, NAME, [r.reason]))
+            for r in rejected
+        ]
+        await publish_all(self.ctx.producer, [(t, k, d.to_bytes()) for t, k, d in letters])
+
+    def commit_offsets(self, batch: list[Message]) -> dict[TopicPartition, int]:
+        return self.intake.commit_offsets(batch)
+
+    async def tick(self) -> None:
+        s = self.ctx.settings
+        if time.monotonic() >= self._next_pass:
+            self._next_pass = time.monotonic() + s.labels_sync_seconds
+            self.arrived.clear()
+            await run_pass(
+                self.sync, self.ctx.producer, self.ctx.topics, s.labels_performance_window
+            )
+        elif self.arrived.is_set():
+            self.arrived.clear()
+            await publish_only(self.sync, self.ctx.producer, self.ctx.topics)
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    if not settings.label_studio_url or settings.label_studio_token is None:
+        log.error("labeler needs DRIFTLINE_LABEL_STUDIO_URL and DRIFTLINE_LABEL_STUDIO_TOKEN")
+        raise SystemExit(2)
+    raw = RawStore.from_url(settings.resolved_database_url)
+    store = LabelStore(raw.engine)
+    token = settings.label_studio_token.get_secret_value()
+    client = LabelStudioClient(settings.label_studio_url, token)
+    sync = LabelSync(
+        client,
+        store,
+        load_profile(settings.profile_path),
+        project_title=settings.label_studio_project,
+        webhook_url=settings.labels_webhook_url,
+        max_task_readings=settings.labels_max_task_readings,
+    )
+    metrics.start_at_zero(metrics.label_sync_failures, "label_studio", "database", "kafka")
+    arrived = asyncio.Event()
+    runner = None
+
+    def create_tables() -> None:
+        raw.create_tables()
+        create_label_tables(raw.engine)
+
+    async def stored() -> None:
+        arrived.set()
+
+    try:
+        if await retry_blocking(f"{NAME}: creating tables", create_tables, stop) is None:
+            return
+        if settings.labels_webhook_port is not None:
+            app = make_app(sync, stored)
+            runner = await serve(app, settings.metrics_host, settings.labels_webhook_port)
+        config = candidate_config(settings)
+        await run_consumer_service(
+            NAME,
+            settings,
+            subscribed,
+            lambda ctx: LabelerHandler(ctx, LabelIntake(store, ctx.topics, config), sync, arrived),
+            stop=stop,
+            dependencies={"database": raw.ping},
+        )
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        client.close()
+        raw.engine.dispose()
+
+
+if __name__ == "__main__":
+    service_main(NAME, run)

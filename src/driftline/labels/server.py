@@ -1,0 +1,129 @@
+"""Starting a local Label Studio (its own virtualenv, SQLite, one user with a legacy API token).
+
+Label Studio's pins are its own, so it is never imported: ``scripts/label-studio.sh`` installs it
+into ``.labelstudio-venv`` and this runs its executable. Its first start migrates a fresh SQLite
+database (two to three minutes on a busy machine); later starts reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from driftline.errors import DriftlineError
+from driftline.procs import die_with_parent
+
+DEFAULT_VENV = Path(".labelstudio-venv")
+
+
+class LabelStudioStartError(DriftlineError):
+    """Label Studio did not start or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class LabelStudioServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+    data_dir: Path
+
+
+def installed_executable(venv: Path = DEFAULT_VENV) -> Path | None:
+    exe = venv / "bin" / "label-studio"
+    return exe if exe.exists() else None
+
+
+def stored_secret(path: Path, size: int = 20) -> str:
+    """A secret kept in ``path`` (made on first use, readable by its owner only)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(size)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_"))}
+    env.update(
+        {
+            "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LATEST_VERSION_CHECK": "false",
+            "COLLECT_ANALYTICS": "false",
+            # The labeler's webhook is on this host or the cluster's network, which Label
+            # Studio's SSRF guard would refuse.
+            "SSRF_PROTECTION_ENABLED": "false",
+            "USE_DEFAULT_BANNED_SUBNETS": "false",
+        }
+    )
+    return env
+
+
+def start(
+    executable: Path,
+    data_dir: Path,
+    port: int,
+    username: str,
+    password: str,
+    token: str,
+    log_path: Path,
+    host: str = "127.0.0.1",
+) -> LabelStudioServer:
+    """Start Label Studio and return once it answers (not waiting: ``wait_ready``)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(executable),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        host,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--username",
+        username,
+        "--password",
+        password,
+        "--user-token",
+        token,
+        "--enable-legacy-api-token",
+    ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # nosec B603  # our own executable and arguments
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment(data_dir),
+            preexec_fn=die_with_parent(),  # noqa: PLW1509  # stop with its parent
+        )
+    return LabelStudioServer(process, f"http://{host}:{port}", token, data_dir)
+
+
+def wait_ready(server: LabelStudioServer, timeout: float) -> None:
+    """Until the API answers the token (its first start migrates the database)."""
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(
+        server.url + "/api/projects?page_size=1",
+        headers={"Authorization": f"Token {server.token}"},
+    )
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise LabelStudioStartError(f"Label Studio exited with {server.process.returncode}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # nosec B310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1.0)
+    raise LabelStudioStartError(f"Label Studio at {server.url} not ready after {timeout:.0f} s")

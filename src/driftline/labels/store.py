@@ -1,0 +1,261 @@
+"""The labels tables (in the raw store's database) and their queries.
+
+- ``label_tasks``: every task candidate, keyed by its deterministic key; ``ls_task_id`` is set
+  once Label Studio has it, so a candidate is sent once.
+- ``labels``: operators' labels, one row per verdict or region of an annotation version, keyed by
+  a hash of (annotation, version, index): syncing an annotation twice adds nothing. A newer
+  version of an annotation replaces the rows of the older one. ``published`` marks rows whose
+  LabelRecorded event is on the labels topic (publish, then mark: a crash in between publishes
+  again, with the same label id).
+- ``labelled_predictions``: the predictions the labeler saw, to compare with labels later.
+
+These tables are created here with create_all; they still need an Alembic migration beside the
+raw store's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.exc import OperationalError
+
+from driftline.labels.annotations import LabelRow
+from driftline.labels.candidates import TaskCandidate
+from driftline.raw_store import Timestamp, insert_ignoring_duplicates, naive_utc
+from driftline.records import Prediction, as_utc
+
+metadata = MetaData()
+
+label_tasks = Table(
+    "label_tasks",
+    metadata,
+    Column("task_key", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("sensor_id", String(128), nullable=False),
+    Column("start_ts", Timestamp, nullable=False),
+    Column("end_ts", Timestamp, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("model_version", String(64), nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("ls_task_id", BigInteger, nullable=True),
+    Index("ix_label_tasks_ls_task_id", "ls_task_id"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("label_id", String(32), primary_key=True),
+    Column("task_key", String(32), nullable=False),
+    Column("ls_task_id", BigInteger, nullable=False),
+    Column("annotation_id", BigInteger, nullable=False),
+    Column("annotation_version", String(64), nullable=False),
+    Column("sensor_id", String(128), nullable=False),
+    Column("start_ts", Timestamp, nullable=False),
+    Column("end_ts", Timestamp, nullable=False),
+    Column("label", String(16), nullable=False),
+    Column("annotator", String(255), nullable=False),
+    Column("annotated_at", Timestamp, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("recorded_at", Timestamp, nullable=False),
+    Column("published", Boolean, nullable=False, default=False),
+    Index("ix_labels_sensor_ts", "sensor_id", "start_ts"),
+    Index("ix_labels_annotation", "annotation_id"),
+)
+
+labelled_predictions = Table(
+    "labelled_predictions",
+    metadata,
+    Column("reading_id", String(32), primary_key=True),
+    Column("sensor_id", String(128), nullable=False),
+    Column("event_ts", Timestamp, nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("predicted", Integer, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Index("ix_labelled_predictions_sensor_ts", "sensor_id", "event_ts"),
+)
+
+
+def create_label_tables(engine: Engine) -> None:
+    """Create the missing tables; a concurrent creator winning the race is fine."""
+    for attempt in range(len(metadata.tables) + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if "already exists" not in str(exc.orig) or attempt == len(metadata.tables):
+                raise
+
+
+class LabelStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_candidates(self, candidates: Sequence[TaskCandidate], now: datetime) -> None:
+        rows = [
+            {
+                "task_key": c.key,
+                "kind": c.kind,
+                "sensor_id": c.sensor_id,
+                "start_ts": naive_utc(c.start),
+                "end_ts": naive_utc(c.end),
+                "reason": c.reason,
+                "model_version": c.model_version,
+                "created_at": naive_utc(now),
+                "ls_task_id": None,
+            }
+            for c in candidates
+        ]
+        insert_ignoring_duplicates(self.engine, label_tasks, rows)
+
+    def add_predictions(self, predictions: Sequence[Prediction]) -> None:
+        rows = [
+            {
+                "reading_id": p.reading_id,
+                "sensor_id": p.sensor_id,
+                "event_ts": naive_utc(p.ts),
+                "probability": p.anomaly_probability,
+                "predicted": int(p.label),
+                "model_version": p.model_version[:64],
+            }
+            for p in predictions
+        ]
+        insert_ignoring_duplicates(self.engine, labelled_predictions, rows)
+
+    def pending_tasks(self, limit: int) -> list[TaskCandidate]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(label_tasks)
+                .where(label_tasks.c.ls_task_id.is_(None))
+                .order_by(label_tasks.c.created_at)
+                .limit(limit)
+            ).mappings()
+            return [
+                TaskCandidate(
+                    r["kind"],
+                    r["sensor_id"],
+                    as_utc(r["start_ts"]),
+                    as_utc(r["end_ts"]),
+                    r["reason"],
+                    r["model_version"],
+                )
+                for r in rows
+            ]
+
+    def mark_sent(self, task_ids: dict[str, int]) -> None:
+        with self.engine.begin() as conn:
+            for key, ls_id in task_ids.items():
+                conn.execute(
+                    update(label_tasks)
+                    .where(label_tasks.c.task_key == key)
+                    .values(ls_task_id=ls_id)
+                )
+
+    def task_keys(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(label_tasks.c.task_key)).scalars())
+
+    def is_known_task(self, task_key: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(label_tasks.c.task_key).where(label_tasks.c.task_key == task_key)
+            ).first()
+            return found is not None
+
+    def record(self, rows: Sequence[LabelRow], now: datetime) -> int:
+        """Store an annotation version's rows; returns how many were new. A newer version of an
+        annotation replaces the older one's rows."""
+        if not rows:
+            return 0
+        annotation_id, version = rows[0].annotation_id, rows[0].annotation_version
+        with self.engine.begin() as conn:
+            known = set(
+                conn.execute(
+                    select(labels.c.label_id).where(
+                        labels.c.label_id.in_([r.label_id for r in rows])
+                    )
+                ).scalars()
+            )
+            conn.execute(
+                delete(labels).where(
+                    and_(
+                        labels.c.annotation_id == annotation_id,
+                        labels.c.annotation_version != version,
+                    )
+                )
+            )
+        new = [self._row(r, now) for r in rows if r.label_id not in known]
+        insert_ignoring_duplicates(self.engine, labels, new)
+        return len(new)
+
+    @staticmethod
+    def _row(r: LabelRow, now: datetime) -> dict[str, Any]:
+        row = asdict(r)
+        row["start_ts"] = naive_utc(row.pop("start"))
+        row["end_ts"] = naive_utc(row.pop("end"))
+        row["annotated_at"] = naive_utc(r.annotated_at)
+        row["recorded_at"] = naive_utc(now)
+        row["published"] = False
+        return row
+
+    def unpublished(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(labels).where(labels.c.published.is_(False)).limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def mark_published(self, label_ids: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(labels).where(labels.c.label_id.in_(list(label_ids))).values(published=True)
+            )
+
+    def all_labels(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [
+                dict(r) for r in conn.execute(select(labels).order_by(labels.c.start_ts)).mappings()
+            ]
+
+    def predictions_within(
+        self, sensor_id: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(labelled_predictions).where(
+                    and_(
+                        labelled_predictions.c.sensor_id == sensor_id,
+                        labelled_predictions.c.event_ts >= naive_utc(start),
+                        labelled_predictions.c.event_ts <= naive_utc(end),
+                    )
+                )
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def newest_model_version(self) -> str | None:
+        """The model version of the newest prediction seen: the production model."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(labelled_predictions.c.model_version)
+                .order_by(labelled_predictions.c.event_ts.desc())
+                .limit(1)
+            ).scalar()

@@ -1,0 +1,295 @@
+"""One label sync pass: task candidates out to Label Studio, annotations back as labels.
+
+The blocking parts (HTTP, SQL) are plain methods; ``publish_labels`` is the one coroutine. Each
+part fails alone: Label Studio away leaves the labels already stored to be published and scored,
+and everything left undone is done on the next pass (tasks stay pending, annotations stay in
+Label Studio, labels stay unpublished).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from sqlalchemy import and_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from driftline import metrics
+from driftline.kafka import publish_all
+from driftline.labels.annotations import AnnotationError, Source, label_rows, task_info
+from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
+from driftline.labels.interface import label_config, task_data
+from driftline.labels.performance import LabelledScore, join_labels, rolling_scores
+from driftline.labels.store import LabelStore
+from driftline.profile import Profile
+from driftline.raw_store import naive_utc, raw_readings
+from driftline.records import LabelledPerformance, LabelRecorded, Reading, as_utc
+from driftline.topics import Topics
+
+log = logging.getLogger("driftline.labels")
+
+PUSH_BATCH = 50
+
+
+class LabelSync:
+    def __init__(
+        self,
+        client: LabelStudioClient,
+        store: LabelStore,
+        profile: Profile,
+        *,
+        project_title: str,
+        webhook_url: str | None = None,
+        max_task_readings: int = 5000,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.profile = profile
+        self.project_title = project_title
+        self.webhook_url = webhook_url
+        self.max_task_readings = max_task_readings
+        self._project_id: int | None = None
+        self._emitted: dict[str, tuple[int, int, int, int]] = {}
+
+    def project_id(self) -> int:
+        if self._project_id is None:
+            project = self.client.ensure_project(self.project_title, label_config(self.profile))
+            if self.webhook_url:
+                self.client.ensure_webhook(project, self.webhook_url)
+            self._project_id = project
+        return self._project_id
+
+    # --- tasks out -----------------------------------------------------------------------------
+    def push_tasks(self) -> int:
+        """Send pending candidates; returns how many tasks were created. A task Label Studio
+        already has (sent before a crash, not yet marked) is only marked."""
+        project = self.project_id()
+        pending = self.store.pending_tasks(PUSH_BATCH)
+        if not pending:
+            return 0
+        in_studio = self.client.task_ids_by_key(project)
+        self.store.mark_sent({c.key: in_studio[c.key] for c in pending if c.key in in_studio})
+        new = [c for c in pending if c.key not in in_studio]
+        if not new:
+            return 0
+        self.client.import_tasks(
+            project,
+            [task_data(c, self.profile, self.readings(c.sensor_id, c.start, c.end)) for c in new],
+        )
+        in_studio = self.client.task_ids_by_key(project)
+        self.store.mark_sent({c.key: in_studio[c.key] for c in new if c.key in in_studio})
+        for c in new:
+            metrics.label_tasks_created.labels(c.kind).inc()
+        log.info("created %d labeling tasks", len(new))
+        return len(new)
+
+    def readings(
+        self, sensor_id: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, dict[str, float]]]:
+        """The sensor's stored readings in the range (the newest max_task_readings), those that
+        parse as readings with finite values."""
+        query = (
+            select(raw_readings.c.event_ts, raw_readings.c.payload)
+            .where(
+                and_(
+                    raw_readings.c.sensor_id == sensor_id,
+                    raw_readings.c.event_ts >= naive_utc(start),
+                    raw_readings.c.event_ts <= naive_utc(end),
+                )
+            )
+            .order_by(raw_readings.c.event_ts.desc())
+            .limit(self.max_task_readings)
+        )
+        out: list[tuple[datetime, dict[str, float]]] = []
+        with self.store.engine.connect() as conn:
+            for ts, payload in conn.execute(query):
+                try:
+                    reading = Reading.model_validate_json(payload)
+                except ValueError:
+                    continue  # the validator dead-lettered it; it is not the sensor's signal
+                values = {k: v for k, v in reading.values.items() if math.isfinite(v)}
+                out.append((as_utc(ts), values))
+        return out
+
+    # --- annotations in ------------------------------------------------------------------------
+    def pull_annotations(self) -> int:
+        """Every annotation of the project's tasks; returns how many labels were new."""
+        new = 0
+        for task in self.client.tasks(self.project_id()):
+            for annotation in task.get("annotations") or []:
+                new += self.accept(annotation, task, "pull")
+        return new
+
+    def accept(self, annotation: dict[str, Any], task: dict[str, Any], source: Source) -> int:
+        """Store one annotation's labels; a bad one is logged and counted, and stays in Label
+        Studio to be tried again."""
+        try:
+            ls_task_id = int(task.get("id", -1))
+            info = task_info(task.get("data") or {})
+            if not self.store.is_known_task(info.task_key):
+                raise AnnotationError("unknown_task", f"task {info.task_key} was not made here")
+            if not self.profile.is_known_sensor(info.sensor_id):
+                raise AnnotationError("unknown_sensor", f"sensor {info.sensor_id!r:.80}")
+            rows = label_rows(annotation, ls_task_id, info, source)
+        except AnnotationError as exc:
+            metrics.annotations_rejected.labels(exc.check).inc()
+            log.warning(
+                "annotation %s of task %s not taken (%s): %s",
+                annotation.get("id"),
+                task.get("id"),
+                exc.check,
+                exc.detail,
+            )
+            return 0
+        new = self.store.record(rows, datetime.now(UTC))
+        if new:
+            for r in rows:
+                metrics.labels_recorded.labels(r.label, source).inc()
+        return new
+
+    # --- labels topic and scores -----------------------------------------------------------------
+    async def publish_labels(self, producer: AIOKafkaProducer, topics: Topics) -> int:
+        rows = self.store.unpublished()
+        if not rows:
+            return 0
+        records = [_record(r) for r in rows]
+        await publish_all(
+            producer,
+            [(topics.labels, r.sensor_id.encode(), r.to_bytes()) for r in records],
+        )
+        self.store.mark_published([r.label_id for r in records])
+        metrics.records_produced.labels("labeler", topics.labels).inc(len(records))
+        return len(records)
+
+    def score(self, window: int) -> dict[str, LabelledScore]:
+        spans = [
+            {**r, "start_ts": r["start_ts"], "end_ts": r["end_ts"]} for r in self.store.all_labels()
+        ]
+        predictions: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for s in spans:
+            for p in self.store.predictions_within(s["sensor_id"], s["start_ts"], s["end_ts"]):
+                if p["reading_id"] not in seen:
+                    seen.add(p["reading_id"])
+                    predictions.append(p)
+        scores = rolling_scores(join_labels(predictions, spans), window)
+        for version, s in scores.items():
+            metrics.labelled_readings.labels(version).set(s.readings)
+            metrics.labelled_precision.labels(version).set(s.precision)
+            metrics.labelled_recall.labels(version).set(s.recall)
+            metrics.labelled_f1.labels(version).set(s.f1)
+        return scores
+
+    async def publish_performance(
+        self, producer: AIOKafkaProducer, topics: Topics, scores: dict[str, LabelledScore]
+    ) -> LabelledPerformance | None:
+        """The production model's score, when it changed since it was last published."""
+        version = await asyncio.to_thread(self.store.newest_model_version)
+        score = scores.get(version or "")
+        if score is None or score.data_start is None or score.data_end is None:
+            return None
+        counts = (
+            score.readings,
+            score.true_positives,
+            score.false_positives,
+            score.false_negatives,
+        )
+        if self._emitted.get(score.model_version) == counts:
+            return None
+        event = LabelledPerformance(
+            model_version=score.model_version,
+            readings=score.readings,
+            true_positives=score.true_positives,
+            false_positives=score.false_positives,
+            false_negatives=score.false_negatives,
+            precision=score.precision,
+            recall=score.recall,
+            f1=score.f1,
+            sensors=list(score.sensors),
+            data_start=as_utc(score.data_start),
+            data_end=as_utc(score.data_end),
+        )
+        key = score.model_version.encode()
+        await publish_all(producer, [(topics.labelled_performance, key, event.to_bytes())])
+        self._emitted[score.model_version] = counts
+        return event
+
+
+def _record(row: dict[str, Any]) -> LabelRecorded:
+    return LabelRecorded(
+        label_id=row["label_id"],
+        sensor_id=row["sensor_id"],
+        start=as_utc(row["start_ts"]),
+        end=as_utc(row["end_ts"]),
+        label=row["label"],
+        annotator=row["annotator"],
+        task_key=row["task_key"],
+        ls_task_id=row["ls_task_id"],
+        annotation_id=row["annotation_id"],
+        annotated_at=as_utc(row["annotated_at"]),
+        source=row["source"],
+        recorded_at=as_utc(row["recorded_at"]),
+    )
+
+
+@dataclass
+class PassResult:
+    tasks_created: int = 0
+    labels_new: int = 0
+    labels_published: int = 0
+    scores: dict[str, LabelledScore] = field(default_factory=dict)
+    performance: LabelledPerformance | None = None
+    failures: list[str] = field(default_factory=list)
+
+
+async def run_pass(
+    sync: LabelSync, producer: AIOKafkaProducer, topics: Topics, window: int
+) -> PassResult:
+    """Push tasks, pull annotations, publish labels, score: each part on its own, so Label
+    Studio away still publishes and scores what is stored. Failures are logged and counted."""
+    result = PassResult()
+    try:
+        result.tasks_created = await asyncio.to_thread(sync.push_tasks)
+        result.labels_new = await asyncio.to_thread(sync.pull_annotations)
+    except LabelStudioUnavailable as exc:
+        _failed(result, "label_studio", exc)
+    except SQLAlchemyError as exc:
+        _failed(result, "database", exc)
+    try:
+        result.labels_published = await sync.publish_labels(producer, topics)
+    except SQLAlchemyError as exc:
+        _failed(result, "database", exc)
+    except KafkaError as exc:
+        _failed(result, "kafka", exc)
+    try:
+        result.scores = await asyncio.to_thread(sync.score, window)
+        result.performance = await sync.publish_performance(producer, topics, result.scores)
+    except SQLAlchemyError as exc:
+        _failed(result, "database", exc)
+    except KafkaError as exc:
+        _failed(result, "kafka", exc)
+    if not result.failures:
+        metrics.label_sync_last_success.set_to_current_time()
+    return result
+
+
+def _failed(result: PassResult, dependency: str, exc: Exception) -> None:
+    metrics.label_sync_failures.labels(dependency).inc()
+    result.failures.append(f"{dependency}: {exc}")
+    log.warning("label sync: %s failed (%s); retried next pass", dependency, str(exc)[:300])
+
+
+async def publish_only(sync: LabelSync, producer: AIOKafkaProducer, topics: Topics) -> None:
+    """Publish stored labels now (after a webhook), outside a full pass."""
+    try:
+        await sync.publish_labels(producer, topics)
+    except SQLAlchemyError as exc:
+        _failed(PassResult(), "database", exc)
+    except KafkaError as exc:
+        _failed(PassResult(), "kafka", exc)
