@@ -33,4 +33,3 @@ def test_every_trial_is_an_mlflow_run_with_the_models_four_parts(tmp_path: Path)
         assert {"family", "recipe", "params", "threshold", "smooth"} <= set(run.data.params)
         json.loads(run.data.params["recipe"])
         assert 0.0 <= run.data.metrics["cv_far"] <= 100.0
-
