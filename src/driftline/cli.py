@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli_ops import install as install_ops_commands
 from driftline.cli_baseline import baseline_app
+from driftline.cli_ops import install as install_ops_commands
 from driftline.cli_steps import _time, step_app
 from driftline.labels.cli import labels_app
 from driftline.logs import redact
