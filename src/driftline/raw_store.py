@@ -40,10 +40,10 @@ from sqlalchemy.dialects import mysql, sqlite
 
 from driftline.errors import StoreUnavailable
 from driftline.messages import Message
-from driftline.raw_rows import KeyColumns, key_columns, message_id, message_row, naive_utc
-
-# Re-exported: where the raw store's users have always found them.
-__all__ = ["KeyColumns", "RawStore", "key_columns", "message_id", "naive_utc", "raw_readings"]
+from driftline.raw_rows import KeyColumns as KeyColumns  # re-exported, as the rest below
+from driftline.raw_rows import key_columns as key_columns
+from driftline.raw_rows import message_id as message_id
+from driftline.raw_rows import message_row, naive_utc
 
 metadata = MetaData()
 

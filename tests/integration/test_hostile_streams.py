@@ -1,14 +1,16 @@
 """What a broken or malicious sensor sends (tests/hostile_messages.py), through the real
-ingest, validator and drift on the real broker and both databases: after each hostile
-message a good reading still reaches every sink.
+ingest, validator, drift and retrain-trigger on the real broker and both databases: after
+each hostile message a good reading still reaches every sink.
 
 Each Hypothesis example sends, for a sensor of its own, hostile messages each followed by a
 good reading (ten good ones in all: one drift window). The hostile payloads go to the raw
-topic and, as they are, to the valid-readings topic (drift's input). Then: no service
+topic and, as they are, to the valid-readings topic (drift's input) and the drift-events
+topic (the trigger's). Then: no service
 stopped; every message (hostile or good) is in the raw store; every good reading is on the
 valid topic; every hostile raw message is dead-lettered by the validator with a reason that
 is not ``internal_error`` (decoding is bounded, nothing crashed); every hostile message on the
-valid topic is dead-lettered by drift; drift closes the sensor's window (a drift event).
+valid topic is dead-lettered by drift, and each on the drift-events topic by the trigger;
+drift closes the sensor's window (a drift event) and the trigger decides on it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from driftline.kafka import client_options
 from driftline.messages import Message
-from driftline.raw_store import RawStore, message_id
+from driftline.raw_store import RawStore, message_id, trigger_decisions
 from driftline.records import DeadLetter, DriftEvent
 from driftline.simulate.signals import SyntheticPump
 from tests.hostile_messages import Hostile, hostile_message
@@ -46,7 +50,7 @@ EXAMPLES = 6
 class HostilePipeline(Pipeline):
     """ingest, validator and drift; collects valid readings, dead letters and drift events."""
 
-    services = ("ingest", "validator", "drift")
+    services = ("ingest", "validator", "drift", "retrain-trigger")
 
     def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
         super().__init__(settings)
@@ -69,7 +73,11 @@ class HostilePipeline(Pipeline):
         while not self.stop.is_set():
             polled = await self.events_consumer.getmany(timeout_ms=200)
             for records in polled.values():
-                self.events += [DriftEvent.model_validate_json(r.value) for r in records]
+                for r in records:
+                    try:  # hostile bytes are put on this topic too (for the trigger)
+                        self.events.append(DriftEvent.model_validate_json(r.value or b""))
+                    except ValidationError:
+                        self.unparsed += 1
 
     def send(self, items: list[tuple[str, bytes | None, bytes]]) -> list[Message]:
         async def _send() -> list[Message]:
@@ -111,6 +119,11 @@ def hostile_pipeline(
         store.engine.dispose()
 
 
+def decided(store: RawStore) -> set[str]:
+    with store.engine.connect() as conn:
+        return set(conn.execute(sa.select(trigger_decisions.c.drift_event_id)).scalars())
+
+
 def good_doc(sensor: str, seq: int, values: dict[str, float]) -> dict[str, object]:
     ts = datetime.now(UTC) - timedelta(seconds=60) + timedelta(milliseconds=seq)
     return {"sensor_id": sensor, "ts": ts.isoformat(), "seq": seq, "values": values}
@@ -150,11 +163,13 @@ def test_after_each_hostile_message_a_good_reading_reaches_every_sink(
             h = hostile[i]
             items.append((topics.raw_readings, h.key, h.value))
             items.append((topics.valid_readings, h.key, h.value))
+            items.append((topics.drift_events, h.key, h.value))
         items.append((topics.raw_readings, sensor.encode(), orjson.dumps(doc)))
     sent = running.send(items)
     hostile_sent = [m for m in sent if m.value not in {orjson.dumps(d) for d in goods}]
     bad_raw = {(m.partition, m.offset) for m in hostile_sent if m.topic == topics.raw_readings}
     bad_valid = {(m.partition, m.offset) for m in hostile_sent if m.topic == topics.valid_readings}
+    bad_events = {(m.partition, m.offset) for m in hostile_sent if m.topic == topics.drift_events}
     raw_sent = [m for m in sent if m.topic == topics.raw_readings]
 
     def letters(
@@ -178,6 +193,7 @@ def test_after_each_hostile_message_a_good_reading_reaches_every_sink(
         lambda: (
             len(letters("validator", bad_raw, topics.raw_readings)) == len(bad_raw)
             and len(letters("drift", bad_valid, topics.valid_readings)) == len(bad_valid)
+            and len(letters("retrain-trigger", bad_events, topics.drift_events)) == len(bad_events)
         ),
         90,
         "every hostile message dead-lettered",
@@ -197,5 +213,9 @@ def test_after_each_hostile_message_a_good_reading_reaches_every_sink(
         assert checks and "internal_error" not in checks, letter
     for letter in letters("drift", bad_valid, topics.valid_readings).values():
         assert {r.check for r in letter.reasons} == {"bad_record"}, letter
+    for letter in letters("retrain-trigger", bad_events, topics.drift_events).values():
+        assert {r.check for r in letter.reasons} == {"bad_record"}, letter
+    event_ids = {e.event_id for e in list(running.events) if e.sensor_id == sensor}
+    wait_until(lambda: event_ids <= decided(store), 60, "the trigger's decision", running)
     valid = [v for v in list(running.valid) if v.sensor_id == sensor]
     assert sorted(v.seq for v in valid) == list(range(WINDOW))
