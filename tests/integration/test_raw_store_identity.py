@@ -161,3 +161,15 @@ def test_a_store_of_the_old_schema_is_upgraded(database_url: str) -> None:
         assert len(rows(store)) == 4
     finally:
         store.engine.dispose()
+
+
+def test_a_message_larger_than_the_servers_packet_is_stored_truncated(store: RawStore) -> None:
+    # 17 MB: over MariaDB's default max_allowed_packet (16 MiB), which the broker accepts.
+    big = b'{"sensor_id": "pump-001", "pad": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    store.add_messages([msg(0, big), msg(1, doc())])
+    stored = rows(store)
+    assert [r.kafka_offset for r in stored] == [0, 1]
+    assert stored[0].payload_truncated and stored[0].payload_bytes == len(big)
+    assert len(stored[0].payload) == store.payload_limit < len(big)
+    assert bytes(stored[0].payload) == big[: store.payload_limit]
+    assert not stored[1].payload_truncated
