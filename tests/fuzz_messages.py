@@ -129,7 +129,7 @@ KEYS = st.one_of(
 @st.composite
 def _valid(draw: st.DrawFn, m: Maker) -> Case:
     doc = m.valid_doc(draw)
-    key = doc["sensor_id"].encode() if draw(st.integers(0, 4)) else draw(KEYS)
+    key = doc["sensor_id"].encode() if draw(st.integers(0, 4)) else None  # unkeyed is fine
     return Case("valid", key, _dumps(doc), True, group=m.identity(doc), doc=doc)
 
 
@@ -157,7 +157,7 @@ def _parses(raw: bytes) -> bool:
 JSON_SCALARS = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),  # beyond: the huge_number kind
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
 )
@@ -312,6 +312,22 @@ def _invalid(draw: st.DrawFn, m: Maker) -> Case:  # noqa: C901, PLR0911, PLR0912
 
 
 @st.composite
+def _key_mismatch(draw: st.DrawFn, m: Maker) -> Case:
+    """A valid reading under another key (not UTF-8, another sensor's, empty, ...)."""
+    doc = m.valid_doc(draw)
+    own = doc["sensor_id"].encode()
+    key = draw(
+        st.one_of(
+            st.binary(max_size=64),
+            st.text(max_size=300).map(str.encode),
+            st.sampled_from([own.upper(), own + b" ", b"\xef\xbb\xbf" + own, own[:-1]]),
+        )
+    )
+    key = key if key != own else key + b"x"
+    return Case("key_mismatch", key, _dumps(doc), False, frozenset({"key_mismatch"}))
+
+
+@st.composite
 def _invalid_keyed(draw: st.DrawFn, m: Maker) -> Case:
     case = draw(_invalid(m))
     key = draw(KEYS)
@@ -366,10 +382,14 @@ def message_cases(
     max_bytes: int,
     min_size: int,
     max_size: int,
+    keys_checked: bool = False,
 ) -> list[Case]:
     """A shuffled list of cases: valid readings, resent copies of some, and bad input."""
     m = Maker(profile, now, run, max_bytes)
-    one = st.one_of(_valid(m), _valid(m), _invalid_keyed(m), _anything(m))
+    kinds = [_valid(m), _valid(m), _invalid_keyed(m), _anything(m)]
+    if keys_checked:  # the key is the stream's: serving's bodies have none
+        kinds.append(_key_mismatch(m))
+    one = st.one_of(*kinds)
     cases = draw(st.lists(one, min_size=min_size, max_size=max_size))
     valid = [c for c in cases if c.kind == "valid"]
     if valid:

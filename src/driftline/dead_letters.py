@@ -1,6 +1,13 @@
-"""Dead letters for any service: the message as received, where it came from, and why."""
+"""Dead letters for any service: the message as received, where it came from, and why.
+
+Building and serialising one never fails, whatever the message held: every string is made
+encodable (a lone surrogate becomes its escape), and if serialising still fails a minimal
+dead letter (no payload) takes its place.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from driftline.messages import Message
 from driftline.records import DeadLetter, FailedCheck
@@ -10,6 +17,31 @@ from driftline.records import DeadLetter, FailedCheck
 # by default). The whole message is in the raw store.
 PAYLOAD_LIMIT = 64 * 1024
 
+log = logging.getLogger(__name__)
+
+
+def encodable(text: str | None, limit: int | None = None) -> str | None:
+    """``text`` (its first ``limit`` characters) as a string UTF-8 can encode."""
+    if text is None:
+        return None
+    text = text[:limit]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _clean(reasons: list[FailedCheck]) -> list[FailedCheck]:
+    return [
+        FailedCheck(
+            check=encodable(r.check, 100) or "",
+            column=encodable(r.column, 100),
+            detail=encodable(r.detail, 1000) or "",
+        )
+        for r in reasons
+    ]
+
 
 def dead_letter(
     message: Message, stage: str, reasons: list[FailedCheck], sensor_id: str | None = None
@@ -18,12 +50,31 @@ def dead_letter(
     payload, encoding = message.payload_text(PAYLOAD_LIMIT)
     return DeadLetter(
         stage=stage,
-        reasons=reasons,
+        reasons=_clean(reasons),
         source=message.source,
-        key=message.key_text,
+        key=encodable(message.key_text, 1000),
         payload=payload,
         payload_encoding=encoding,
         payload_bytes=size,
         payload_truncated=size > PAYLOAD_LIMIT,
-        sensor_id=sensor_id,
+        sensor_id=encodable(sensor_id, 200),
     )
+
+
+def dead_letter_bytes(
+    message: Message, stage: str, reasons: list[FailedCheck], sensor_id: str | None = None
+) -> bytes:
+    """The dead letter of ``message``, serialised; never raises."""
+    try:
+        return dead_letter(message, stage, reasons, sensor_id).to_bytes()
+    except Exception:  # a bug of ours must not stop the stream: keep where and why
+        log.exception("dead letter of %s[%d]@%d", message.topic, message.partition, message.offset)
+    return DeadLetter(
+        stage=stage,
+        reasons=[FailedCheck(check=encodable(r.check, 100) or "", detail="") for r in reasons],
+        source=message.source,
+        key=None,
+        payload="",
+        payload_bytes=len(message.value or b""),
+        payload_truncated=True,
+    ).to_bytes()

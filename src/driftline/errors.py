@@ -21,3 +21,7 @@ class ProfileError(ConfigurationError):
 
 class StoreError(DriftlineError):
     """The raw store rejected an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The raw store cannot be used now (e.g. its SQLite file was removed or replaced)."""

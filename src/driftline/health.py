@@ -26,6 +26,7 @@ from driftline import metrics
 log = logging.getLogger(__name__)
 
 KAFKA = "kafka"
+STREAM = "stream"  # the reason given while the consumer loop is stalled on one batch
 
 
 @dataclass
@@ -46,6 +47,7 @@ class ServiceHealth:
     _checks: dict[str, _Check] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _was_ready: bool = False
+    _stalled: str | None = None
 
     def __post_init__(self) -> None:
         for dep in (KAFKA, *self.dependencies):
@@ -69,12 +71,28 @@ class ServiceHealth:
             self._checks[dependency] = _Check(False, reason, time.monotonic())
         self._publish()
 
+    def stall(self, reason: str) -> None:
+        """The stream has not moved: the batch in hand keeps failing (see error_policy)."""
+        with self._lock:
+            self._stalled = reason
+        self._publish()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._stalled = None
+        self._publish()
+
+    def dependencies_ready(self) -> bool:
+        """Whether Kafka and every dependency answered, stalled or not."""
+        return not (self.reasons().keys() - {STREAM})
+
     def reasons(self) -> dict[str, str]:
         """Why the service is not ready, by dependency (empty when it is ready)."""
         now = time.monotonic()
         with self._lock:
             checks = dict(self._checks)
-        out: dict[str, str] = {}
+            stalled = self._stalled
+        out: dict[str, str] = {} if stalled is None else {STREAM: stalled}
         for dep, check in checks.items():
             if not check.ok:
                 out[dep] = check.reason

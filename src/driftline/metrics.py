@@ -94,6 +94,22 @@ dependency_failures = Counter(
     ["service", "dependency"],
 )
 
+stream_stalled = Gauge(
+    "driftline_stream_stalled",
+    "1 while the service's consumer loop is stuck on one batch that keeps failing.",
+    ["service"],
+)
+batch_retries = Counter(
+    "driftline_batch_retries_total",
+    "Failed attempts at handling a batch, by cause (dependency: one was away; record: not).",
+    ["service", "cause"],
+)
+poison_records = Counter(
+    "driftline_poison_records_total",
+    "Records dead-lettered by the consumer loop's error policy after handling them kept failing.",
+    ["service"],
+)
+
 
 def start_at_zero(counter: Counter, *label_values: str) -> None:
     """Export these labelled series at 0 before their first event: a series that appears with

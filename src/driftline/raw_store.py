@@ -1,12 +1,16 @@
 """The raw store: every message as received, plus key columns, in SQL (MariaDB/MySQL or SQLite).
 
-Rows are keyed by the reading's identity, and inserts ignore keys already present, so a
-redelivered message never makes a second row.
+Rows are keyed by the message's own identity (a digest of its key and payload), and inserts
+ignore keys already present: a redelivered message never makes a second row, and a different
+message never takes the place of another. The reading identity is a column beside it, so a
+rejected copy of a reading and the valid one are both kept; training validates every row and
+keeps the valid ones. The schema is made and upgraded by Alembic (``store_migrations``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -34,10 +39,18 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.exc import OperationalError
 
+from driftline.errors import StoreUnavailable
 from driftline.messages import Message
-from driftline.parsing import load_json, parse_timestamp, valid_sensor_id, valid_seq
+from driftline.parsing import (
+    PLAUSIBLE_FROM,
+    PLAUSIBLE_UNTIL,
+    MalformedJson,
+    load_json,
+    parse_timestamp,
+    valid_sensor_id,
+    valid_seq,
+)
 from driftline.records import as_utc, reading_id
 
 metadata = MetaData()
@@ -49,7 +62,8 @@ Payload = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 raw_readings = Table(
     "raw_readings",
     metadata,
-    Column("reading_id", String(32), primary_key=True),
+    Column("message_id", String(32), primary_key=True),
+    Column("reading_id", String(32), nullable=True),
     Column("sensor_id", String(128), nullable=True),
     Column("event_ts", Timestamp, nullable=True),
     Column("seq", BigInteger, nullable=True),
@@ -59,8 +73,12 @@ raw_readings = Table(
     Column("kafka_offset", BigInteger, nullable=False),
     Column("msg_key", String(255), nullable=True),
     Column("payload", Payload, nullable=False),
+    Column("payload_bytes", BigInteger, nullable=True),
+    Column("payload_truncated", Boolean, nullable=False, default=False),
+    Index("ix_raw_readings_reading_id", "reading_id"),
     Index("ix_raw_readings_sensor_ts", "sensor_id", "event_ts"),
     Index("ix_raw_readings_event_ts", "event_ts"),
+    mysql_charset="utf8mb4",
 )
 
 trigger_decisions = Table(
@@ -127,9 +145,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def insert_ignoring_duplicates(
-    engine: Engine, table: Table, rows: Sequence[dict[str, Any]]
+    engine: Engine | Connection, table: Table, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """INSERT that skips rows whose primary/unique key exists already, in one transaction."""
+    """INSERT that skips rows whose primary/unique key exists already, in one transaction
+    (on a connection: in its transaction)."""
     if not rows:
         return
     name = engine.dialect.name
@@ -145,88 +164,146 @@ def insert_ignoring_duplicates(
         stmt = postgresql.insert(table).on_conflict_do_nothing()
     else:
         stmt = insert(table)
+    if isinstance(engine, Connection):
+        engine.execute(stmt, list(rows))
+        return
     with engine.begin() as conn:
         conn.execute(stmt, list(rows))
 
 
 @dataclass(frozen=True, slots=True)
 class KeyColumns:
-    reading_id: str
+    message_id: str
+    reading_id: str | None
     sensor_id: str | None
     event_ts: datetime | None
     seq: int | None
 
 
+def message_id(key: bytes | None, value: bytes | None) -> str:
+    """The message's own identity: blake2b-128 of its key and payload (a missing key or
+    value is told apart from an empty one)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key)
+    h.update(b"-" if value is None else b"v" + value)
+    return h.hexdigest()
+
+
 def key_columns(message: Message) -> KeyColumns:
     """Identity and key columns of a message, as far as it can be read.
 
-    A reading is identified by sensor, time and sequence number; a message that does not
-    have them is identified by its place in the log, so a redelivery still maps to one row.
+    A reading is identified by sensor, time and sequence number, with the validator's field
+    rules, so both derive the same reading id. A message whose ``seq`` is there but not a
+    valid one has no reading id (it is not "the reading without a seq").
     """
     sensor_id = ts = seq = None
+    seq_ok = False
     try:
         doc = load_json(message.value or b"")
-    except (ValueError, UnicodeDecodeError):
+    except MalformedJson:
         doc = None
     if isinstance(doc, dict):
-        # The same field rules as the validator, so both derive the same reading id.
         sensor_id = valid_sensor_id(doc.get("sensor_id"))
         ts = parse_timestamp(doc.get("ts"))
         seq = valid_seq(doc.get("seq"))
-    if sensor_id is not None and ts is not None:
+        seq_ok = seq is not None or doc.get("seq") is None
+    rid = None
+    if sensor_id is not None and ts is not None and seq_ok:
         rid = reading_id(sensor_id, ts, seq)
-    else:
-        place = f"{message.topic}|{message.partition}|{message.offset}"
-        rid = hashlib.blake2b(place.encode(), digest_size=16).hexdigest()
-    return KeyColumns(rid, sensor_id, ts, seq)
+    if ts is not None and not PLAUSIBLE_FROM <= ts <= PLAUSIBLE_UNTIL:
+        ts = None  # beyond what every database's DATETIME holds; the reading id keeps it
+    return KeyColumns(message_id(message.key, message.value), rid, sensor_id, ts, seq)
+
+
+def message_row(message: Message, received: datetime, payload_limit: int) -> dict[str, Any]:
+    """The raw_readings row of ``message``: what any database accepts, whatever it holds."""
+    k = key_columns(message)
+    value = message.value
+    return {
+        "message_id": k.message_id,
+        "reading_id": k.reading_id,
+        "sensor_id": k.sensor_id,
+        "event_ts": naive_utc(k.event_ts) if k.event_ts else None,
+        "seq": k.seq,
+        "received_at": received,
+        "kafka_topic": message.topic,
+        "kafka_partition": message.partition,
+        "kafka_offset": message.offset,
+        # Undecodable bytes as escapes (\xff): the column is text in the server's charset.
+        "msg_key": None
+        if message.key is None
+        else message.key.decode("utf-8", "backslashreplace")[:255],
+        "payload": (value or b"")[:payload_limit],
+        "payload_bytes": None if value is None else len(value),
+        "payload_truncated": value is not None and len(value) > payload_limit,
+    }
+
+
+# Larger payloads are stored truncated (with their size and a flag): one row must fit the
+# server's largest packet (MariaDB's max_allowed_packet, 16 MiB by default), escaped.
+PAYLOAD_LIMIT = 4 * 1024 * 1024
 
 
 class RawStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, payload_limit: int = PAYLOAD_LIMIT) -> None:
         self.engine = engine
+        self.payload_limit = payload_limit
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.sqlite_file = database if database and database != ":memory:" else None
+        self._file_identity: tuple[int, int] | None = None  # (device, inode) once opened
 
     @classmethod
-    def from_url(cls, url: str) -> RawStore:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, payload_limit: int = PAYLOAD_LIMIT) -> RawStore:
+        return cls(make_engine(url), payload_limit)
 
     def create_tables(self) -> None:
-        """Create the tables that are missing. Services starting together race between
-        create_all's check and its CREATE TABLE; the loser finds that table made and tries
-        again. Each lost race means one table fewer to make, so this ends."""
-        attempts = len(metadata.tables) + 1
-        for attempt in range(attempts):
-            try:
-                metadata.create_all(self.engine)
-                return
-            except OperationalError as exc:
-                if "already exists" not in str(exc.orig) or attempt == attempts - 1:
-                    raise
+        """Create or upgrade the schema to the newest revision (Alembic; services starting
+        together take turns), and fit the payload limit to the server's packet size."""
+        from driftline.store_migrations import migrate
+
+        migrate(self.engine)
+        if self.sqlite_file is not None:
+            found = os.stat(self.sqlite_file)
+            self._file_identity = (found.st_dev, found.st_ino)
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            with self.engine.connect() as conn:
+                packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
+            # Escaped, a byte may take two in the statement; and room for the other columns.
+            self.payload_limit = min(self.payload_limit, packet // 2 - 64 * 1024)
 
     def add_messages(self, messages: Sequence[Message], received_at: datetime | None = None) -> int:
         """Land a batch of messages (one transaction); returns how many were offered."""
         received = naive_utc(received_at or datetime.now(UTC))
-        rows = []
-        for m in messages:
-            k = key_columns(m)
-            rows.append(
-                {
-                    "reading_id": k.reading_id,
-                    "sensor_id": k.sensor_id,
-                    "event_ts": naive_utc(k.event_ts) if k.event_ts else None,
-                    "seq": k.seq,
-                    "received_at": received,
-                    "kafka_topic": m.topic,
-                    "kafka_partition": m.partition,
-                    "kafka_offset": m.offset,
-                    "msg_key": m.key_text[:255] if m.key is not None else None,
-                    "payload": m.value or b"",
-                }
-            )
+        rows = [message_row(m, received, self.payload_limit) for m in messages]
+        self.check_file()
         insert_ignoring_duplicates(self.engine, raw_readings, rows)
+        # Written into the file that is there still? Else the batch must not be acknowledged.
+        self.check_file()
         return len(rows)
+
+    def check_file(self) -> None:
+        """Raise StoreUnavailable if the SQLite file this store opened was removed or replaced:
+        what is written now would go to a file nobody will read again."""
+        if self.sqlite_file is None or self._file_identity is None:
+            return
+        try:
+            found = os.stat(self.sqlite_file)
+        except FileNotFoundError:
+            what = "removed"
+        else:
+            if (found.st_dev, found.st_ino) == self._file_identity:
+                return
+            what = "replaced by another file"
+        message = (
+            f"the SQLite file {self.sqlite_file} was {what} while this service ran: nothing is "
+            "stored or acknowledged until the service is restarted (it then opens the file "
+            "that is there, and its unacknowledged messages are delivered again)"
+        )
+        raise StoreUnavailable(message)
 
     def ping(self) -> None:
         """Raise unless the database answers a trivial query (a readiness check)."""
+        self.check_file()
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
@@ -234,6 +311,11 @@ class RawStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(raw_readings)).scalar_one())
 
+    def message_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(raw_readings.c.message_id)).scalars())
+
     def reading_ids(self) -> set[str]:
         with self.engine.connect() as conn:
-            return set(conn.execute(select(raw_readings.c.reading_id)).scalars())
+            query = select(raw_readings.c.reading_id).where(raw_readings.c.reading_id.is_not(None))
+            return set(conn.execute(query).scalars())

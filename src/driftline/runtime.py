@@ -1,9 +1,11 @@
 """The loop every consuming service shares: poll a micro-batch, handle it, commit, repeat.
 
-A handler must be idempotent: when it raises (the database is down, the broker refused a
-write), the same batch is retried with backoff and its offsets stay uncommitted, so the
-service applies back-pressure instead of losing or skipping readings. Kafka going away at
-start or mid-stream is waited out the same way; meanwhile the service reports not ready
+A handler must be idempotent: when it raises, ``driftline.error_policy`` decides. A dependency
+that is away (the database is down, the broker refuses writes) means the same batch is
+retried with backoff and its offsets stay uncommitted, so the service applies back-pressure
+instead of losing or skipping readings; any other failure is retried a bounded number of
+times, then the record that causes it is dead-lettered. Kafka going away at start or
+mid-stream is waited out the same way; meanwhile the service reports not ready
 (``driftline.health``), from a watcher that checks Kafka and the service's dependencies.
 """
 
@@ -15,7 +17,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -23,26 +25,24 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftline import metrics
+from driftline.backoff import Backoff, pause
+from driftline.error_policy import ErrorPolicy
 from driftline.errors import BrokerError
 from driftline.health import KAFKA, ServiceHealth, registry
-from driftline.kafka import commit, ensure_topics, make_consumer, make_producer, poll_batch
+from driftline.kafka import (
+    commit,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    publish_all,
+)
 from driftline.messages import Message
 from driftline.settings import Settings
 from driftline.topics import Topics
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Backoff:
-    initial: float = 0.2
-    maximum: float = 10.0
-    _delay: float = field(default=0.0, init=False)
-
-    def next(self) -> float:
-        self._delay = min(self.maximum, self._delay * 2 if self._delay else self.initial)
-        return self._delay
 
 
 @dataclass
@@ -72,12 +72,6 @@ class BatchHandler(Protocol):
 
     async def tick(self) -> None:
         """Runs between polls, also when nothing arrives (e.g. to close idle windows)."""
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
@@ -229,7 +223,7 @@ async def _run_clients(
             name=f"{name}-health",
         )
         log.info("%s running, consuming %s", name, ", ".join(subscribe(topics)))
-        await _loop(ctx, handler, stop)
+        await _loop(ctx, handler, _policy(ctx, handler, dependencies, stop), stop)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -240,7 +234,39 @@ async def _run_clients(
         log.info("%s stopped", name)
 
 
-async def _loop(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event) -> None:
+def _policy(
+    ctx: ServiceContext,
+    handler: BatchHandler,
+    dependencies: Mapping[str, Ping],
+    stop: asyncio.Event,
+) -> ErrorPolicy:
+    timeout = max(1.0, ctx.settings.health_check_seconds)
+
+    async def dependencies_up() -> bool:
+        if ctx.health is None:
+            return True
+        await check_health(ctx.consumer, ctx.health, dependencies, timeout)
+        return ctx.health.dependencies_ready()
+
+    async def publish(items: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+        await publish_all(ctx.producer, items)
+
+    return ErrorPolicy(
+        service=ctx.name,
+        handle=handler.handle,
+        publish=publish,
+        dead_letter_topic=ctx.topics.dead_letter,
+        dependencies_up=dependencies_up,
+        stop=stop,
+        health=ctx.health,
+        attempts=ctx.settings.record_retry_attempts,
+        stall_after=ctx.settings.stall_retries,
+    )
+
+
+async def _loop(
+    ctx: ServiceContext, handler: BatchHandler, policy: ErrorPolicy, stop: asyncio.Event
+) -> None:
     s = ctx.settings
     while not stop.is_set():
         await _tick(ctx, handler, stop)
@@ -253,7 +279,7 @@ async def _loop(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event)
         if not batch:
             continue
         started = time.perf_counter()
-        if not await _handle_until_done(ctx, handler, batch, stop):
+        if not await policy.run(batch):
             return  # stopping with the batch unhandled: it stays uncommitted
         offsets = handler.commit_offsets(batch)
         if not await _commit_until_done(ctx, batch, offsets, stop):
@@ -307,37 +333,6 @@ async def _commit_until_done(
             log.warning("%s: commit failed (%s); retrying in %.1fs", ctx.name, exc, delay)
             await pause(stop, delay)
     return False
-
-
-async def _handle_until_done(
-    ctx: ServiceContext, handler: BatchHandler, batch: list[Message], stop: asyncio.Event
-) -> bool:
-    name = ctx.name
-    backoff = Backoff()
-    while True:
-        try:
-            await handler.handle(batch)
-            return True
-        except Exception as exc:  # the policy: log where, count, retry the same batch
-            metrics.service_errors.labels(name, type(exc).__name__).inc()
-            if ctx.health is not None and isinstance(exc, KafkaError):
-                ctx.health.failed(KAFKA, f"handling a batch: {type(exc).__name__}: {exc}")
-            delay = backoff.next()
-            first = batch[0]
-            log.error(
-                "%s: batch of %d from %s[%d]@%d failed (%s: %s); retrying in %.1fs",
-                name,
-                len(batch),
-                first.topic,
-                first.partition,
-                first.offset,
-                type(exc).__name__,
-                exc,
-                delay,
-            )
-            await pause(stop, delay)
-            if stop.is_set():
-                return False
 
 
 def _count_and_measure_lag(ctx: ServiceContext, batch: list[Message]) -> None:

@@ -271,6 +271,19 @@ class Settings(BaseSettings):
         "older than three intervals counts as failed.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    record_retry_attempts: int = Field(
+        3,
+        ge=1,
+        description="Times a consumer retries a batch (then each of its records) that fails "
+        "while every dependency answers, before the failing record is dead-lettered "
+        "(internal_error).",
+    )
+    stall_retries: int = Field(
+        5,
+        ge=1,
+        description="Failed attempts at one batch, whatever the cause, after which the service "
+        "reports itself stalled: not ready, driftline_stream_stalled 1.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -75,6 +75,10 @@ class ReadingValidator:
         accepted: set[str] = set()
         for position, (message, reading, rid) in enumerate(zip(messages, parsed, ids, strict=True)):
             reasons = list(reading.problems)
+            if message.key is not None and reading.sensor_id is not None:
+                mismatch = _key_mismatch(message.key, reading.sensor_id)
+                if mismatch is not None:
+                    reasons.append(mismatch)
             failures = schema_failures.get(row_of.get(position, -1)) if schema_failures else None
             if failures and not reading.fatal:
                 flagged = {r.column for r in reasons}
@@ -188,6 +192,19 @@ class ReadingValidator:
         self, message: Message, reading: ParsedReading | None, reasons: list[FailedCheck]
     ) -> DeadLetter:
         return dead_letter(message, self.stage, reasons, reading.sensor_id if reading else None)
+
+
+def _key_mismatch(key: bytes, sensor_id: str) -> FailedCheck | None:
+    """A keyed message must be keyed by its sensor: the key decides the partition, and one
+    sensor's readings stay in order only in one partition."""
+    if key == sensor_id.encode():
+        return None
+    shown = key[:60].decode("utf-8", "backslashreplace")
+    return FailedCheck(
+        check="key_mismatch",
+        column="key",
+        detail=f"message key {shown!r} is not the reading's sensor_id {sensor_id[:60]!r}",
+    )
 
 
 def _failures_by_row(profile: Profile, cases: pd.DataFrame) -> dict[int, list[FailedCheck]]:

@@ -314,7 +314,7 @@ async def test_every_service_killed_at_random_points(
         killing = [asyncio.create_task(killers[name].run()) for name in first]
         sent = await stream(settings)
         expected_raw = {
-            key_columns(Message(topics.raw_readings, *s.place, s.key, s.value)).reading_id
+            key_columns(Message(topics.raw_readings, *s.place, s.key, s.value)).message_id
             for s in sent
         }
         expected_events = expected_drift_events(settings, sent)
@@ -370,10 +370,10 @@ async def test_every_service_killed_at_random_points(
     with store.engine.connect() as conn:
         decided = list(conn.execute(select(trigger_decisions.c.drift_event_id)).scalars())
     stored = store.count()
-    stored_ids = store.reading_ids()
+    stored_ids = store.message_ids()
     store.engine.dispose()
 
-    # ingest: every message exactly once (a copy of a reading is the same reading).
+    # ingest: every message exactly once (a redelivered copy is the same message).
     assert stored == len(expected_raw)
     assert stored_ids == expected_raw
 

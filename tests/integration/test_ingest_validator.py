@@ -54,7 +54,7 @@ async def test_every_message_lands_once_and_invalid_ones_are_dead_lettered(
             Message(topics.raw_readings, p, o, m.key, m.value)
             for p, o, m in zip(*resent_places, originals, strict=True)
         ]
-        expected_ids = {key_columns(m).reading_id for m in sent}
+        expected_ids = {key_columns(m).message_id for m in sent}
         malformed_places = {(m.place) for m in report.messages if m.malformed is not None} | set(
             zip(*resent_places, strict=True)
         )
@@ -71,7 +71,7 @@ async def test_every_message_lands_once_and_invalid_ones_are_dead_lettered(
 
     # Raw store: every message exactly once (redelivered or resent ones included).
     assert store.count() == len(expected_ids)
-    assert store.reading_ids() == expected_ids
+    assert store.message_ids() == expected_ids
 
     # Valid topic: each well-formed reading once; the dead-letter topic: exactly the bad ones.
     valid = [

@@ -43,7 +43,7 @@ async def test_ingest_killed_twice_mid_stream(make_settings, database_url, tmp_p
             ingest.start()
         report = await sending
         expected = {
-            key_columns(Message(topics.raw_readings, *m.place, m.key, m.value)).reading_id
+            key_columns(Message(topics.raw_readings, *m.place, m.key, m.value)).message_id
             for m in report.messages
         }
         await wait_for(lambda: _count(store) >= len(expected), 120, "every row")
@@ -51,8 +51,9 @@ async def test_ingest_killed_twice_mid_stream(make_settings, database_url, tmp_p
     finally:
         ingest.stop()
     assert ingest.kills == 2
-    assert store.count() == len(expected) == report.sent
-    assert store.reading_ids() == expected
+    # Every distinct message once (the plan's exact resends are one message each).
+    assert store.count() == len(expected) <= report.sent
+    assert store.message_ids() == expected
     store.engine.dispose()
 
 

@@ -65,11 +65,13 @@ def message(
         value: bytes | None = orjson.dumps(payload)
     else:
         value = payload
+    sensor = payload.get("sensor_id") if isinstance(payload, dict) else None
     return Message(
         topic=topic,
         partition=partition,
         offset=next(_offsets) if offset is None else offset,
-        key=b"pump-001",
+        # Keyed by its sensor, as a sensor publishes it.
+        key=sensor.encode("utf-8", "surrogatepass") if isinstance(sensor, str) else b"pump-001",
         value=value,
     )
 

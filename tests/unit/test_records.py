@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from driftline.messages import Message
-from driftline.raw_store import key_columns
+from driftline.raw_store import key_columns, message_id
 from driftline.records import (
     DeadLetter,
     DriftEvent,
@@ -184,20 +184,31 @@ def test_key_columns_give_the_validators_reading_id(
         None,
         orjson.dumps({"ts": "2024-05-01T00:00:00Z"}),
         orjson.dumps({"sensor_id": "pump-001", "ts": "noon"}),
+        orjson.dumps(reading_doc(seq=-5)),
+        orjson.dumps(reading_doc(seq="7")),
     ],
-    ids=["not-json", "not-object", "tombstone", "no-sensor", "bad-ts"],
+    ids=["not-json", "not-object", "tombstone", "no-sensor", "bad-ts", "neg-seq", "str-seq"],
 )
-def test_key_columns_of_an_unparseable_message_use_its_offset(value: bytes | None) -> None:
+def test_a_message_that_is_not_a_reading_has_only_its_own_identity(value: bytes | None) -> None:
     a = Message("raw", 1, 500, None, value)
-    same_place = Message("raw", 1, 500, b"k", b"other bytes")
-    assert key_columns(a).reading_id == key_columns(same_place).reading_id
-    for other in (
-        Message("raw", 1, 501, None, value),
-        Message("raw", 2, 500, None, value),
-        Message("raw2", 1, 500, None, value),
-    ):
-        assert key_columns(other).reading_id != key_columns(a).reading_id
-    assert key_columns(a).event_ts is None or key_columns(a).sensor_id is None
+    assert key_columns(a).reading_id is None
+    assert key_columns(a).message_id == message_id(None, value)
+    # Its identity is its key and bytes, wherever it was read: a redelivery is the same row,
+    # another message another row.
+    assert key_columns(Message("raw2", 2, 9, None, value)).message_id == key_columns(a).message_id
+    for other in (Message("raw", 1, 500, b"k", value), Message("raw", 1, 500, None, b"x")):
+        assert key_columns(other).message_id != key_columns(a).message_id
+
+
+def test_message_identity_tells_missing_from_empty() -> None:
+    ids = {
+        message_id(None, None),
+        message_id(b"", None),
+        message_id(None, b""),
+        message_id(b"", b""),
+    }
+    assert len(ids) == 4
+    assert message_id(b"ab", b"c") != message_id(b"a", b"bc")
 
 
 def test_key_columns_keep_what_can_be_read() -> None:
@@ -216,13 +227,11 @@ def test_a_seq_beyond_bigint_is_not_decoded(validator: ReadingValidator, seq: in
     assert keys.seq is None and keys.sensor_id is None
 
 
-def test_an_overlong_sensor_id_is_rejected_and_stored_by_its_place(
+def test_an_overlong_sensor_id_is_rejected_and_stored_without_a_reading_id(
     validator: ReadingValidator,
 ) -> None:
     msg = message(reading_doc(sensor_id="pump-" + "x" * 200))
     ((_, letter),) = validator.validate([msg]).invalid
     assert ("wrong_type", "sensor_id") in [(r.check, r.column) for r in letter.reasons]
     keys = key_columns(msg)
-    assert keys.sensor_id is None
-    other_place = Message(msg.topic, msg.partition, msg.offset + 1, msg.key, msg.value)
-    assert key_columns(other_place).reading_id != keys.reading_id
+    assert keys.sensor_id is None and keys.reading_id is None

@@ -422,3 +422,25 @@ def test_timestamps_are_compared_as_utc_instants(make_validator: MakeValidator) 
     ok = reading_doc(ts="2024-05-01T14:04:00+02:00")
     late = reading_doc(ts="2024-05-01T14:06:00+02:00", seq=2)
     assert failed(validator.validate([message(ok), message(late)])) == [[("not_in_future", "ts")]]
+
+
+@pytest.mark.parametrize(
+    "key", [b"pump-002", b"\xff\xfe", b"", b"PUMP-001", b"pump-001 "], ids=repr
+)
+def test_a_key_other_than_the_sensor_id_is_dead_lettered(
+    validator: ReadingValidator, key: bytes
+) -> None:
+    msg = message(reading_doc())
+    keyed = Message(msg.topic, msg.partition, msg.offset, key, msg.value)
+    verdict = validator.validate([keyed])
+    ((_, letter),) = verdict.invalid
+    assert [(r.check, r.column) for r in letter.reasons] == [("key_mismatch", "key")]
+    assert "pump-001" in letter.reasons[0].detail
+
+
+def test_an_unkeyed_or_rightly_keyed_reading_is_valid(validator: ReadingValidator) -> None:
+    msg = message(reading_doc(seq=41))
+    unkeyed = Message(
+        msg.topic, msg.partition, msg.offset + 1, None, message(reading_doc(seq=42)).value
+    )
+    assert len(validator.validate([msg, unkeyed]).valid) == 2

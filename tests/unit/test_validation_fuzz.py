@@ -61,7 +61,11 @@ def check_verdicts(cases: list[Case], validator: ReadingValidator) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(cases=message_cases(PROFILE, NOW, "u", max_bytes=MAX_BYTES, min_size=20, max_size=120))
+@given(
+    cases=message_cases(
+        PROFILE, NOW, "u", max_bytes=MAX_BYTES, min_size=20, max_size=120, keys_checked=True
+    )
+)
 def test_every_generated_message_gets_one_verdict_with_reasons(cases: list[Case]) -> None:
     # A fresh validator per batch: valid readings of one example are unique, not across them.
     validator = ReadingValidator(PROFILE, max_message_bytes=MAX_BYTES, clock=lambda: NOW)

@@ -81,8 +81,9 @@ def malform(
     if not isinstance(values, dict):
         raise TypeError(f"a reading's values must be an object, not {type(values).__name__}")
     feature = rng.choice(features)
-    if kind == "not-json":
-        return b'{"sensor_id": "' + str(doc["sensor_id"]).encode() + b'", "values": {'
+    if kind == "not-json":  # cut short; its time keeps it a message of its own
+        head = {"sensor_id": doc["sensor_id"], "ts": doc["ts"]}
+        return json.dumps(head).encode()[:-1] + b', "values": {'
     if kind == "not-object":
         return json.dumps([doc["sensor_id"], doc["ts"]]).encode()
     if kind == "missing-field":

@@ -88,8 +88,20 @@ def load_readings(
         stage="preprocess",
         clock=lambda: datetime.now(UTC),
     )
-    query = select(raw_readings.c.reading_id, raw_readings.c.payload).order_by(
-        raw_readings.c.sensor_id, raw_readings.c.event_ts, raw_readings.c.reading_id
+    # Only rows with a reading identity can be valid readings; of several valid copies of one
+    # reading (different bytes, same sensor, ts and seq) the first received is kept, as the
+    # validator keeps the first it sees.
+    query = (
+        select(raw_readings.c.reading_id, raw_readings.c.payload)
+        .where(raw_readings.c.reading_id.is_not(None))
+        .order_by(
+            raw_readings.c.sensor_id,
+            raw_readings.c.event_ts,
+            raw_readings.c.reading_id,
+            raw_readings.c.received_at,
+            raw_readings.c.kafka_partition,
+            raw_readings.c.kafka_offset,
+        )
     )
     if start is not None:
         query = query.where(raw_readings.c.event_ts >= naive_utc(start))
@@ -112,6 +124,7 @@ def load_readings(
                 failed.update({reason.check for reason in letter.reasons})
     frame = pd.concat(frames, ignore_index=True)
     frame = frame.sort_values([SENSOR_ID, TS, READING_ID], kind="mergesort", ignore_index=True)
+    frame = frame.drop_duplicates(READING_ID, ignore_index=True)
     report = LoadReport(
         rows_read=rows_read, rows_valid=len(frame), invalid_by_check=dict(sorted(failed.items()))
     )

@@ -1,0 +1,180 @@
+"""The consumer loop's error policy on real services: a record the database refuses is
+dead-lettered and the stream moves on; a database refusing everything while it answers its
+checks is a stall (not ready, metric, log), not a stream of dead letters; the SQLite file
+removed or replaced under ingest is detected, not ready, and nothing is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from driftline.broker import free_port
+from driftline.error_policy import MAX_POISON_STREAK
+from driftline.raw_store import RawStore, message_id
+from driftline.records import DeadLetter
+from driftline.topics import Topics
+from tests.integration.test_outages import (
+    ServiceProcess,
+    _equals,
+    committed,
+    count,
+    message_ids,
+    readings,
+)
+from tests.streams import publish, read_topic, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+REFUSE_POISON = """
+CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_readings FOR EACH ROW
+BEGIN
+  IF NEW.sensor_id = 'pump-poison' THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused: poison';
+  END IF;
+END
+"""
+REFUSE_ALL = """
+CREATE TRIGGER refuse_all BEFORE INSERT ON raw_readings FOR EACH ROW
+  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused: everything'
+"""
+
+
+async def send_raw(settings, items: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    from driftline.kafka import make_producer
+
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        topic = Topics(settings.topic_prefix).raw_readings
+        places = []
+        for key, value in items:
+            meta = await producer.send_and_wait(topic, value, key=key)
+            places.append((meta.partition, meta.offset))
+        return places
+    finally:
+        await producer.stop()
+
+
+async def ingest_letters(settings) -> list[DeadLetter]:  # type: ignore[no-untyped-def]
+    topic = Topics(settings.topic_prefix).dead_letter
+    letters = [DeadLetter.model_validate_json(m.value) for m in await read_topic(settings, topic)]
+    return [d for d in letters if d.stage == "ingest"]
+
+
+@pytest.mark.timeout(600)
+async def test_a_refused_record_is_dead_lettered_and_a_refusing_database_is_a_stall(
+    make_settings, mariadb_url, tmp_path, services
+):
+    settings = make_settings(
+        database_url=mariadb_url, metrics_port=free_port(), health_check_seconds=1, stall_retries=4
+    )
+    store = RawStore.from_url(mariadb_url)
+    store.create_tables()
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(REFUSE_POISON))
+    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
+    services.append(ingest)
+    await ingest.wait_ready(True, 90, "ingest ready")
+
+    # One record the database refuses, among good ones: dead-lettered, the rest stored.
+    poison = orjson.dumps({"sensor_id": "pump-poison", "ts": "2024-01-01T00:00:00Z"})
+    before = await publish(settings, readings(settings, 150, seed=21))
+    ((partition, offset),) = await send_raw(settings, [(b"pump-poison", poison)])
+    after = await publish(settings, readings(settings, 150, seed=22))
+    good = message_ids(settings, before) | message_ids(settings, after)
+    await wait_for(lambda: count(store) >= len(good), 90, "the good messages stored")
+    assert store.message_ids() == good
+    assert message_id(b"pump-poison", poison) not in store.message_ids()
+    (letter,) = await ingest_letters(settings)
+    assert (letter.source.partition, letter.source.offset) == (partition, offset)
+    (reason,) = letter.reasons
+    assert reason.check == "internal_error" and "refused: poison" in reason.detail
+    assert await ingest.metric("driftline_poison_records_total", service="ingest") == 1
+    await ingest.wait_ready(True, 30, "ingest ready after the poison")
+
+    # A database that refuses every write but answers SELECT 1: a stall, not dead letters.
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(REFUSE_ALL))
+    topic, group = Topics(settings.topic_prefix).raw_readings, settings.group_id("ingest")
+    acknowledged = await committed(settings, group, topic)
+    stuck = await publish(settings, readings(settings, 60, seed=23))
+    await ingest.wait_ready(False, 60, "ingest stalled")
+    assert "stalled" in (await ingest.reasons())["stream"]
+    assert await ingest.metric("driftline_stream_stalled", service="ingest") == 1
+    assert "database" not in await ingest.reasons()  # it answers: the stream is what is wrong
+    assert "ingest stalled: batch at" in ingest.log_text()
+    await asyncio.sleep(2)
+    letters = await ingest_letters(settings)
+    assert len(letters) - 1 <= MAX_POISON_STREAK
+    assert await committed(settings, group, topic) <= acknowledged + MAX_POISON_STREAK
+
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER refuse_all"))
+    await ingest.wait_ready(True, 60, "ingest ready once writes go through")
+    assert await ingest.metric("driftline_stream_stalled", service="ingest") == 0
+    dead = {letter.source.offset for letter in letters[1:]}
+    expected = good | message_ids(settings, stuck)
+    await wait_for(lambda: count(store) >= len(expected) - len(dead), 90, "the rest stored")
+    stored = store.message_ids()
+    assert len(expected - stored) == len(dead)  # each message stored or dead-lettered
+    assert "Traceback" not in ingest.log_text()
+    store.engine.dispose()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+async def test_the_sqlite_file_removed_or_replaced_under_ingest(
+    make_settings, tmp_path: Path, services, how: str
+):
+    path = tmp_path / "raw.db"
+    settings = make_settings(
+        database_url=f"sqlite:///{path}", metrics_port=free_port(), health_check_seconds=1
+    )
+    topic, group = Topics(settings.topic_prefix).raw_readings, settings.group_id("ingest")
+    ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
+    services.append(ingest)
+    await ingest.wait_ready(True, 90, "ingest ready")
+    first = await publish(settings, readings(settings, 200, seed=31))
+    store = RawStore.from_url(settings.resolved_database_url)
+    await wait_for(lambda: count(store) >= first.sent, 60, "the first readings stored")
+    await wait_for(lambda: _equals(committed(settings, group, topic), first.sent), 30, "committed")
+    store.engine.dispose()
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        other = RawStore.from_url(f"sqlite:///{tmp_path / 'other.db'}")
+        other.create_tables()
+        other.engine.dispose()
+        os.replace(tmp_path / "other.db", path)
+    second = await publish(settings, readings(settings, 200, seed=32))
+    await ingest.wait_ready(False, 60, f"ingest not ready with its file {how}")
+    assert how in (await ingest.reasons())["database"]
+    await wait_for(lambda: ingest.log_text().count(f"was {how}") >= 2, 30, "the failure logged")
+    await asyncio.sleep(2)
+    assert await committed(settings, group, topic) == first.sent  # nothing acknowledged
+    assert ingest.alive()
+
+    # Restarted, it opens the file that is there; what it did not acknowledge comes again.
+    ingest.stop()
+    ingest.start()
+    await ingest.wait_ready(True, 90, "the restarted ingest ready")
+    store = RawStore.from_url(settings.resolved_database_url)
+    await wait_for(lambda: count(store) >= second.sent, 60, "the later readings stored")
+    assert message_ids(settings, second) <= store.message_ids()
+    store.engine.dispose()
