@@ -131,7 +131,8 @@ class DemoWatch:
 
     def _stages(self, now: float) -> Outcome | None:
         """Marks the stages reached; an Outcome when the demo is over (either way)."""
-        assert self.demo is not None
+        if self.demo is None:
+            raise RuntimeError("the demo's stages are watched only in a demo")
         state, clock = self.monitor.state, self.clock
         report = self.sim.get("report")
         bootstrap = next((c for c in self.supervisor.children if c.name == "bootstrap"), None)
@@ -184,7 +185,8 @@ class DemoWatch:
 
     async def _simulate(self) -> None:
         demo = self.demo
-        assert demo is not None
+        if demo is None:
+            raise RuntimeError("the simulated pumps run only in a demo")
         plan = SimulationPlan(
             sensors=sensor_ids(demo.sensors),
             rows=lambda i: SyntheticPump(seed=100 + i, fault_share=demo.fault_share).rows(

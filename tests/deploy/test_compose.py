@@ -288,7 +288,8 @@ def test_secrets_are_required(compose: dict[str, Any]) -> None:
     """A missing .env, or a password left out of it, stops `docker compose` with a message
     naming the variable, instead of starting MySQL, MinIO and the rest with blank passwords."""
     for text in strings(compose):
-        for match in re.finditer(r"\$\{(\w+)([^}]*)\}", text):
+        # $${VAR} is the container's shell reading its own environment, not compose's.
+        for match in re.finditer(r"(?<!\$)\$\{(\w+)([^}]*)\}", text):
             variable, rest = match.groups()
             if not (_SECRET_NAME.search(variable) or variable.endswith("_USER")):
                 continue

@@ -32,7 +32,8 @@ def config(connection: Connection | None = None) -> Config:
 
 def head() -> str:
     revision = ScriptDirectory.from_config(config()).get_current_head()
-    assert revision is not None
+    if revision is None:
+        raise RuntimeError(f"no Alembic head revision under {HERE}")
     return revision
 
 
