@@ -69,6 +69,8 @@ def mqtt_settings(settings: Settings, url: str, replica: int = 1, **overrides: o
         "metrics_host": "127.0.0.1",
         "metrics_port": free_port(),
         "health_check_seconds": 1,
+        # Long enough for every restart here; the machine's broker forgets the session soon.
+        "mqtt_session_expiry_seconds": 300,
     }
     values.update(overrides)
     return settings.model_copy(update=values)
