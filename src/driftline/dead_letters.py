@@ -16,6 +16,9 @@ from driftline.records import DeadLetter, FailedCheck
 # control characters six times larger, and a dead letter must still fit a Kafka message (1 MB
 # by default). The whole message is in the raw store.
 PAYLOAD_LIMIT = 64 * 1024
+# And at most this many reasons: a message of thousands of unknown fields would otherwise
+# make a dead letter larger than the message (each reason is up to about 1 KiB).
+MAX_REASONS = 100
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,18 @@ def encodable(text: str | None, limit: int | None = None) -> str | None:
 
 
 def _clean(reasons: list[FailedCheck]) -> list[FailedCheck]:
-    return [
+    kept = [
         FailedCheck(
             check=encodable(r.check, 100) or "",
             column=encodable(r.column, 100),
             detail=encodable(r.detail, 1000) or "",
         )
-        for r in reasons
+        for r in reasons[:MAX_REASONS]
     ]
+    if len(reasons) > MAX_REASONS:
+        more = len(reasons) - MAX_REASONS
+        kept.append(FailedCheck(check="truncated", detail=f"{more} more failed checks not listed"))
+    return kept
 
 
 def dead_letter(

@@ -218,3 +218,17 @@ def test_stopping_leaves_the_batch_unhandled() -> None:
 
     assert asyncio.run(main()) is False
     assert world.handled == [] and world.published == []
+
+
+def test_a_dead_letter_of_thousands_of_failures_stays_small() -> None:
+    from driftline.dead_letters import MAX_REASONS, dead_letter_bytes
+    from driftline.records import FailedCheck
+
+    reasons = [
+        FailedCheck(check="unexpected_field", column=f"f{i}", detail="x" * 300) for i in range(5000)
+    ]
+    value = dead_letter_bytes(Message("raw", 0, 1, b"k", b"{}"), "validator", reasons)
+    letter = DeadLetter.model_validate_json(value)
+    assert len(letter.reasons) == MAX_REASONS + 1
+    assert letter.reasons[-1].check == "truncated" and "4900 more" in letter.reasons[-1].detail
+    assert len(value) < 64 * 1024
