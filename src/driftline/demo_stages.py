@@ -26,6 +26,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("trigger", "the retraining trigger firing", 90, "retrain-trigger.log"),
     Stage("promotion", "the promotion of a retrained model", 300, "pipeline-*.log"),
     Stage("switch", "serving answering with the retrained model", 90, "serving.log"),
+    # The run records its decision after announcing it: stopping before would cut it short.
+    Stage("finished", "the retraining run finishing", 90, "pipeline-*.log"),
 )
 
 

@@ -161,12 +161,19 @@ class DemoWatch:
                     return self._missed(STAGES[4], failed)
         if "promotion" in reached and serving_retrained(state, self.first_champion):
             clock.reach("switch", now)
-        if "switch" in reached and now - reached["switch"] >= self.demo.settle_seconds:
+        if "switch" in reached and self._runs_finished():
+            clock.reach("finished", now)
+        if "finished" in reached and now - reached["switch"] >= self.demo.settle_seconds:
             return Outcome(0, "the loop closed: serving answers with the retrained model")
         overdue = clock.overdue(now)
         if overdue is not None:
             return self._missed(overdue, f"not within {overdue.deadline:.0f} s")
         return None
+
+    def _runs_finished(self) -> bool:
+        state = self.monitor.state
+        runs = [state.run_status.get(str(r.get("request_id"))) for r in state.retrain_requests]
+        return bool(runs) and all(s in ("succeeded", "failed", "recorded") for s in runs)
 
     def _pipeline_failed(self, now: float) -> str | None:
         """Why no retrained model will be promoted, once that is certain."""
