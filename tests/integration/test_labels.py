@@ -27,7 +27,8 @@ from driftline.raw_store import RawStore, trigger_decisions
 from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
 from driftline.settings import Settings
 from driftline.topics import Topics
-from tests.label_studio import running_label_studio
+from tests.browser import chromium
+from tests.label_studio import LabelStudioForTests, login_cookies, running_label_studio
 from tests.streams import read_topic, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -47,16 +48,14 @@ VALUES = {
 
 
 @pytest.fixture(scope="module")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    for ls in running_label_studio(tmp_path_factory.mktemp("label-studio")):
-        yield ls.url, ls.token
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioForTests]:
+    yield from running_label_studio(tmp_path_factory.mktemp("label-studio"))
 
 
-def labelled_settings(make_settings, label_studio, **extra) -> Settings:
-    url, token = label_studio
+def labelled_settings(make_settings, label_studio: LabelStudioForTests, **extra) -> Settings:
     return make_settings(
-        label_studio_url=url,
-        label_studio_token=token,
+        label_studio_url=label_studio.url,
+        label_studio_token=label_studio.token,
         label_studio_project=f"test {uuid.uuid4().hex[:8]}",
         **extra,
     )
@@ -376,3 +375,42 @@ async def test_webhook_delivers_at_once_and_bad_annotations_are_refused(
     assert sample("driftline_label_sync_failures_total", dependency="label_studio") == (
         failures_before + 1
     )
+
+
+async def test_an_operator_sees_the_task_as_a_time_series(make_settings, label_studio, tmp_path):
+    """Headless Chromium opens a task in Label Studio's page: one line per measurement is drawn
+    (the screenshot in docs/labels.md comes from this test)."""
+    settings = labelled_settings(make_settings, label_studio)
+    store_readings(settings, ["pump-005"])
+    await publish_stream(settings, sensor="pump-005", drifted_sensor="pump-005")
+    assert (await sync_once(settings, idle_seconds=3))["tasks_created"] == 2
+    task = next(t for t in project_tasks(settings) if t["data"]["kind"] == "anomaly_episode")
+    profile = load_profile(settings.profile_path)
+    cookies = await asyncio.to_thread(login_cookies, label_studio)
+    # Channels whose line is drawn: an SVG path with line segments (flat stretches are
+    # simplified, so a path's length says little).
+    drawn = (
+        "Array.from(document.querySelectorAll('.htx-timeseries-channel'))"
+        ".filter(c => Array.from(c.querySelectorAll('path'))"
+        ".some(p => /[LC]/.test(p.getAttribute('d') || ''))).length"
+    )
+    async with chromium(tmp_path / "chromium-profile", tmp_path / "chromium.log") as page:
+        for name, value in cookies.items():
+            await page.call("Network.setCookie", name=name, value=value, url=label_studio.url)
+        url = f"{label_studio.url}/projects/{task['project']}/data?task={task['id']}"
+        await page.call("Page.navigate", url=url)
+
+        loading = "document.querySelectorAll('[class*=_loading], [class*=spinner]').length"
+
+        async def lines() -> bool:
+            channels = await page.evaluate(drawn) or 0
+            return channels >= len(profile.features) and not await page.evaluate(loading)
+
+        await wait_for(lines, 120, "the task's time series to be drawn", interval=1.0)
+        title = await page.evaluate("document.body.innerText")
+        assert "pump-005" in title and "anomaly_episode" in title
+        for name in profile.features:
+            assert name in title  # each channel's legend
+        shot = tmp_path / "label-studio-task.png"
+        await page.screenshot(shot)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
