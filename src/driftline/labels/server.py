@@ -55,7 +55,7 @@ def environment(data_dir: Path) -> dict[str, str]:
     env.update(
         {
             "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # nosec B105  # a switch, not a secret
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
             # The labeler's webhook is on this host or the cluster's network, which Label
