@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from driftline.broker import EmbeddedBroker, free_port
 from driftline.demo_bootstrap import bootstrap_champion, bootstrap_data
 from driftline.kafka import ensure_topics, make_producer, record_embedded_broker
+from driftline.labels.up import start_labeling
 from driftline.live_view import one_line, render
 from driftline.logs import redact
 from driftline.monitor import PlatformMonitor, PlatformState
@@ -159,6 +160,8 @@ def run_platform(
     try:
         for i, name in enumerate(SERVICE_NAMES):
             supervisor.start_service(name, {"DRIFTLINE_METRICS_PORT": str(metrics_base_port + i)})
+        if options is None:  # the demo runs without labeling: it must end within minutes
+            start_labeling(settings, supervisor, metrics_base_port + len(SERVICE_NAMES))
         serving_port = serving_port_for(settings)
         supervisor.start_child("serving", serve_command(serving_port), serve_env(settings) | env)
         serving_url = f"http://127.0.0.1:{serving_port}"

@@ -16,19 +16,26 @@ from sqlalchemy import select
 from driftline.broker import free_port
 from driftline.kafka import ensure_topics, make_producer, publish_all
 from driftline.labels.cli import sync_once
-from driftline.labels.client import LabelStudioClient
+from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
 from driftline.labels.store import LabelStore, create_label_tables
 from driftline.labels.sync import LabelSync
+from driftline.labels.up import start_labeling
 from driftline.labels.webhook import make_app, serve
 from driftline.messages import Message
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, trigger_decisions
 from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
 from driftline.settings import Settings
+from driftline.supervisor import Supervisor
 from driftline.topics import Topics
 from tests.browser import chromium
-from tests.label_studio import LabelStudioForTests, login_cookies, running_label_studio
+from tests.label_studio import (
+    LabelStudioForTests,
+    executable,
+    login_cookies,
+    running_label_studio,
+)
 from tests.streams import read_topic, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -414,3 +421,35 @@ async def test_an_operator_sees_the_task_as_a_time_series(make_settings, label_s
         shot = tmp_path / "label-studio-task.png"
         await page.screenshot(shot)
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+async def test_up_starts_label_studio_and_the_labeler_which_keeps_the_project(
+    make_settings, tmp_path
+):
+    """What `driftline up` runs for labeling: Label Studio from .labelstudio-venv with a user
+    and token made for it, and the labeler, whose first successful pass makes the project."""
+    executable()  # installs Label Studio if it is not there yet
+    settings = make_settings(label_studio_port=free_port(), labels_sync_seconds=2.0)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await ensure_topics(settings, Topics(settings.topic_prefix).all())
+    supervisor = Supervisor(tmp_path / "logs")
+    supervisor.env.update(settings.to_env())
+    metrics_port = free_port()
+    try:
+        url = start_labeling(settings, supervisor, metrics_port)
+        assert url == f"http://127.0.0.1:{settings.label_studio_port}"
+        token = (settings.data_dir / "label-studio-secrets" / "token").read_text()
+        assert (settings.data_dir / "label-studio-secrets" / "token").stat().st_mode & 0o077 == 0
+
+        def project_made() -> bool:
+            try:
+                with LabelStudioClient(url, token) as client:
+                    titles = [p["title"] for p in client._paged("/api/projects", {})]
+            except LabelStudioUnavailable:
+                return False
+            return settings.label_studio_project in titles
+
+        await wait_for(project_made, 900, "Label Studio up and the labeler's project", 5.0)
+        assert {c.name for c in supervisor.children} == {"label-studio", "labeler"}
+    finally:
+        supervisor.stop_all()
