@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -29,6 +30,8 @@ from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
 from driftline.settings import Settings
 from driftline.supervisor import Supervisor
 from driftline.topics import Topics
+from driftline.training.datarepo import DataRepo
+from driftline.training.preprocess import preprocess
 from tests.browser import chromium
 from tests.label_studio import (
     LabelStudioForTests,
@@ -262,6 +265,14 @@ async def test_tasks_from_episodes_and_drift_then_annotations_once_and_scores_mo
     assert sorted(r["label"] for r in rows) == ["fault", "normal"]
     fault = next(r for r in rows if r["label"] == "fault")
     assert fault["end_ts"] - fault["start_ts"] == timedelta(seconds=20)
+
+    # The training data holds the labels: preprocess joins them onto the readings.
+    end = T0 + timedelta(seconds=SECONDS - 1)
+    preprocess(settings, tag="labelled", start=T0, end=end, sensors=["pump-001"])
+    dataset = DataRepo(settings).load_dataset("labelled")
+    seconds = (pd.to_datetime(dataset["ts"], utc=True) - pd.Timestamp(T0)).dt.total_seconds()
+    assert len(dataset) == SECONDS
+    assert dataset["label"].tolist() == [float(20 <= s < 40) for s in seconds]
 
 
 async def test_a_task_sent_before_a_crash_is_not_sent_again_and_stored_labels_are_published_once(
