@@ -6,7 +6,10 @@ from __future__ import annotations
 import secrets
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from driftline.broker import free_port
 from driftline.labels import server
@@ -27,18 +30,45 @@ def executable() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def running_label_studio(data_dir: Path) -> Iterator[server.LabelStudioServer]:
+@dataclass(frozen=True)
+class LabelStudioForTests:
+    url: str
+    token: str
+    username: str
+    password: str
+
+
+def running_label_studio(data_dir: Path) -> Iterator[LabelStudioForTests]:
+    username, password = "tester@driftline.local", secrets.token_hex(12)
     ls = server.start(
         executable(),
         data_dir / "label-studio",
         free_port(),
-        username="tester@driftline.local",
-        password=secrets.token_hex(12),
+        username=username,
+        password=password,
         token=secrets.token_hex(20),
         log_path=data_dir / "label-studio.log",
     )
     try:
         server.wait_ready(ls, START_TIMEOUT)
-        yield ls
+        yield LabelStudioForTests(ls.url, ls.token, username, password)
     finally:
         stop(ls.process, timeout=20)
+
+
+def login_cookies(ls: LabelStudioForTests) -> dict[str, str]:
+    """A browser session of the test's user (Label Studio's login form)."""
+    with httpx.Client(base_url=ls.url) as http:
+        http.get("/user/login/").raise_for_status()
+        answer = http.post(
+            "/user/login/",
+            data={
+                "email": ls.username,
+                "password": ls.password,
+                "csrfmiddlewaretoken": http.cookies.get("csrftoken", ""),
+            },
+            headers={"Referer": f"{ls.url}/user/login/"},
+        )
+        if answer.status_code != 302 or "sessionid" not in http.cookies:
+            raise AssertionError(f"login failed: HTTP {answer.status_code}")
+        return {name: value for name, value in http.cookies.items()}

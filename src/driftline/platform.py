@@ -25,6 +25,7 @@ from driftline.demo_bootstrap import bootstrap_data
 from driftline.demo_runs import new_run_dir
 from driftline.demo_watch import DemoWatch
 from driftline.kafka import record_embedded_broker
+from driftline.labels.up import start_labeling
 from driftline.logs import log_to_file
 from driftline.profile import load_profile
 from driftline.serve import serve_command, serve_env
@@ -175,6 +176,8 @@ def run_platform(
         if settings.mqtt_url:  # sensors that speak MQTT: the gateway feeds the raw topic
             port = metrics_base_port + len(SERVICE_NAMES)
             supervisor.start_service("mqtt-gateway", {"DRIFTLINE_METRICS_PORT": str(port)})
+        if options is None:  # the demo runs without labeling: it must end within minutes
+            start_labeling(settings, supervisor, metrics_base_port + len(SERVICE_NAMES) + 1)
         serving_port = serving_port_for(settings)
         supervisor.start_child("serving", serve_command(serving_port), serve_env(settings) | env)
         watch = DemoWatch(

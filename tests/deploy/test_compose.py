@@ -21,9 +21,24 @@ ENV_EXAMPLE = ROOT / ".env.example"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 # Containers running Driftline's code: their environment is Driftline's settings.
-DRIFTLINE_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway", "serving"}
+DRIFTLINE_SERVICES = {
+    "ingest",
+    "validator",
+    "drift",
+    "retrain-trigger",
+    "mqtt-gateway",
+    "labeler",
+    "serving",
+}
 # Those serving /metrics on DRIFTLINE_METRICS_PORT (serving has BentoML's on its HTTP port).
-METRICS_PORT_SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway"}
+METRICS_PORT_SERVICES = {
+    "ingest",
+    "validator",
+    "drift",
+    "retrain-trigger",
+    "mqtt-gateway",
+    "labeler",
+}
 METRICS_PORT = 9400
 SERVING_PORT = 3000
 EXTERNAL_KAFKA_PORT = 29092
@@ -35,6 +50,18 @@ IMAGE_ENV: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # apache/kafka turns each KAFKA_X_Y into x.y of server.properties; CLUSTER_ID formats the
     # KRaft storage on first start.
     "kafka": ({"CLUSTER_ID"}, ("KAFKA_",)),
+    # Label Studio's first user and its legacy API token; its version check and SSRF guard.
+    "label-studio": (
+        {
+            "LABEL_STUDIO_USERNAME",
+            "LABEL_STUDIO_PASSWORD",
+            "LABEL_STUDIO_USER_TOKEN",
+            "LATEST_VERSION_CHECK",
+            "SSRF_PROTECTION_ENABLED",
+            "USE_DEFAULT_BANNED_SUBNETS",
+        },
+        (),
+    ),
     # The mysql image's first-start initialisation: database, user and passwords.
     "mysql": ({"MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD"}, ()),
     # MinIO's root credentials.
@@ -68,6 +95,8 @@ PUBLISHED = {
     "retrain-trigger": {9404: METRICS_PORT},
     "mqtt-gateway": {9405: METRICS_PORT},
     "mosquitto": {1883: 1883},
+    "labeler": {9406: METRICS_PORT},
+    "label-studio": {8080: 8080},
     "serving": {SERVING_PORT: SERVING_PORT},
     "prometheus": {9090: 9090},
     "alertmanager": {9093: 9093},

@@ -36,7 +36,7 @@ SETTINGS_ENV = {env_name(field) for field in Settings.model_fields}
 # them (dvc_remote_url). Only these may sit beside the Settings names.
 LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
-SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway"}
+SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway", "labeler"}
 DEPENDENCIES = {"serving-history"}  # Deployments of other software (Redis)
 Resource = dict[str, Any]
 

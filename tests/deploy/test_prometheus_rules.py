@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from driftline.metric_names import exported_metric_names
-from driftline.services import GATEWAY_NAMES, SERVICE_NAMES
+from driftline.services import GATEWAY_NAMES, OPTIONAL_SERVICE_NAMES, SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -121,8 +121,9 @@ def test_prometheus_config_is_valid() -> None:
 
 def test_scrape_jobs_label_each_service_as_the_code_does() -> None:
     jobs = {j["job_name"]: j for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
-    assert set(jobs) == {*SERVICE_NAMES, *GATEWAY_NAMES, "serving", "prometheus"}
-    for name in (*SERVICE_NAMES, *GATEWAY_NAMES):
+    extra = (*GATEWAY_NAMES, *OPTIONAL_SERVICE_NAMES)
+    assert set(jobs) == {*SERVICE_NAMES, *extra, "serving", "prometheus"}
+    for name in (*SERVICE_NAMES, *extra):
         (target,) = jobs[name]["static_configs"]
         assert target["targets"] == [f"{name}:9400"]
         assert target["labels"] == {"service": name}

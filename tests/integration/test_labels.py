@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -16,18 +17,28 @@ from sqlalchemy import select
 from driftline.broker import free_port
 from driftline.kafka import ensure_topics, make_producer, publish_all
 from driftline.labels.cli import sync_once
-from driftline.labels.client import LabelStudioClient
+from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
 from driftline.labels.store import LabelStore, create_label_tables
 from driftline.labels.sync import LabelSync
+from driftline.labels.up import start_labeling
 from driftline.labels.webhook import make_app, serve
 from driftline.messages import Message
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, trigger_decisions
 from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
 from driftline.settings import Settings
+from driftline.supervisor import Supervisor
 from driftline.topics import Topics
-from tests.label_studio import running_label_studio
+from driftline.training.datarepo import DataRepo
+from driftline.training.preprocess import preprocess
+from tests.browser import chromium
+from tests.label_studio import (
+    LabelStudioForTests,
+    executable,
+    login_cookies,
+    running_label_studio,
+)
 from tests.streams import read_topic, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -47,16 +58,14 @@ VALUES = {
 
 
 @pytest.fixture(scope="module")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    for ls in running_label_studio(tmp_path_factory.mktemp("label-studio")):
-        yield ls.url, ls.token
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioForTests]:
+    yield from running_label_studio(tmp_path_factory.mktemp("label-studio"))
 
 
-def labelled_settings(make_settings, label_studio, **extra) -> Settings:
-    url, token = label_studio
+def labelled_settings(make_settings, label_studio: LabelStudioForTests, **extra) -> Settings:
     return make_settings(
-        label_studio_url=url,
-        label_studio_token=token,
+        label_studio_url=label_studio.url,
+        label_studio_token=label_studio.token,
         label_studio_project=f"test {uuid.uuid4().hex[:8]}",
         **extra,
     )
@@ -257,6 +266,14 @@ async def test_tasks_from_episodes_and_drift_then_annotations_once_and_scores_mo
     fault = next(r for r in rows if r["label"] == "fault")
     assert fault["end_ts"] - fault["start_ts"] == timedelta(seconds=20)
 
+    # The training data holds the labels: preprocess joins them onto the readings.
+    end = T0 + timedelta(seconds=SECONDS - 1)
+    preprocess(settings, tag="labelled", start=T0, end=end, sensors=["pump-001"])
+    dataset = DataRepo(settings).load_dataset("labelled")
+    seconds = (pd.to_datetime(dataset["ts"], utc=True) - pd.Timestamp(T0)).dt.total_seconds()
+    assert len(dataset) == SECONDS
+    assert dataset["label"].tolist() == [float(20 <= s < 40) for s in seconds]
+
 
 async def test_a_task_sent_before_a_crash_is_not_sent_again_and_stored_labels_are_published_once(
     make_settings, label_studio, mariadb_url
@@ -376,3 +393,74 @@ async def test_webhook_delivers_at_once_and_bad_annotations_are_refused(
     assert sample("driftline_label_sync_failures_total", dependency="label_studio") == (
         failures_before + 1
     )
+
+
+async def test_an_operator_sees_the_task_as_a_time_series(make_settings, label_studio, tmp_path):
+    """Headless Chromium opens a task in Label Studio's page: one line per measurement is drawn
+    (the screenshot in docs/labels.md comes from this test)."""
+    settings = labelled_settings(make_settings, label_studio)
+    store_readings(settings, ["pump-005"])
+    await publish_stream(settings, sensor="pump-005", drifted_sensor="pump-005")
+    assert (await sync_once(settings, idle_seconds=3))["tasks_created"] == 2
+    task = next(t for t in project_tasks(settings) if t["data"]["kind"] == "anomaly_episode")
+    profile = load_profile(settings.profile_path)
+    cookies = await asyncio.to_thread(login_cookies, label_studio)
+    # Channels whose line is drawn: an SVG path with line segments (flat stretches are
+    # simplified, so a path's length says little).
+    drawn = (
+        "Array.from(document.querySelectorAll('.htx-timeseries-channel'))"
+        ".filter(c => Array.from(c.querySelectorAll('path'))"
+        ".some(p => /[LC]/.test(p.getAttribute('d') || ''))).length"
+    )
+    async with chromium(tmp_path / "chromium-profile", tmp_path / "chromium.log") as page:
+        for name, value in cookies.items():
+            await page.call("Network.setCookie", name=name, value=value, url=label_studio.url)
+        url = f"{label_studio.url}/projects/{task['project']}/data?task={task['id']}"
+        await page.call("Page.navigate", url=url)
+
+        loading = "document.querySelectorAll('[class*=_loading], [class*=spinner]').length"
+
+        async def lines() -> bool:
+            channels = await page.evaluate(drawn) or 0
+            return channels >= len(profile.features) and not await page.evaluate(loading)
+
+        await wait_for(lines, 120, "the task's time series to be drawn", interval=1.0)
+        title = await page.evaluate("document.body.innerText")
+        assert "pump-005" in title and "anomaly_episode" in title
+        for name in profile.features:
+            assert name in title  # each channel's legend
+        shot = tmp_path / "label-studio-task.png"
+        await page.screenshot(shot)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+async def test_up_starts_label_studio_and_the_labeler_which_keeps_the_project(
+    make_settings, tmp_path
+):
+    """What `driftline up` runs for labeling: Label Studio from .labelstudio-venv with a user
+    and token made for it, and the labeler, whose first successful pass makes the project."""
+    executable()  # installs Label Studio if it is not there yet
+    settings = make_settings(label_studio_port=free_port(), labels_sync_seconds=2.0)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await ensure_topics(settings, Topics(settings.topic_prefix).all())
+    supervisor = Supervisor(tmp_path / "logs")
+    supervisor.env.update(settings.to_env())
+    metrics_port = free_port()
+    try:
+        url = start_labeling(settings, supervisor, metrics_port)
+        assert url == f"http://127.0.0.1:{settings.label_studio_port}"
+        token = (settings.data_dir / "label-studio-secrets" / "token").read_text()
+        assert (settings.data_dir / "label-studio-secrets" / "token").stat().st_mode & 0o077 == 0
+
+        def project_made() -> bool:
+            try:
+                with LabelStudioClient(url, token) as client:
+                    titles = [p["title"] for p in client._paged("/api/projects", {})]
+            except LabelStudioUnavailable:
+                return False
+            return settings.label_studio_project in titles
+
+        await wait_for(project_made, 900, "Label Studio up and the labeler's project", 5.0)
+        assert {c.name for c in supervisor.children} == {"label-studio", "labeler"}
+    finally:
+        supervisor.stop_all()

@@ -287,3 +287,36 @@ def test_labelled_performance_fires_once_then_shares_the_drift_rules_cooldown() 
     assert not held.decision.fired and "cooling down" in held.decision.reason
     good = trigger.outcome(performance(f1_low=False), T0 + timedelta(hours=2))
     assert not good.decision.fired and "at or above 0.6" in good.decision.reason
+
+
+def test_operator_labels_win_over_file_labels_and_the_narrowest_range_wins() -> None:
+    import pandas as pd
+
+    from driftline.labels.training_join import apply_operator_labels
+
+    ts = [T0 + timedelta(seconds=s) for s in range(6)]
+    readings = pd.DataFrame(
+        {
+            "sensor_id": ["pump-1"] * 6 + ["pump-2"],
+            "ts": ts + [T0],
+            "label": [0.0, 0.0, 1.0, 1.0, float("nan"), 0.0, 1.0],
+        }
+    )
+    naive = T0.replace(tzinfo=None)
+    spans = pd.DataFrame(
+        {
+            "sensor_id": ["pump-1", "pump-1", "pump-1"],
+            "start_ts": [naive, naive + timedelta(seconds=1), naive + timedelta(seconds=4)],
+            "end_ts": [
+                naive + timedelta(seconds=5),
+                naive + timedelta(seconds=2),
+                naive + timedelta(seconds=5),
+            ],
+            "label": ["normal", "fault", "unsure"],
+        }
+    )
+    out = apply_operator_labels(readings, spans)
+    # seconds 1-2 fault (the narrow region), the rest of 0-5 normal; unsure changes nothing;
+    # another sensor keeps its label.
+    assert out["label"].tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert readings["label"].tolist()[:4] == [0.0, 0.0, 1.0, 1.0]  # the input is not changed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from xml.sax.saxutils import quoteattr  # nosec B406: escapes values we write; parses no XML
+from xml.sax.saxutils import quoteattr  # nosec B406  # escapes attributes we write; parses nothing
 
 from driftline.labels.candidates import TaskCandidate
 from driftline.profile import Profile

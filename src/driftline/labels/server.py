@@ -55,7 +55,7 @@ def environment(data_dir: Path) -> dict[str, str]:
     env.update(
         {
             "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
-            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # nosec B105: a flag, not a secret
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # nosec B105  # a switch, not a secret
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
             # The labeler's webhook is on this host or the cluster's network, which Label
@@ -67,19 +67,17 @@ def environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def start(
+def command(
     executable: Path,
     data_dir: Path,
     port: int,
     username: str,
     password: str,
     token: str,
-    log_path: Path,
     host: str = "127.0.0.1",
-) -> LabelStudioServer:
-    """Start Label Studio and return once it answers (not waiting: ``wait_ready``)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    args = [
+) -> list[str]:
+    """``label-studio start`` with one user whose legacy API token is ``token``."""
+    return [
         str(executable),
         "start",
         "--no-browser",
@@ -97,10 +95,24 @@ def start(
         token,
         "--enable-legacy-api-token",
     ]
+
+
+def start(
+    executable: Path,
+    data_dir: Path,
+    port: int,
+    username: str,
+    password: str,
+    token: str,
+    log_path: Path,
+    host: str = "127.0.0.1",
+) -> LabelStudioServer:
+    """Start Label Studio and return at once (``wait_ready`` waits for it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # nosec B603  # our own executable and arguments
-            args,
+            command(executable, data_dir, port, username, password, token, host),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environment(data_dir),

@@ -7,11 +7,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from driftline.errors import DriftlineError
+from driftline.labels.training_join import apply_operator_labels, label_spans
 from driftline.profile import load_profile
 from driftline.schema import SENSOR_ID, TS
 from driftline.settings import Settings
 from driftline.training.datarepo import DataRepo
-from driftline.training.dataset import load_readings
+from driftline.training.dataset import load_readings, read_only_connection
 from driftline.training.features import add_features
 
 
@@ -44,6 +45,9 @@ def preprocess(
         raise DriftlineError(
             f"no valid readings for {tag!r} ({report.rows_read} read, {report.invalid_by_check})"
         )
+    with read_only_connection(settings.resolved_readonly_url) as conn:
+        spans = label_spans(conn, start, end, sensors)
+    readings = apply_operator_labels(readings, spans)  # operators' labels win
     dataset = add_features(readings, features, settings.feature_window)
     version = DataRepo(settings).save_dataset(tag, dataset)
     return PreprocessResult(
