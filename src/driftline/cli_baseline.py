@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from driftline.cli_steps import _time
-from driftline.settings import Settings, load_settings
+from driftline.settings import Settings
+from driftline.settings_errors import settings_or_exit
 
 baseline_app = typer.Typer(help="Per-sensor baselines: each sensor's own normal.")
 
@@ -32,7 +33,7 @@ def baseline_set(
     from driftline.profile import load_profile
     from driftline.training.dataset import load_readings
 
-    settings = load_settings()
+    settings = settings_or_exit()
     start, end = _time(start_text), _time(end_text)
     if (start is None) != (end is None):
         raise typer.BadParameter("give both --from and --to, or neither")
@@ -64,7 +65,7 @@ def baseline_show(
     """Each sensor's baseline: version, source, period, readings and per-measurement mean/std."""
     from driftline.anomaly.baseline_store import BaselineStore
 
-    store = BaselineStore(baseline_dir(load_settings()))
+    store = BaselineStore(baseline_dir(settings_or_exit()))
     baselines = store.all() if sensor is None else [b for b in [store.get(sensor)] if b]
     if sensor is not None and not baselines:
         typer.echo(f"{sensor}: baseline pending (none set)")

@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from driftline.health import serve
 from driftline.logs import configure_logging
 from driftline.runtime import install_signal_handlers
-from driftline.settings import Settings, load_settings
+from driftline.settings import Settings
+from driftline.settings_errors import settings_or_exit
 
 ServiceRun = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
@@ -30,7 +31,7 @@ def tune_gc() -> None:
 
 
 def service_main(name: str, run: ServiceRun, settings: Settings | None = None) -> None:
-    settings = settings or load_settings()
+    settings = settings or settings_or_exit()
     configure_logging(settings.log_level, name)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     serve(settings.metrics_host, settings.metrics_port)
