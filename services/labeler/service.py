@@ -24,7 +24,6 @@ from driftline.labels.store import LabelStore, create_label_tables
 from driftline.labels.sync import LabelSync, publish_only, run_pass
 from driftline.labels.webhook import make_app, serve
 from driftline.messages import Message
-from driftline.profile import load_profile
 from driftline.raw_store import RawStore
 from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
 from driftline.service_main import service_main
@@ -84,14 +83,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     store = LabelStore(raw.engine)
     token = settings.label_studio_token.get_secret_value()
     client = LabelStudioClient(settings.label_studio_url, token)
-    sync = LabelSync(
-        client,
-        store,
-        load_profile(settings.profile_path),
-        project_title=settings.label_studio_project,
-        webhook_url=settings.labels_webhook_url,
-        max_task_readings=settings.labels_max_task_readings,
-    )
+    sync = LabelSync.from_settings(client, store, settings)
     metrics.start_at_zero(metrics.label_sync_failures, "label_studio", "database", "kafka")
     arrived = asyncio.Event()
     runner = None

@@ -27,7 +27,12 @@ from sqlalchemy import select
 from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.kafka import publish_all
-from driftline.labels.trigger_rule import LabelledTrigger, record_decision, rule_from
+from driftline.labels.trigger_rule import (
+    LabelledOutcome,
+    LabelledTrigger,
+    record_decision,
+    rule_from,
+)
 from driftline.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
 from driftline.messages import Message
 from driftline.policy import Decision, PolicyConfig, RetrainPolicy
@@ -158,13 +163,7 @@ class TriggerHandler(BatchHandler):
             decision = self.policy.observe(event, now)
             p = _Pending(now, decision, self._request(decision) if decision.fired else None)
             self._pending[event.event_id] = p
-        if p.request is not None and not p.published:
-            await self._publish_request(p.request)
-            p.published = True
-        if p.request is not None and not p.launched:
-            log.warning("retraining fired: %s", p.decision.reason)
-            await self._launch(p.request, attempt=0)
-            p.launched = True
+        await self._carry_out(p)
         await asyncio.to_thread(self._record, event, p.decision, p.decided_at, p.request)
         metrics.trigger_decisions.labels("fired" if p.decision.fired else "held").inc()
         self.seen.add(event.event_id)
@@ -184,17 +183,22 @@ class TriggerHandler(BatchHandler):
         if event.event_id in self.seen:
             return
         o = self.labelled.outcome(event, datetime.now(UTC))
-        if o.request is not None and not o.published:
-            await self._publish_request(o.request)
-            o.published = True
-        if o.request is not None and not o.launched:
-            log.warning("retraining fired: %s", o.decision.reason)
-            await self._launch(o.request, attempt=0)
-            o.launched = True
+        await self._carry_out(o)
         await asyncio.to_thread(record_decision, self.store.engine, event, o)
         metrics.labelled_decisions.labels("fired" if o.decision.fired else "held").inc()
         self.seen.add(event.event_id)
         self.labelled.done(event.event_id)
+
+    async def _carry_out(self, p: _Pending | LabelledOutcome) -> None:
+        """Publish and launch a fired decision's request, each once (a retried batch comes back
+        with the same pending decision, its steps marked done)."""
+        if p.request is not None and not p.published:
+            await self._publish_request(p.request)
+            p.published = True
+        if p.request is not None and not p.launched:
+            log.warning("retraining fired: %s", p.decision.reason)
+            await self._launch(p.request, attempt=0)
+            p.launched = True
 
     async def _publish_request(self, request: RetrainRequest) -> None:
         await publish_all(

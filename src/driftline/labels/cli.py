@@ -37,7 +37,6 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
     from driftline.labels.store import LabelStore, create_label_tables
     from driftline.labels.sync import LabelSync, run_pass
     from driftline.messages import Message
-    from driftline.profile import load_profile
     from driftline.raw_store import RawStore
     from driftline.topics import Topics
 
@@ -79,14 +78,7 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
         if read_to:
             await consumer.commit(read_to)
         with LabelStudioClient(url, token) as client:
-            sync = LabelSync(
-                client,
-                store,
-                load_profile(settings.profile_path),
-                project_title=settings.label_studio_project,
-                webhook_url=settings.labels_webhook_url,
-                max_task_readings=settings.labels_max_task_readings,
-            )
+            sync = LabelSync.from_settings(client, store, settings)
             result = await run_pass(sync, producer, topics, settings.labels_performance_window)
     finally:
         await consumer.stop()

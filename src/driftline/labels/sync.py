@@ -27,9 +27,10 @@ from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
 from driftline.labels.performance import LabelledScore, join_labels, rolling_scores
 from driftline.labels.store import LabelStore
-from driftline.profile import Profile
+from driftline.profile import Profile, load_profile
 from driftline.raw_store import naive_utc, raw_readings
 from driftline.records import LabelledPerformance, LabelRecorded, Reading, as_utc
+from driftline.settings import Settings
 from driftline.topics import Topics
 
 log = logging.getLogger("driftline.labels")
@@ -56,6 +57,19 @@ class LabelSync:
         self.max_task_readings = max_task_readings
         self._project_id: int | None = None
         self._emitted: dict[str, tuple[int, int, int, int]] = {}
+
+    @classmethod
+    def from_settings(
+        cls, client: LabelStudioClient, store: LabelStore, settings: Settings
+    ) -> LabelSync:
+        return cls(
+            client,
+            store,
+            load_profile(settings.profile_path),
+            project_title=settings.label_studio_project,
+            webhook_url=settings.labels_webhook_url,
+            max_task_readings=settings.labels_max_task_readings,
+        )
 
     def project_id(self) -> int:
         if self._project_id is None:
