@@ -56,8 +56,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Point:
-    throughput: float  # requests/s
-    readings: float  # readings/s
+    throughput: float  # requests/s, answered or not
+    readings: float  # readings/s of the requests answered 2xx
     p50_ms: float
     p99_ms: float
     failed: int
@@ -92,11 +92,19 @@ def register_champion(settings: Settings, skab_dir: Path) -> str:
     return version
 
 
-def targets(settings: Settings) -> list[Target]:
+def targets(settings: Settings, variants: list[str]) -> list[Target]:
     env = serve_env(settings)
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3 + len(variants))]
+    extra = []
+    for variant, port in zip(variants, ports[3:], strict=True):
+        pairs = dict(p.split("=", 1) for p in variant.split(","))
+        changed = {f"DRIFTLINE_SERVING_{k.upper()}": v for k, v in pairs.items()}
+        extra.append(
+            Target(f"bentoml, adaptive, {variant}", port, serve_command(port), env | changed)
+        )
     return [
         Target("bentoml, adaptive batching", ports[0], serve_command(ports[0]), env),
+        *extra,
         Target(
             "bentoml, no batching",
             ports[1],
@@ -152,46 +160,56 @@ def run_wrk(
         check=True,
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    rate = result["requests"] / (result["duration_us"] / 1e6)
+    seconds = result["duration_us"] / 1e6
+    failed = result["non2xx"] + result["socket_errors"]
     return Point(
-        throughput=rate,
-        readings=rate * per_request,
+        throughput=result["requests"] / seconds,
+        readings=(result["requests"] - failed) * per_request / seconds,  # answered ones only
         p50_ms=result["p50_us"] / 1e3,
         p99_ms=result["p99_us"] / 1e3,
-        failed=result["non2xx"] + result["socket_errors"],
+        failed=failed,
     )
 
 
 Key = tuple[int, int]  # (readings per request, concurrency)
 
 
-def measure(target: Target, args: argparse.Namespace) -> dict[Key, list[Point]]:
-    base = f"http://127.0.0.1:{target.port}"
+def start(target: Target) -> subprocess.Popen[bytes]:
     log_path = Path(tempfile.gettempdir()) / f"driftline-bench-serving-{target.port}.log"
     console.log(f"starting {target.name} (log: {log_path})")
     with log_path.open("wb") as log:
-        child = subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
+        return subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
+
+
+def measure(chosen: list[Target], args: argparse.Namespace) -> dict[str, dict[Key, list[Point]]]:
+    """Every target serving at once, taken in turns point by point, so that a change in the
+    machine's load falls on all of them alike."""
     keys = [(n, c) for n in args.per_request for c in args.concurrency]
-    points: dict[Key, list[Point]] = {k: [] for k in keys}
-    # Readings from a day ago on: each run continues the sensors' series where the last ended.
-    epoch = (datetime.now(UTC) - timedelta(days=1)).timestamp()
+    points: dict[str, dict[Key, list[Point]]] = {t.name: {k: [] for k in keys} for t in chosen}
+    # Readings from three days ago on, an hour of timeline a point: each point continues the
+    # sensors' series where the last ended, the same for every target (each has its history).
+    epoch = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    children = [start(t) for t in chosen]
     try:
-        try:
-            wait_until_ready(base, child, timeout=120)
-        except NotReady as exc:
-            raise SystemExit(f"{exc} (log: {log_path})") from exc
-        run_wrk(base, 8, 2, args.sensors, epoch)  # warm-up
+        for target, child in zip(chosen, children, strict=True):
+            base = f"http://127.0.0.1:{target.port}"
+            try:
+                wait_until_ready(base, child, timeout=180)
+            except NotReady as exc:
+                raise SystemExit(f"{target.name}: {exc}") from exc
+            run_wrk(base, 8, 2, args.sensors, epoch)  # warm-up
         epoch += 3600
         for repeat in range(args.repeats):
             for n, c in keys:
-                console.log(
-                    f"{target.name}: {n} a request, concurrency {c}, "
-                    f"run {repeat + 1}/{args.repeats}"
-                )
-                points[n, c].append(run_wrk(base, c, args.duration, args.sensors, epoch, n))
+                console.log(f"{n} a request, concurrency {c}, run {repeat + 1}/{args.repeats}")
+                for target in chosen:
+                    base = f"http://127.0.0.1:{target.port}"
+                    point = run_wrk(base, c, args.duration, args.sensors, epoch, n)
+                    points[target.name][n, c].append(point)
                 epoch += 3600
     finally:
-        procs.stop(child)
+        for child in children:
+            procs.stop(child)
     return points
 
 
@@ -217,6 +235,13 @@ def main() -> None:
     parser.add_argument("--sensors", type=int, default=64, help="simulated pumps sending")
     parser.add_argument("--skab-dir", type=Path, default=SKAB_VALVE1)
     parser.add_argument("--only", default="", help="run only targets whose name contains this")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="one more adaptive batching target, with these settings: "
+        "'max_latency_ms=5000,max_batch_size=256' (DRIFTLINE_SERVING_<NAME>); repeatable",
+    )
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.per_request = [int(n) for n in args.per_request.split(",")]
@@ -228,10 +253,8 @@ def main() -> None:
         with console.status("training and registering the champion"):
             version = register_champion(settings, args.skab_dir)
         console.log(f"champion: {settings.model_name} version {version}")
-        results: dict[str, dict[Key, list[Point]]] = {}
-        for target in targets(settings):
-            if args.only in target.name:
-                results[target.name] = measure(target, args)
+        chosen = [t for t in targets(settings, args.variant) if args.only in t.name]
+        results = measure(chosen, args)
 
     baseline = results[list(results)[-1]]  # the plain ASGI app, or the last target run
     table = Table(title=f"Serving (medians of {args.repeats} runs of {args.duration} s)")
