@@ -1,19 +1,25 @@
-"""The serving benchmark's baseline: a plain ASGI app on uvicorn, one process, the same model
-and the same scoring path (``driftline.serving_path``) run per request, no batching.
+"""The serving benchmark's baseline: a plain ASGI app on uvicorn, one process, doing per request
+what any scorer must: decode the JSON body (orjson), the model inputs from each sensor's recent
+readings (``SensorHistory.inputs``, the same feature functions and history as the service) and
+the same model call, answered with the service's prediction fields. No validation (a reading
+that is not the wire format fails with 400 or 500), no framework, no batching.
 
     uvicorn plain_asgi:app --app-dir bench --port 3100    # settings from the environment
 """
 
 from __future__ import annotations
 
-import uuid
+import operator
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 
 from driftline.champion import load_version, one_thread
 from driftline.profile import load_profile
-from driftline.serving_path import RejectedRequest, ServingPath, answers, checked_items, tag
+from driftline.records import epoch_ns, reading_id
+from driftline.sensor_history import SensorHistory
 from driftline.settings import Settings
 from driftline.training import modeling, registry
 
@@ -23,13 +29,9 @@ if champion is None:
     raise SystemExit(f"no champion of {settings.model_name} in {settings.resolved_mlflow_uri}")
 model = load_version(settings, settings.model_name, champion)
 one_thread(model.model)  # as the BentoML service does
-path = ServingPath(
-    load_profile(settings.profile_path),
-    feature_window=settings.feature_window,
-    threshold=settings.serving_threshold,
-    max_message_bytes=settings.max_message_bytes,
-    model=lambda: model,
-)
+features = load_profile(settings.profile_path).features
+history = SensorHistory(features, settings.feature_window)
+values_of = operator.itemgetter(*features)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -45,15 +47,36 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _answer(send, 200, {"ready": True})
         return
     try:
-        items = checked_items(orjson.loads(body), settings.serving_max_readings)
-        results = answers(path.score(tag(items, uuid.uuid4().hex)))
-    except RejectedRequest as rejected:
-        await _answer(send, 422, rejected.as_json())
-        return
+        decoded = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         await _answer(send, 400, {"error": f"the body is not JSON: {exc}"})
         return
-    await _answer(send, 200, results if body.lstrip().startswith(b"[") else results[0])
+    items = decoded if isinstance(decoded, list) else [decoded]
+    stamps = [datetime.fromisoformat(r["ts"]).astimezone(UTC) for r in items]
+    sensors = [r["sensor_id"] for r in items]
+    inputs = history.inputs(
+        sensors,
+        np.array([epoch_ns(t) for t in stamps], dtype="int64"),
+        np.array([values_of(r["values"]) for r in items], dtype="float64"),
+    )
+    probabilities = model.anomaly_probabilities(inputs)
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    results = [
+        {
+            "v": 1,
+            "reading_id": reading_id(s, t, r.get("seq")),
+            "sensor_id": s,
+            "ts": r["ts"],
+            "seq": r.get("seq"),
+            "anomaly_probability": float(p),
+            "label": int(p >= settings.serving_threshold),
+            "model_name": model.name,
+            "model_version": model.version,
+            "predicted_at": now,
+        }
+        for r, s, t, p in zip(items, sensors, stamps, probabilities, strict=True)
+    ]
+    await _answer(send, 200, results if isinstance(decoded, list) else results[0])
 
 
 async def _answer(send: Any, status: int, payload: Any) -> None:

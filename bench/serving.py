@@ -1,14 +1,17 @@
 """Serving latency and throughput: the BentoML service with and without adaptive batching, and a
-plain ASGI app (uvicorn, one process, the same model and scoring path per request) as the
-baseline, side by side in one run, each at several concurrency levels.
+plain ASGI app (uvicorn, one process: the same JSON decoding, features and model call per
+request, no validation, no framework) as the baseline, side by side in one run, each with
+requests of several sizes (readings per request: a gateway sends a batch) at several
+concurrency levels.
 
 Load comes from wrk (closed loop: each connection sends its next request when the last is
-answered), one new reading per request from ``--sensors`` simulated pumps (``wrk_reading.lua``).
-Every point is run ``--repeats`` times; the table shows medians. The load generator shares the
-machine's cores with the server: on this 2-core box that costs every target alike.
+answered), new readings from ``--sensors`` simulated pumps (``wrk_reading.lua``). Every point
+is run ``--repeats`` times; the table shows medians. The load generator shares the machine's
+cores with the server: on this 2-core box that costs every target alike.
 
     apt-get install wrk    # once
-    .venv/bin/python bench/serving.py [--concurrency 1,16,64] [--duration 8] [--repeats 3]
+    .venv/bin/python bench/serving.py [--per-request 1,10,100] [--concurrency 64] \
+        [--duration 4] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from driftline.training.features import add_features
 
 BENCH = Path(__file__).resolve().parent
 SKAB_VALVE1 = BENCH.parents[1] / "shared" / "data" / "skab" / "data" / "valve1"
-console = Console(width=110)
+console = Console(width=150)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Point:
-    throughput: float  # requests/s
+    throughput: float  # requests/s, answered or not
+    readings: float  # readings/s of the requests answered 2xx
     p50_ms: float
     p99_ms: float
     failed: int
@@ -88,11 +92,19 @@ def register_champion(settings: Settings, skab_dir: Path) -> str:
     return version
 
 
-def targets(settings: Settings) -> list[Target]:
+def targets(settings: Settings, variants: list[str]) -> list[Target]:
     env = serve_env(settings)
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3 + len(variants))]
+    extra = []
+    for variant, port in zip(variants, ports[3:], strict=True):
+        pairs = dict(p.split("=", 1) for p in variant.split(","))
+        changed = {f"DRIFTLINE_SERVING_{k.upper()}": v for k, v in pairs.items()}
+        extra.append(
+            Target(f"bentoml, adaptive, {variant}", port, serve_command(port), env | changed)
+        )
     return [
         Target("bentoml, adaptive batching", ports[0], serve_command(ports[0]), env),
+        *extra,
         Target(
             "bentoml, no batching",
             ports[1],
@@ -122,7 +134,9 @@ def targets(settings: Settings) -> list[Target]:
     ]
 
 
-def run_wrk(base: str, concurrency: int, duration: int, sensors: int, epoch: float) -> Point:
+def run_wrk(
+    base: str, concurrency: int, duration: int, sensors: int, epoch: float, per_request: int = 1
+) -> Point:
     out = subprocess.run(
         [
             "wrk",
@@ -135,43 +149,67 @@ def run_wrk(base: str, concurrency: int, duration: int, sensors: int, epoch: flo
             str(BENCH / "wrk_reading.lua"),
             base,
         ],  # fmt: skip
-        env={**os.environ, "SENSORS": str(sensors), "BASE_EPOCH": f"{epoch:.3f}"},
+        env={
+            **os.environ,
+            "SENSORS": str(sensors),
+            "BASE_EPOCH": f"{epoch:.3f}",
+            "PER_REQUEST": str(per_request),
+        },
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
+    seconds = result["duration_us"] / 1e6
+    failed = result["non2xx"] + result["socket_errors"]
     return Point(
-        throughput=result["requests"] / (result["duration_us"] / 1e6),
+        throughput=result["requests"] / seconds,
+        readings=(result["requests"] - failed) * per_request / seconds,  # answered ones only
         p50_ms=result["p50_us"] / 1e3,
         p99_ms=result["p99_us"] / 1e3,
-        failed=result["non2xx"] + result["socket_errors"],
+        failed=failed,
     )
 
 
-def measure(target: Target, args: argparse.Namespace) -> dict[int, list[Point]]:
-    base = f"http://127.0.0.1:{target.port}"
+Key = tuple[int, int]  # (readings per request, concurrency)
+
+
+def start(target: Target) -> subprocess.Popen[bytes]:
     log_path = Path(tempfile.gettempdir()) / f"driftline-bench-serving-{target.port}.log"
     console.log(f"starting {target.name} (log: {log_path})")
     with log_path.open("wb") as log:
-        child = subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
-    points: dict[int, list[Point]] = {c: [] for c in args.concurrency}
-    # Readings from a day ago on: each run continues the sensors' series where the last ended.
-    epoch = (datetime.now(UTC) - timedelta(days=1)).timestamp()
+        return subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
+
+
+def measure(chosen: list[Target], args: argparse.Namespace) -> dict[str, dict[Key, list[Point]]]:
+    """Every target serving at once, taken in turns point by point, so that a change in the
+    machine's load falls on all of them alike."""
+    keys = [(n, c) for n in args.per_request for c in args.concurrency]
+    points: dict[str, dict[Key, list[Point]]] = {t.name: {k: [] for k in keys} for t in chosen}
+    # Readings from three days ago on, an hour of timeline a point: each point continues the
+    # sensors' series where the last ended, the same for every target (each has its history).
+    epoch = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    children = [start(t) for t in chosen]
     try:
-        try:
-            wait_until_ready(base, child, timeout=120)
-        except NotReady as exc:
-            raise SystemExit(f"{exc} (log: {log_path})") from exc
-        run_wrk(base, 8, 2, args.sensors, epoch)  # warm-up
+        for target, child in zip(chosen, children, strict=True):
+            base = f"http://127.0.0.1:{target.port}"
+            try:
+                wait_until_ready(base, child, timeout=180)
+            except NotReady as exc:
+                raise SystemExit(f"{target.name}: {exc}") from exc
+            run_wrk(base, 8, 2, args.sensors, epoch)  # warm-up
         epoch += 3600
         for repeat in range(args.repeats):
-            for c in args.concurrency:
-                console.log(f"{target.name}: concurrency {c}, run {repeat + 1}/{args.repeats}")
-                points[c].append(run_wrk(base, c, args.duration, args.sensors, epoch))
+            for n, c in keys:
+                console.log(f"{n} a request, concurrency {c}, run {repeat + 1}/{args.repeats}")
+                for target in chosen:
+                    base = f"http://127.0.0.1:{target.port}"
+                    point = run_wrk(base, c, args.duration, args.sensors, epoch, n)
+                    points[target.name][n, c].append(point)
                 epoch += 3600
     finally:
-        procs.stop(child)
+        for child in children:
+            procs.stop(child)
     return points
 
 
@@ -190,14 +228,23 @@ def versions() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
-    parser.add_argument("--duration", type=int, default=8, help="seconds per run")
+    parser.add_argument("--per-request", default="1,10,100", help="readings a request")
+    parser.add_argument("--concurrency", default="64", help="comma-separated levels")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per point (medians shown)")
     parser.add_argument("--sensors", type=int, default=64, help="simulated pumps sending")
     parser.add_argument("--skab-dir", type=Path, default=SKAB_VALVE1)
     parser.add_argument("--only", default="", help="run only targets whose name contains this")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="one more adaptive batching target, with these settings: "
+        "'max_latency_ms=5000,max_batch_size=256' (DRIFTLINE_SERVING_<NAME>); repeatable",
+    )
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.per_request = [int(n) for n in args.per_request.split(",")]
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         settings = Settings(  # type: ignore[call-arg]
@@ -206,26 +253,29 @@ def main() -> None:
         with console.status("training and registering the champion"):
             version = register_champion(settings, args.skab_dir)
         console.log(f"champion: {settings.model_name} version {version}")
-        results: dict[str, dict[int, list[Point]]] = {}
-        for target in targets(settings):
-            if args.only in target.name:
-                results[target.name] = measure(target, args)
+        chosen = [t for t in targets(settings, args.variant) if args.only in t.name]
+        results = measure(chosen, args)
 
     baseline = results[list(results)[-1]]  # the plain ASGI app, or the last target run
-    table = Table(title=f"Serving, one reading per request (medians of {args.repeats} runs)")
-    for column in ("target", "concurrency", "req/s", "x baseline", "p50 ms", "p99 ms", "failed"):
+    table = Table(title=f"Serving (medians of {args.repeats} runs of {args.duration} s)")
+    columns = ("target", "readings/req", "concurrency", "readings/s", "x baseline", "req/s")
+    for column in (*columns, "p50 ms", "p99 ms", "p99/p50", "failed"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for name, points in results.items():
-        for c in args.concurrency:
-            rate = median(points[c], "throughput")
+        for key in points:
+            rate = median(points[key], "readings")
+            p50, p99 = median(points[key], "p50_ms"), median(points[key], "p99_ms")
             table.add_row(
                 name,
-                str(c),
+                str(key[0]),
+                str(key[1]),
                 f"{rate:,.0f}",
-                f"{rate / median(baseline[c], 'throughput'):.2f}",
-                f"{median(points[c], 'p50_ms'):.1f}",
-                f"{median(points[c], 'p99_ms'):.1f}",
-                str(sum(p.failed for p in points[c])),
+                f"{rate / median(baseline[key], 'readings'):.2f}",
+                f"{median(points[key], 'throughput'):,.0f}",
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                f"{p99 / p50:.1f}",
+                str(sum(p.failed for p in points[key])),
             )
     console.print(table)
     console.print(versions())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -135,8 +136,8 @@ class PredictRequests:
             await _respond(send, 503, {"error": "unavailable", "detail": str(exc)}, retry)
             return
         serving_metrics.readings_per_request.observe(len(predictions))
-        for p in predictions:
-            serving_metrics.predictions.labels(str(p["label"])).inc()
+        for label, count in Counter(str(p["label"]) for p in predictions).items():
+            serving_metrics.predictions.labels(label).inc(count)  # once a label, not a reading
         await _respond(send, 200, predictions if isinstance(decoded, list) else predictions[0])
 
 

@@ -64,13 +64,20 @@ class SensorHistory:
         values = np.array(
             [[r.values.get(f, np.nan) for f in self.features] for r in readings], dtype="float64"
         ).reshape(len(readings), len(self.features))
+        return self.inputs([r.sensor_id for r in readings], stamps, values)
+
+    def inputs(
+        self, sensor_ids: Sequence[str], stamps: np.ndarray, values: np.ndarray
+    ) -> pd.DataFrame:
+        """``model_inputs`` of readings given as columns: each one's sensor, its ts (int64 ns
+        since the epoch, (n,)) and its values in the order of ``features`` ((n, features))."""
         # One row per (sensor, ts); repeats within the call share the first one's inputs.
         first: dict[tuple[str, int], int] = {}
-        row_of = [first.setdefault((r.sensor_id, int(t)), i) for i, (r, t) in enumerate(
-            zip(readings, stamps, strict=True))]  # fmt: skip
+        row_of = [first.setdefault((s, t), i) for i, (s, t) in enumerate(
+            zip(sensor_ids, stamps.tolist(), strict=True))]  # fmt: skip
         by_sensor: dict[str, list[int]] = {}
         for i in first.values():
-            by_sensor.setdefault(readings[i].sensor_id, []).append(i)
+            by_sensor.setdefault(sensor_ids[i], []).append(i)
         rows = {sensor: np.array(index) for sensor, index in by_sensor.items()}
         merged = self.store.merge({s: (stamps[i], values[i]) for s, i in rows.items()})
 
@@ -81,7 +88,7 @@ class SensorHistory:
             order.append(index)
             position = np.searchsorted(ts_all, stamps[index])
             windows.append(rolling_windows(values_all, self.window)[position])
-        out = np.empty((len(readings), len(self.columns)))
+        out = np.empty((len(sensor_ids), len(self.columns)))
         if order:
             index = np.concatenate(order)
             out[index] = window_features(values[index], np.concatenate(windows))

@@ -157,16 +157,24 @@ class ReadingValidator:
         checks it failed."""
         if not readings:
             return {}
-        batch = Columns(
-            sensor_id=[r.sensor_id for r in readings],
-            ts=np.array(
-                [NAT if r.ts is None else epoch_ns(r.ts) for r in readings], dtype=np.int64
-            ),
-            reading_id=ids,
-            values=np.array(
-                [self._values_row(r.values) for r in readings], dtype="float64"
-            ).reshape(len(readings), len(self.features)),
+        return self._check(
+            Columns(
+                sensor_id=[r.sensor_id for r in readings],
+                ts=np.array(
+                    [NAT if r.ts is None else epoch_ns(r.ts) for r in readings], dtype=np.int64
+                ),
+                reading_id=ids,
+                values=np.array(
+                    [self._values_row(r.values) for r in readings], dtype="float64"
+                ).reshape(len(readings), len(self.features)),
+            )
         )
+
+    def _check(self, batch: Columns) -> dict[int, list[FailedCheck]]:
+        """Row position in ``batch`` -> the schema checks it failed (numpy screen first,
+        pandera on the rows it flags)."""
+        if not len(batch.ts):
+            return {}
         self._context.now = self.clock()
         flagged = np.flatnonzero(self._screen.flagged(batch, self._context.now, self.recent))
         if not len(flagged):

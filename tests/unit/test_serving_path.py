@@ -3,7 +3,7 @@ rejection, repeats that do not count twice, and the model read once per batch.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -189,3 +189,21 @@ def test_a_record_version_that_is_not_the_integer_1_is_rejected(version: Any) ->
     with pytest.raises(RejectedRequest) as rejected:
         answers(make_path(MeanOfInputs(), []).score(tag([doc], "r")))
     assert "v" in {r["column"] for r in rejected.value.reasons[0]}
+
+
+def test_a_prediction_as_json_is_its_json_dump() -> None:
+    from driftline.serving_path import as_json
+
+    naive = datetime(2026, 1, 2, 3, 4, 5, 6)
+    for ts in (START, naive, START.astimezone(timezone(timedelta(hours=2)))):
+        prediction = Prediction(
+            reading_id="r",
+            sensor_id="pump-1",
+            ts=ts,
+            seq=None,
+            anomaly_probability=0.5,
+            label=1,
+            model_name="m",
+            model_version="3",
+        )
+        assert as_json(prediction) == prediction.model_dump(mode="json")
