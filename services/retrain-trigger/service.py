@@ -6,10 +6,8 @@ labelled-performance rule (driftline.labels.trigger_rule) decides on the labeler
 LabelledPerformance events under the same cooldown and in-flight run.
 
 The logic is driftline.trigger (``machine``: pending, in flight, relaunch, cooldown; ``store``:
-its SQL); this is its Kafka side: decode, dead-letter what does not decode, hand on. At start,
-the launcher writes the outcome of runs that ended while no trigger watched them, the policy's
-cooldown and in-flight state are restored from the run ledger, and a run still going is
-followed again, so a restart does not fire twice.
+its SQL; ``recovery``: what a restart restores, so it does not fire twice); this is its Kafka
+side: decode, dead-letter what does not decode, hand on.
 """
 
 from __future__ import annotations
@@ -23,17 +21,15 @@ from pydantic import BaseModel, ValidationError
 from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.kafka import publish_all
-from driftline.labels.trigger_rule import LabelledTrigger, rule_from
 from driftline.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
 from driftline.messages import Message
-from driftline.policy import RetrainPolicy
 from driftline.raw_store import RawStore
 from driftline.records import DriftEvent, FailedCheck, LabelledPerformance, RetrainRequest
 from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
 from driftline.service_main import service_main
 from driftline.settings import Settings
-from driftline.trigger.machine import RelaunchRule, Trigger
-from driftline.trigger.store import DecisionStore, policy_config, policy_from
+from driftline.trigger.machine import Trigger
+from driftline.trigger.recovery import restore
 
 NAME = "retrain-trigger"
 log = logging.getLogger(NAME)
@@ -84,31 +80,6 @@ class TriggerHandler(BatchHandler):
         )
 
 
-def restore(
-    settings: Settings, store: RawStore, ledger: RunLedger, launcher: PipelineLauncher
-) -> Trigger:
-    """Restart recovery, from the database: runs reconciled, policy, decided events."""
-    going = launcher.reconcile()
-    policy: RetrainPolicy = policy_from(policy_config(settings), ledger)
-    decisions = DecisionStore(store.engine)
-
-    async def unwired(request: RetrainRequest) -> None:
-        raise RuntimeError("the trigger publishes through its handler")
-
-    trigger = Trigger(
-        policy,
-        LabelledTrigger(rule_from(settings), policy),
-        launcher,
-        ledger,
-        decisions,
-        unwired,
-        RelaunchRule(settings.trigger_retry_attempts, settings.trigger_retry_backoff_seconds),
-        decisions.decided_event_ids(),
-    )
-    trigger.resume(going)
-    return trigger
-
-
 async def run(
     settings: Settings, stop: asyncio.Event | None = None, launcher: PipelineLauncher | None = None
 ) -> None:
@@ -126,7 +97,7 @@ async def run(
             return
         restored = await retry_blocking(
             f"{NAME}: restoring from the database",
-            lambda: restore(settings, store, ledger, launcher),
+            lambda: restore(settings, ledger, launcher),
             stop,
         )
         if restored is None:

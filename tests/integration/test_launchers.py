@@ -25,10 +25,13 @@ from driftline.launcher import (
     LocalPipelineLauncher,
     RunLedger,
 )
+from driftline.policy import Decision
 from driftline.raw_store import RawStore, retrain_runs
 from driftline.records import RetrainRequest
 from driftline.settings import Settings
-from driftline.trigger.store import policy_config, policy_from
+from driftline.trigger.recovery import restore
+from driftline.trigger.store import DecisionStore, policy_config, policy_from
+from tests.unit.test_policy import event
 
 
 class FakeKfp(ThreadingHTTPServer):
@@ -234,3 +237,27 @@ def test_the_local_launcher_records_a_run_before_starting_it(tmp_path: Path) -> 
         for proc in launcher._runs.values():
             procs.stop(proc)
         store.engine.dispose()
+
+
+async def test_a_restarted_trigger_follows_the_cluster_run_still_going(
+    kfp: FakeKfp, store: RawStore, tmp_path: Path
+) -> None:
+    """Restart recovery from the database: decided events, cooldown, the run in flight."""
+    s = settings(tmp_path, kfp_host=kfp.url, trigger_cooldown_seconds=3600)
+    ledger = RunLedger(store.engine)
+    r = request(hours_ago=0)
+    ClusterPipelineLauncher(ledger, s).launch(r)
+    decided = event()
+    DecisionStore(store.engine).record_drift(decided, Decision(True, "fired"), datetime.now(UTC), r)
+
+    trigger = restore(s, ledger, ClusterPipelineLauncher(ledger, s))  # a new process
+    assert decided.event_id in trigger.seen
+    assert trigger.in_flight is not None and trigger.in_flight.run_id == r.request_id
+    assert trigger.policy.blockers(datetime.now(UTC))  # in flight, cooling down
+    await trigger.tick()
+    assert trigger.in_flight is not None  # KFP still runs it
+    (kfp_id,) = kfp.runs
+    kfp.runs[kfp_id]["state"] = "SUCCEEDED"
+    await trigger.tick()
+    assert trigger.in_flight is None and trigger.policy.in_flight_since is None
+    assert rows(store)[r.request_id]["status"] == "succeeded"
