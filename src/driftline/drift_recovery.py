@@ -89,6 +89,9 @@ async def emitted_windows(settings: Settings, timeout: float = 120.0) -> Recover
         group_id=settings.group_id("drift"),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # Partitions are read one after another: a fetch the broker holds at a partition's
+        # end would delay the next one by this much.
+        fetch_max_wait_ms=20,
     )
     await consumer.start()
     try:
