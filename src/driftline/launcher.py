@@ -54,9 +54,7 @@ class RunLedger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(
-        self, request: RetrainRequest, launcher: str, status: RunStatus, detail: str | None = None
-    ) -> None:
+    def record(self, request: RetrainRequest, launcher: str, status: RunStatus) -> None:
         insert_ignoring_duplicates(
             self.engine,
             retrain_runs,
@@ -68,7 +66,6 @@ class RunLedger:
                     "status": status,
                     "request": request.model_dump_json(),
                     "finished_at": naive_utc(datetime.now(UTC)) if status in FINISHED else None,
-                    "detail": detail,
                 }
             ],
         )
