@@ -5,8 +5,8 @@ production: it is reloaded when a ModelPromoted event arrives. Offsets are commi
 up to the oldest reading an open window still holds, so a restart rebuilds open windows
 from the log instead of losing them (closed windows may then be re-emitted with the same
 event id, which the trigger ignores). A partition holds several sensors, so that replay also
-brings back readings of other sensors whose windows were already emitted: the drift events
-already on their topic, read back at start, tell which readings to skip (see ``Emitted``).
+brings back readings of other sensors whose windows were already emitted: the tail of the
+drift events topic, read back at start, tells which readings to skip (driftline.drift_recovery).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from aiokafka import TopicPartition
@@ -24,6 +22,7 @@ from pydantic import ValidationError
 from driftline import metrics
 from driftline.dead_letters import dead_letter
 from driftline.drift import DriftDetector
+from driftline.drift_recovery import Emitted, emitted_windows
 from driftline.errors import ConfigurationError
 from driftline.kafka import publish_all, read_to_end
 from driftline.messages import Message
@@ -44,28 +43,6 @@ from driftline.windows import ClosedWindow, SensorWindows
 
 NAME = "drift"
 log = logging.getLogger(NAME)
-
-
-@dataclass(frozen=True)
-class Emitted:
-    """Where a sensor's emitted windows end, as a restarted worker learns it from the topic.
-
-    A reading that was on the topic before the worker started (replayed, or republished by
-    a restarted validator) is in one of those windows if its event time is no later than the
-    last one's end. Readings published after the start are not judged by this: they are new
-    (even with old event times, e.g. a simulator run again), or repeats that ``RecentIds``
-    catches.
-    """
-
-    window_end: datetime
-    started_ms: int  # when this worker started (wall clock, Unix ms)
-
-    def holds(self, reading: ValidReading, published_ms: int | None) -> bool:
-        return (
-            published_ms is not None
-            and published_ms < self.started_ms
-            and reading.ts <= self.window_end
-        )
 
 
 class DriftHandler(BatchHandler):
@@ -199,22 +176,6 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
     return load_reference(settings.resolved_reference_path, features)
 
 
-async def emitted_windows(settings: Settings) -> dict[str, Emitted]:
-    """Per sensor, the latest end of a window among the drift events already published (the
-    topic exists, as for ``reference_in_production``)."""
-    started_ms = int(time.time() * 1000)
-    topic = Topics(settings.topic_prefix).drift_events
-    ends: dict[str, datetime] = {}
-    for message in await read_to_end(settings, topic, timeout=120):
-        try:
-            event = DriftEvent.model_validate_json(message.value or b"")
-        except ValidationError:
-            continue  # the trigger dead-letters it; it says nothing about our windows
-        end = ends.get(event.sensor_id)
-        ends[event.sensor_id] = event.window_end if end is None else max(end, event.window_end)
-    return {sensor: Emitted(end, started_ms) for sensor, end in ends.items()}
-
-
 def make_detector(settings: Settings, reference: Reference) -> DriftDetector:
     return DriftDetector(
         reference,
@@ -237,7 +198,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     log.info(
         "reference %s: %d rows from %s", reference.reference_id, len(reference), reference.source
     )
-    emitted = await emitted_windows(settings)
+    emitted = (await emitted_windows(settings)).emitted
     await run_consumer_service(
         NAME,
         settings,

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     drift_min_window_size: int = Field(
         60, ge=2, description="Windows closed by time with fewer readings are not tested."
     )
+    drift_restart_skew_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="At a restart, drift reads its own events back to this long before the "
+        "first reading it replays was published (room for clocks apart).",
+    )
     drift_stattest: str = Field(
         "wasserstein", description="Evidently stattest used per feature (e.g. wasserstein, ks)."
     )

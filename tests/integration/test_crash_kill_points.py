@@ -19,7 +19,7 @@ theirs on its output (its duplicates included). Run all at once, drift's windows
 differ when a restarted validator republishes (or passes a deliberate copy of) a reading
 after drift itself restarted, and the original lay before drift's committed offset: the new
 drift process has not seen that reading id, and the reading, published after it started, is
-not recognised as part of an emitted window (see ``Emitted`` in services/drift/service.py).
+not recognised as part of an emitted window (see ``Emitted`` in driftline.drift_recovery).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from driftline.kafka import make_producer
+from driftline.launcher import FINISHED
 from driftline.raw_store import RawStore, promotion_decisions, retrain_runs
 from driftline.records import DriftEvent, FeatureDrift
 from driftline.topics import Topics
@@ -70,7 +71,7 @@ async def test_fired_trigger_runs_the_pipeline_on_the_episode(make_settings, mar
         await producer.stop()
         await wait_for(lambda: runs(store), 60, "the run to be launched")
         await wait_for(
-            lambda: runs(store)[0]["status"] != "running", 600, "the pipeline run to finish"
+            lambda: runs(store)[0]["status"] in FINISHED, 600, "the pipeline run to finish"
         )
 
     (run,) = runs(store)

@@ -1,0 +1,279 @@
+"""The retrain-trigger's state machine: decide each event once, publish and launch a fired
+decision's request once, follow the run in flight, relaunch a failed one with a backoff.
+
+It knows nothing of Kafka: the service hands it decoded events and a ``publish`` function, and
+calls ``tick`` now and then. Its states:
+
+- pending: an event decided whose steps (publish, launch, record) are not all done; a retried
+  batch brings the event back and finds its decision, the steps done marked so;
+- in flight: a launched run, asked for its status at each tick;
+- relaunch: a failed run waiting for its next attempt (``retry_attempts`` at most, waits doubling
+  from ``retry_backoff_seconds``). It is cleared only once the relaunch is launched and recorded
+  (a database error meanwhile keeps it, to try again at the next tick), and its request is made
+  once, so a retry publishes and launches the same request, not a second one;
+- cooldown: the policy's (``RetrainPolicy.blockers``).
+
+A launch that raises a database error is not a failed run: nothing was started (launchers
+record a run before starting it), and the same request is launched again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+from tenacity import RetryCallState, wait_exponential
+
+from driftline import metrics
+from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
+from driftline.launcher import FINISHED, PipelineLauncher
+from driftline.policy import Decision, RetrainPolicy
+from driftline.recent_ids import RecentIds
+from driftline.records import DriftEvent, LabelledPerformance, RetrainRequest, new_id
+
+log = logging.getLogger("retrain-trigger")
+
+Publish = Callable[[RetrainRequest], Awaitable[None]]
+
+
+class Ledger(Protocol):
+    """What the machine writes to the run ledger (driftline.launcher.RunLedger)."""
+
+    def record(self, request: RetrainRequest, launcher: str, status: str) -> None: ...
+
+    def set_status(self, request_id: str, status: str, detail: str | None = None) -> None: ...
+
+
+class Decisions(Protocol):
+    """Where decisions are recorded (driftline.trigger.store.DecisionStore)."""
+
+    def record_drift(
+        self,
+        event: DriftEvent,
+        decision: Decision,
+        decided_at: datetime,
+        request: RetrainRequest | None,
+    ) -> None: ...
+
+    def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None: ...
+
+
+@dataclass
+class Pending:
+    """A drift event decided but not yet recorded: a retried batch must not observe it twice
+    (the policy would count the window twice) nor launch its retraining twice."""
+
+    decided_at: datetime
+    decision: Decision
+    request: RetrainRequest | None
+    published: bool = False
+    launched: bool = False
+
+
+@dataclass
+class InFlight:
+    run_id: str
+    request: RetrainRequest | None  # None: a run found at restart (not relaunched if it fails)
+    attempt: int = 0  # its relaunch number, 0 for the first launch
+
+
+@dataclass
+class Relaunch:
+    failed: RetrainRequest  # the run that failed
+    attempt: int  # the relaunch's number, 1 for the first
+    due: float  # monotonic time
+    request: RetrainRequest | None = None  # made when due, once
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class RelaunchRule:
+    attempts: int
+    backoff_seconds: float
+    _wait: wait_exponential = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_wait", wait_exponential(multiplier=self.backoff_seconds))
+
+    def delay(self, attempt: int) -> float:
+        """Wait before relaunch number ``attempt + 1``: backoff, then doubling."""
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt + 1
+        return float(self._wait(state))
+
+
+class Trigger:
+    def __init__(
+        self,
+        policy: RetrainPolicy,
+        labelled: LabelledTrigger,
+        launcher: PipelineLauncher,
+        ledger: Ledger,
+        decisions: Decisions,
+        publish: Publish,
+        relaunch_rule: RelaunchRule,
+        seen: RecentIds,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.policy = policy
+        self.labelled = labelled
+        self.launcher = launcher
+        self.ledger = ledger
+        self.decisions = decisions
+        self.publish = publish
+        self.rule = relaunch_rule
+        self.seen = seen
+        self.clock = clock
+        self.now = now
+        self.pending: dict[str, Pending] = {}
+        self.in_flight: InFlight | None = None
+        self.relaunch: Relaunch | None = None
+
+    def resume(self, run_ids: list[str]) -> None:
+        """Restart recovery: follow the newest run the launcher says is still going (its
+        outcome then ends the policy's in-flight state, not the deadline)."""
+        if run_ids:
+            self.in_flight = InFlight(run_ids[-1], None)
+            metrics.retrains_in_flight.set(1)
+
+    async def on_drift(self, event: DriftEvent) -> None:
+        if event.event_id in self.seen:
+            return  # redelivered: already decided
+        p = self.pending.get(event.event_id)
+        if p is None:
+            now = self.now()
+            decision = self.policy.observe(event, now)
+            p = Pending(now, decision, self._request(decision) if decision.fired else None)
+            self.pending[event.event_id] = p
+        await self._carry_out(p)
+        await asyncio.to_thread(
+            self.decisions.record_drift, event, p.decision, p.decided_at, p.request
+        )
+        metrics.trigger_decisions.labels("fired" if p.decision.fired else "held").inc()
+        self.seen.add(event.event_id)
+        del self.pending[event.event_id]
+
+    async def on_labelled(self, event: LabelledPerformance) -> None:
+        """The labelled-performance rule (driftline.labels.trigger_rule), beside drift's."""
+        if event.event_id in self.seen:
+            return
+        o = self.labelled.outcome(event, self.now())
+        await self._carry_out(o)
+        await asyncio.to_thread(self.decisions.record_labelled, event, o)
+        metrics.labelled_decisions.labels("fired" if o.decision.fired else "held").inc()
+        self.seen.add(event.event_id)
+        self.labelled.done(event.event_id)
+
+    async def tick(self) -> None:
+        f = self.in_flight
+        if f is not None:
+            status = await asyncio.to_thread(self.launcher.status, f.run_id)
+            if status in FINISHED:
+                log.info("retraining run %s finished: %s", f.run_id, status)
+                metrics.retrain_runs.labels(status).inc()
+                self.in_flight = None
+                if status == "failed" and f.request is not None:
+                    self._failed(f.request, f.attempt)
+                else:
+                    self.policy.run_finished()
+                    metrics.retrains_in_flight.set(0)
+        await self._relaunch_if_due()
+
+    async def _carry_out(self, p: Pending | LabelledOutcome) -> None:
+        """Publish and launch a fired decision's request, each once (a retried batch comes back
+        with the same pending decision, its steps marked done)."""
+        if p.request is not None and not p.published:
+            await self.publish(p.request)
+            p.published = True
+        if p.request is not None and not p.launched:
+            log.warning("retraining fired: %s", p.decision.reason)
+            await self._launch(p.request, attempt=0)
+            p.launched = True
+
+    async def _launch(self, request: RetrainRequest, attempt: int) -> None:
+        """Launch ``request``; a launch that fails is recorded as a failed run. Returns once
+        the launch or its failure is recorded; raises if the database would not record it."""
+        try:
+            run_id = await asyncio.to_thread(self.launcher.launch, request)
+        except SQLAlchemyError:
+            raise  # not recorded, so not started: the same request is launched again later
+        except Exception as exc:  # whatever the launcher's client raises: the run failed
+            log.error(
+                "launching retraining %s failed (%s: %s)",
+                request.request_id,
+                type(exc).__name__,
+                exc,
+            )
+            await asyncio.to_thread(self._record_launch_failure, request, exc)
+            metrics.retrain_launch_failures.labels(self.launcher.name).inc()
+            metrics.retrain_runs.labels("failed").inc()
+            self._failed(request, attempt)
+            return
+        self.in_flight = InFlight(run_id, request, attempt)
+        metrics.retrains_launched.labels(self.launcher.name).inc()
+        metrics.retrains_in_flight.set(1)
+        log.info("retraining %s launched (run %s)", request.request_id, run_id)
+
+    def _record_launch_failure(self, request: RetrainRequest, exc: Exception) -> None:
+        self.ledger.record(request, self.launcher.name, "failed")
+        detail = f"launch failed: {type(exc).__name__}: {exc}"[:2000]
+        self.ledger.set_status(request.request_id, "failed", detail)
+
+    def _failed(self, request: RetrainRequest, attempt: int) -> None:
+        """A run of ``request`` (relaunch number ``attempt``) failed: relaunch it, or give up."""
+        if attempt < self.rule.attempts:
+            delay = self.rule.delay(attempt)
+            self.relaunch = Relaunch(request, attempt + 1, self.clock() + delay)
+            log.warning(
+                "retraining %s failed; relaunching in %.0fs (%d of %d)",
+                request.request_id,
+                delay,
+                attempt + 1,
+                self.rule.attempts,
+            )
+            return  # still in flight for the policy: no new firing for this episode meanwhile
+        log.error(
+            "retraining %s failed after %d relaunches; waiting for drift to fire again",
+            request.request_id,
+            attempt,
+        )
+        self.policy.run_finished()
+        metrics.retrains_in_flight.set(0)
+
+    async def _relaunch_if_due(self) -> None:
+        r = self.relaunch
+        if r is None or self.in_flight is not None or self.clock() < r.due:
+            return
+        if r.request is None:
+            r.request = r.failed.model_copy(
+                update={
+                    "request_id": new_id(),
+                    "requested_at": self.now(),
+                    "reason": f"relaunch {r.attempt} of {r.failed.request_id}: {r.failed.reason}",
+                }
+            )
+        if not r.published:
+            await self.publish(r.request)  # raises while Kafka is away: tried again later
+            r.published = True
+            metrics.retrain_retries.labels(self.launcher.name).inc()
+        await self._launch(r.request, r.attempt)  # raises if not recorded: ``r`` stays
+        if self.relaunch is r:  # (a failed launch may have scheduled the next one)
+            self.relaunch = None
+
+    def _request(self, decision: Decision) -> RetrainRequest:
+        if decision.data_start is None or decision.data_end is None:
+            raise ValueError(f"a fired decision without its episode's time range: {decision}")
+        return RetrainRequest(
+            reason=decision.reason,
+            sensors=decision.sensors,
+            drift_event_ids=decision.drift_event_ids,
+            data_start=decision.data_start,
+            data_end=decision.data_end,
+        )

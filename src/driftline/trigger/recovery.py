@@ -1,0 +1,41 @@
+"""The retrain-trigger's restart recovery, all from the database: the launcher writes the
+outcome of runs that ended while no trigger watched them, the policy's cooldown and in-flight
+state come from the newest run in the ledger, events already decided are skipped, and a run
+still going is followed again (its outcome, not the deadline, ends the in-flight state)."""
+
+from __future__ import annotations
+
+from driftline.labels.trigger_rule import LabelledTrigger, rule_from
+from driftline.launcher import PipelineLauncher, RunLedger
+from driftline.records import RetrainRequest
+from driftline.settings import Settings
+from driftline.trigger.machine import Publish, RelaunchRule, Trigger
+from driftline.trigger.store import DecisionStore, policy_config, policy_from
+
+
+async def _not_wired(request: RetrainRequest) -> None:
+    raise RuntimeError("the trigger's publish is set by the service that runs it")
+
+
+def restore(
+    settings: Settings,
+    ledger: RunLedger,
+    launcher: PipelineLauncher,
+    publish: Publish = _not_wired,
+) -> Trigger:
+    """A trigger as the database leaves it (blocking: run it in a thread, retried)."""
+    going = launcher.reconcile()
+    policy = policy_from(policy_config(settings), ledger)
+    decisions = DecisionStore(ledger.engine)
+    trigger = Trigger(
+        policy,
+        LabelledTrigger(rule_from(settings), policy),
+        launcher,
+        ledger,
+        decisions,
+        publish,
+        RelaunchRule(settings.trigger_retry_attempts, settings.trigger_retry_backoff_seconds),
+        decisions.decided_event_ids(),
+    )
+    trigger.resume(going)
+    return trigger
