@@ -40,6 +40,7 @@ from driftline.runtime import (
 from driftline.service_main import service_main
 from driftline.settings import Settings
 from driftline.topics import Topics
+from driftline.valid_topic import WireValidReading, decode_valid_reading
 from driftline.windows import ClosedWindow, SensorWindows
 
 NAME = "drift"
@@ -60,7 +61,7 @@ class Emitted:
     window_end: datetime
     started_ms: int  # when this worker started (wall clock, Unix ms)
 
-    def holds(self, reading: ValidReading, published_ms: int | None) -> bool:
+    def holds(self, reading: ValidReading | WireValidReading, published_ms: int | None) -> bool:
         return (
             published_ms is not None
             and published_ms < self.started_ms
@@ -99,7 +100,7 @@ class DriftHandler(BatchHandler):
                 rejected += await self._promote(m)
                 continue
             try:
-                reading = ValidReading.model_validate_json(m.value or b"")
+                reading = decode_valid_reading(m.value)
             except ValidationError as exc:
                 reason = FailedCheck(check="bad_record", detail=str(exc.errors()[:1])[:300])
                 rejected.append(

@@ -77,28 +77,69 @@ class ColumnDecoder:
         rows: list[tuple[float, ...]] = [zeros] * n
         missing: list[bytes] = [b""] * n
         loads, decode_error, max_bytes = orjson.loads, orjson.JSONDecodeError, self.max_bytes
+        get_values, single, nf, colons = self._get_values, self._single, width, self._colons
+        sensor_ok, full, required = self._sensor_ok, _ALL, _REQUIRED
+        odd: list[int] = []  # off the canonical shape: parse_reading's
         for i, raw in enumerate(raws):
             # A BOM, a tombstone, an oversized or non-object message: the reference says why.
             if raw is None or len(raw) > max_bytes or raw[:1] != b"{":
-                slow[i] = True
+                odd.append(i)
                 continue
             try:
                 doc = loads(raw)  # rejects lone surrogates, invalid UTF-8, NaN tokens
             except decode_error:
-                slow[i] = True
+                odd.append(i)
                 continue
-            got = self._fields(raw, doc)
-            if got is None:
-                slow[i] = True
+            if type(doc) is not dict:
+                odd.append(i)
                 continue
-            sensor[i], stamps[i], seqs[i], labels[i], rows[i], missing[i] = got
+            keys = doc.keys()
+            if not (keys == full or required <= keys <= full):
+                odd.append(i)
+                continue
+            name, ts, values = doc["sensor_id"], doc["ts"], doc["values"]
+            seq, label = doc.get("seq"), doc.get("label")
+            if (
+                type(name) is not str
+                or type(ts) is not str
+                or len(ts) != _STAMP_LENGTH
+                or ts[-1] != "Z"
+                or type(values) is not dict
+                or len(values) != nf
+                or not (seq is None or (type(seq) is int and 0 <= seq < 2**63))
+                or not (label is None or (type(label) is int and (label == 0 or label == 1)))
+                # No key written twice (orjson keeps the last): without escapes, the colons
+                # of the raw bytes are one per key plus those inside the strings.
+                or b"\\" in raw
+                or raw.count(b":") != len(keys) + nf + colons + name.count(":")
+            ):
+                odd.append(i)
+                continue
+            ok = sensor_ok.get(name)
+            if ok is None:
+                ok = self._check_sensor(name)
+            if not ok:
+                odd.append(i)
+                continue
+            try:
+                row = get_values(values)
+            except KeyError:
+                odd.append(i)
+                continue
+            sensor[i], stamps[i], seqs[i], labels[i] = name, ts[:-1], seq, label
+            rows[i] = (row,) if single else row
+            if len(keys) != len(full):
+                missing[i] = (b'"seq":null,' if "seq" not in keys else b"") + (
+                    b'"label":null,' if "label" not in keys else b""
+                )
+        slow[odd] = True
         # Floats only (not ints, bools, None, strings): one C pass over every value.
         kinds = np.fromiter(map(type, chain.from_iterable(rows)), dtype=object, count=n * width)
-        odd = kinds != float  # noqa: E721 (elementwise)
-        odd = odd.reshape(n, width).any(axis=1)
-        if odd.any():
-            slow |= odd
-            for i in np.flatnonzero(odd).tolist():
+        not_float = kinds != float  # noqa: E721 (elementwise)
+        not_float = not_float.reshape(n, width).any(axis=1)
+        if not_float.any():
+            slow |= not_float
+            for i in np.flatnonzero(not_float).tolist():
                 rows[i] = zeros
         values = np.array(rows, dtype=np.float64).reshape(n, width)
         # A value that reads as a float this large may be an integer literal beyond 64 bits
@@ -115,52 +156,14 @@ class ColumnDecoder:
             sensor[i] = None
         return DecodedBatch(slow, sensor, ts, seqs, labels, values, ids, missing)
 
-    def _fields(
-        self, raw: bytes, doc: object
-    ) -> tuple[str, str, int | None, int | None, tuple[float, ...], bytes] | None:
-        if type(doc) is not dict:
-            return None
-        keys = doc.keys()
-        if not (keys == _ALL or _REQUIRED <= keys <= _ALL):
-            return None
-        sensor, ts, values = doc["sensor_id"], doc["ts"], doc["values"]
-        seq, label = doc.get("seq"), doc.get("label")
-        if (
-            type(sensor) is not str
-            or type(ts) is not str
-            or len(ts) != _STAMP_LENGTH
-            or ts[-1] != "Z"
-            or type(values) is not dict
-            or len(values) != len(self.features)
-            or not (seq is None or (type(seq) is int and 0 <= seq < 2**63))
-            or not (label is None or (type(label) is int and (label == 0 or label == 1)))
-        ):
-            return None
-        ok = self._sensor_ok.get(sensor)
-        if ok is None:
-            if len(self._sensor_ok) > 100_000:
-                self._sensor_ok.clear()
-            ok = self._sensor_ok[sensor] = bool(
-                sensor.strip() and len(sensor) <= MAX_SENSOR_ID and sensor.isprintable()
-            )
-        if not ok:
-            return None
-        # No key written twice (orjson keeps the last): without escapes, the colons of the
-        # raw bytes are one per key plus those inside the strings.
-        if b"\\" in raw or raw.count(b":") != (
-            len(keys) + len(values) + self._colons + sensor.count(":")
-        ):
-            return None
-        try:
-            row = self._get_values(values)
-        except KeyError:
-            return None
-        gaps = b""
-        if len(keys) != len(_ALL):
-            gaps = (b'"seq":null,' if "seq" not in keys else b"") + (
-                b'"label":null,' if "label" not in keys else b""
-            )
-        return sensor, ts[:-1], seq, label, (row,) if self._single else row, gaps
+    def _check_sensor(self, name: str) -> bool:
+        """``parsing.valid_sensor_id``, remembered per sensor id."""
+        if len(self._sensor_ok) > 100_000:
+            self._sensor_ok.clear()
+        ok = self._sensor_ok[name] = bool(
+            name.strip() and len(name) <= MAX_SENSOR_ID and name.isprintable()
+        )
+        return ok
 
     @staticmethod
     def _timestamps(stamps: list[str], slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
