@@ -27,18 +27,29 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
-import orjson
+from msgspec import UNSET, Meta, UnsetType
 
 from driftline.parsing import MAX_SENSOR_ID
 from driftline.strict_json import BIG_FLOAT
 
-_ALL = frozenset(("sensor_id", "ts", "seq", "values", "label"))
-_REQUIRED = frozenset(("sensor_id", "ts", "values"))
 _EPOCH_NS_MIN = 0  # 1970-01-01: parse_reading's PLAUSIBLE_FROM
 _EPOCH_NS_MAX = int(np.datetime64("2200-01-01T00:00:00", "ns").astype(np.int64))
 _STAMP_LENGTH = len("2025-03-14T09:26:53.589000Z")
+
+
+class _Canonical(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The canonical shape of a reading, as msgspec decodes and type-checks it in C. Values
+    may be ints here; the caller sends a row with any int to the reference."""
+
+    sensor_id: Annotated[str, Meta(min_length=1, max_length=MAX_SENSOR_ID)]
+    ts: Annotated[str, Meta(min_length=_STAMP_LENGTH, max_length=_STAMP_LENGTH)]
+    values: dict[str, int | float]
+    seq: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None | UnsetType = UNSET
+    label: Literal[0, 1] | None | UnsetType = UNSET
 
 
 @dataclass
@@ -65,6 +76,7 @@ class ColumnDecoder:
         # timestamp's two.
         self._colons = sum(f.count(":") for f in features) + 2
         self._sensor_ok: dict[str, bool] = {}
+        self._decoder = msgspec.json.Decoder(_Canonical)
 
     def decode(self, raws: Sequence[bytes | None]) -> DecodedBatch:
         n, width = len(raws), len(self.features)
@@ -76,43 +88,26 @@ class ColumnDecoder:
         zeros = (0.0,) * width
         rows: list[tuple[float, ...]] = [zeros] * n
         missing: list[bytes] = [b""] * n
-        loads, decode_error, max_bytes = orjson.loads, orjson.JSONDecodeError, self.max_bytes
+        decode, max_bytes = self._decoder.decode, self.max_bytes
         get_values, single, nf, colons = self._get_values, self._single, width, self._colons
-        sensor_ok, full, required = self._sensor_ok, _ALL, _REQUIRED
+        sensor_ok = self._sensor_ok
         odd: list[int] = []  # off the canonical shape: parse_reading's
         for i, raw in enumerate(raws):
-            # A BOM, a tombstone, an oversized or non-object message: the reference says why.
-            if raw is None or len(raw) > max_bytes or raw[:1] != b"{":
+            # A tombstone, an oversized or non-object message (a BOM too), an escape: the
+            # reference says what is wrong, if anything.
+            if raw is None or len(raw) > max_bytes or raw[:1] != b"{" or b"\\" in raw:
                 odd.append(i)
                 continue
             try:
-                doc = loads(raw)  # rejects lone surrogates, invalid UTF-8, NaN tokens
-            except decode_error:
+                doc = decode(raw)  # rejects invalid UTF-8, NaN tokens, wrong types, extras
+            except (msgspec.DecodeError, ValueError):
                 odd.append(i)
                 continue
-            if type(doc) is not dict:
-                odd.append(i)
-                continue
-            keys = doc.keys()
-            if not (keys == full or required <= keys <= full):
-                odd.append(i)
-                continue
-            name, ts, values = doc["sensor_id"], doc["ts"], doc["values"]
-            seq, label = doc.get("seq"), doc.get("label")
-            if (
-                type(name) is not str
-                or type(ts) is not str
-                or len(ts) != _STAMP_LENGTH
-                or ts[-1] != "Z"
-                or type(values) is not dict
-                or len(values) != nf
-                or not (seq is None or (type(seq) is int and 0 <= seq < 2**63))
-                or not (label is None or (type(label) is int and (label == 0 or label == 1)))
-                # No key written twice (orjson keeps the last): without escapes, the colons
-                # of the raw bytes are one per key plus those inside the strings.
-                or b"\\" in raw
-                or raw.count(b":") != len(keys) + nf + colons + name.count(":")
-            ):
+            name, ts, seq, label = doc.sensor_id, doc.ts, doc.seq, doc.label
+            keys = 3 + (seq is not UNSET) + (label is not UNSET)
+            # No key written twice (the decoder keeps the last): without escapes, the colons
+            # of the raw bytes are one per key plus those inside the strings.
+            if ts[-1] != "Z" or raw.count(b":") != keys + nf + colons + name.count(":"):
                 odd.append(i)
                 continue
             ok = sensor_ok.get(name)
@@ -122,15 +117,19 @@ class ColumnDecoder:
                 odd.append(i)
                 continue
             try:
-                row = get_values(values)
+                row = get_values(doc.values)
             except KeyError:
                 odd.append(i)
                 continue
-            sensor[i], stamps[i], seqs[i], labels[i] = name, ts[:-1], seq, label
+            sensor[i], stamps[i] = name, ts[:-1]
             rows[i] = (row,) if single else row
-            if len(keys) != len(full):
-                missing[i] = (b'"seq":null,' if "seq" not in keys else b"") + (
-                    b'"label":null,' if "label" not in keys else b""
+            if keys == 5:
+                seqs[i], labels[i] = seq, label
+            else:
+                seqs[i] = None if seq is UNSET else seq
+                labels[i] = None if label is UNSET else label
+                missing[i] = (b'"seq":null,' if seq is UNSET else b"") + (
+                    b'"label":null,' if label is UNSET else b""
                 )
         slow[odd] = True
         # Floats only (not ints, bools, None, strings): one C pass over every value.
@@ -192,4 +191,7 @@ def _one_stamp(stamp: str) -> np.datetime64:
 def valid_payload(raw: bytes, reading_id: str, missing: bytes) -> bytes:
     """The ValidReading (v1) JSON of a fast row: its own bytes with the id (and nulls for the
     optional fields it lacks) spliced in after the opening brace."""
-    return b'{"v":1,"reading_id":"' + reading_id.encode() + b'",' + missing + raw[1:]
+    return b"".join((_PREFIX, reading_id.encode(), b'",', missing, raw[1:]))
+
+
+_PREFIX = b'{"v":1,"reading_id":"'

@@ -178,13 +178,13 @@ class ReadingValidator:
         reasons: dict[int, list[FailedCheck]] = {
             i: list(p.problems) for i, p in parsed.items() if p.problems
         }
-        for i, message, sensor_id in zip(range(n), messages, sensor, strict=True):
-            if (
-                message.key is not None
-                and sensor_id is not None
-                and message.key != sensor_id.encode()
-            ):
-                reasons.setdefault(i, []).append(_key_mismatch(message.key, sensor_id))  # type: ignore[arg-type]
+        keys = [m.key for m in messages]
+        for i in [
+            i
+            for i, key, sensor_id in zip(range(n), keys, sensor, strict=True)
+            if key is not None and sensor_id is not None and key != sensor_id.encode()
+        ]:
+            reasons.setdefault(i, []).append(_key_mismatch(keys[i], sensor[i]))  # type: ignore[arg-type]
         for r, schema in failures.items():
             i = int(rows[r])
             flagged = {f.column for f in reasons.get(i, ())}
@@ -211,24 +211,19 @@ class ReadingValidator:
                         first.append(i)
                 good = first
 
+        if any(ids[i] is None or not sensor[i] for i in good):
+            # Passing every check implies these; a gap is a bug in the checks.
+            raise DriftlineError("a reading that passed every check has no identity")
+        out = {i: self._reference_bytes(parsed[i], ids[i]) for i in good if i in parsed}
+        missing = cols.missing
         verdict = WireVerdict()
-        for i in good:
-            rid, sensor_id, reading = ids[i], sensor[i], parsed.get(i)
-            if rid is None or not sensor_id or (reading is not None and reading.ts is None):
-                # Passing every check implies these; a gap is a bug in the checks.
-                raise DriftlineError(f"reading at offset {messages[i].offset} has no identity")
-            if reading is None:
-                out = valid_payload(raws[i], rid, cols.missing[i])  # type: ignore[arg-type]
-            else:
-                out = ValidReading(
-                    reading_id=rid,
-                    sensor_id=sensor_id,
-                    ts=reading.ts,
-                    seq=reading.seq,
-                    values=reading.values,
-                    label=reading.label,
-                ).to_bytes()
-            verdict.valid.append((messages[i], out))
+        verdict.valid = [
+            (
+                messages[i],
+                out[i] if i in out else valid_payload(raws[i], ids[i], missing[i]),  # type: ignore[arg-type]
+            )
+            for i in good
+        ]
         verdict.reading_ids = [ids[i] for i in good]  # type: ignore[misc]
         verdict.sensor_ids = [sensor[i] for i in good]  # type: ignore[misc]
         verdict.invalid = [
@@ -236,6 +231,20 @@ class ReadingValidator:
             for i in sorted(reasons)
         ]
         return verdict
+
+    @staticmethod
+    def _reference_bytes(reading: ParsedReading, rid: str | None) -> bytes:
+        """The ValidReading JSON of a reading parsed by ``parse_reading``."""
+        if rid is None or reading.sensor_id is None or reading.ts is None:
+            raise DriftlineError("a reading that passed every check has no identity")
+        return ValidReading(
+            reading_id=rid,
+            sensor_id=reading.sensor_id,
+            ts=reading.ts,
+            seq=reading.seq,
+            values=reading.values,
+            label=reading.label,
+        ).to_bytes()
 
     def validate_wire_isolating_errors(self, messages: Sequence[Message]) -> WireVerdict:
         """``validate_wire``; if it fails, ``validate_isolating_errors`` (one message at a
