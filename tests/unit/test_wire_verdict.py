@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import orjson
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from driftline.messages import Message
 from driftline.profile import Profile, load_profile
@@ -19,6 +20,7 @@ from driftline.settings import DEFAULT_PROFILE
 from driftline.simulate.inject import MALFORMED_KINDS, malform
 from driftline.validation import ReadingValidator
 from tests.fuzz_messages import Case, message_cases
+from tests.hostile_messages import hostile_message
 from tests.unit.factories import NOW, iso, reading_doc
 
 PROFILE: Profile = load_profile(DEFAULT_PROFILE)
@@ -136,3 +138,15 @@ def test_a_reading_seen_in_an_earlier_batch_is_a_duplicate_on_both_paths() -> No
     again = messages_of([orjson.dumps(reading_doc(seq=s)) for s in range(1, 5)])
     assert_same_verdict(again, v)
     assert [d.reasons[0].check for _, d in v.validate_wire(again).invalid] == ["not_duplicate"] * 2
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_messages_on_a_canonical_reading_get_the_reference_verdict(
+    data: st.DataObject,
+) -> None:
+    ts = NOW - timedelta(seconds=data.draw(st.integers(0, 3600)))
+    doc = reading_doc("pump-007", ts, label=0)
+    hostile = data.draw(hostile_message(doc, 64 * 1024))
+    batch = [orjson.dumps(doc), hostile.value, orjson.dumps({**doc, "seq": 2})]
+    assert_same_verdict(messages_of(batch, [b"pump-007", hostile.key, b"pump-007"]), validator())
