@@ -23,7 +23,6 @@ values, so ``ValidReading.model_validate_json`` reads the same record as from
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -41,15 +40,28 @@ _EPOCH_NS_MAX = int(np.datetime64("2200-01-01T00:00:00", "ns").astype(np.int64))
 _STAMP_LENGTH = len("2025-03-14T09:26:53.589000Z")
 
 
-class _Canonical(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The canonical shape of a reading, as msgspec decodes and type-checks it in C. Values
-    may be ints here; the caller sends a row with any int to the reference."""
-
-    sensor_id: Annotated[str, Meta(min_length=1, max_length=MAX_SENSOR_ID)]
-    ts: Annotated[str, Meta(min_length=_STAMP_LENGTH, max_length=_STAMP_LENGTH)]
-    values: dict[str, int | float]
-    seq: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None | UnsetType = UNSET
-    label: Literal[0, 1] | None | UnsetType = UNSET
+def canonical_struct(features: list[str]) -> type[msgspec.Struct]:
+    """The canonical shape of a reading of ``features``, as msgspec decodes and type-checks it
+    in C: every measurement once and nothing else. Values may be ints here; the decoder sends
+    a row with any int to the reference."""
+    values = msgspec.defstruct(
+        "CanonicalValues",
+        [(f"m{j}", int | float) for j in range(len(features))],
+        rename={f"m{j}": name for j, name in enumerate(features)},
+        forbid_unknown_fields=True,
+    )
+    return msgspec.defstruct(
+        "CanonicalReading",
+        [
+            ("sensor_id", Annotated[str, Meta(min_length=1, max_length=MAX_SENSOR_ID)]),
+            ("ts", Annotated[str, Meta(min_length=_STAMP_LENGTH, max_length=_STAMP_LENGTH)]),
+            ("values", values),
+            ("seq", Annotated[int, Meta(ge=0, le=2**63 - 1)] | None | UnsetType, UNSET),
+            ("label", Literal[0, 1] | None | UnsetType, UNSET),
+        ],
+        kw_only=True,
+        forbid_unknown_fields=True,
+    )
 
 
 @dataclass
@@ -70,13 +82,11 @@ class ColumnDecoder:
     def __init__(self, features: list[str], max_bytes: int) -> None:
         self.features = features
         self.max_bytes = max_bytes
-        self._get_values = operator.itemgetter(*features)
-        self._single = len(features) == 1
         # Colons of a canonical payload besides one per key: the measurement names' and the
         # timestamp's two.
         self._colons = sum(f.count(":") for f in features) + 2
         self._sensor_ok: dict[str, bool] = {}
-        self._decoder = msgspec.json.Decoder(_Canonical)
+        self._decoder = msgspec.json.Decoder(canonical_struct(features))
 
     def decode(self, raws: Sequence[bytes | None]) -> DecodedBatch:
         n, width = len(raws), len(self.features)
@@ -89,7 +99,7 @@ class ColumnDecoder:
         rows: list[tuple[float, ...]] = [zeros] * n
         missing: list[bytes] = [b""] * n
         decode, max_bytes = self._decoder.decode, self.max_bytes
-        get_values, single, nf, colons = self._get_values, self._single, width, self._colons
+        astuple, nf, colons = msgspec.structs.astuple, width, self._colons
         sensor_ok = self._sensor_ok
         odd: list[int] = []  # off the canonical shape: parse_reading's
         for i, raw in enumerate(raws):
@@ -116,13 +126,8 @@ class ColumnDecoder:
             if not ok:
                 odd.append(i)
                 continue
-            try:
-                row = get_values(doc.values)
-            except KeyError:
-                odd.append(i)
-                continue
             sensor[i], stamps[i] = name, ts[:-1]
-            rows[i] = (row,) if single else row
+            rows[i] = astuple(doc.values)  # in profile order
             if keys == 5:
                 seqs[i], labels[i] = seq, label
             else:
