@@ -191,7 +191,9 @@ def validator_verdict(profile: Profile, batch: list[Message], now: datetime) -> 
 def versions() -> str:
     from importlib.metadata import version
 
-    libs = ", ".join(f"{n} {version(n)}" for n in ("pandera", "pandas", "numpy", "orjson"))
+    libs = ", ".join(
+        f"{n} {version(n)}" for n in ("pandera", "pandas", "numpy", "orjson", "msgspec")
+    )
     model = next(
         (
             line.split(":", 1)[1].strip()
