@@ -10,6 +10,7 @@ import random
 from datetime import timedelta
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from driftline.simulate.inject import MALFORMED_KINDS, malform
 from driftline.validation import ReadingValidator
 from tests.fuzz_messages import Case, message_cases
 from tests.hostile_messages import hostile_message
-from tests.unit.factories import NOW, iso, reading_doc
+from tests.unit.factories import NOW, iso, message, reading_doc
 
 PROFILE: Profile = load_profile(DEFAULT_PROFILE)
 MAX_BYTES = 2048
@@ -150,3 +151,19 @@ def test_hostile_messages_on_a_canonical_reading_get_the_reference_verdict(
     hostile = data.draw(hostile_message(doc, 64 * 1024))
     batch = [orjson.dumps(doc), hostile.value, orjson.dumps({**doc, "seq": 2})]
     assert_same_verdict(messages_of(batch, [b"pump-007", hostile.key, b"pump-007"]), validator())
+
+
+def test_a_batch_that_breaks_the_columnar_path_is_validated_by_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v = validator()
+    docs = [reading_doc(seq=s) for s in range(3)]
+
+    def broken(raws: object) -> None:
+        raise RuntimeError("a bug in the columns")
+
+    monkeypatch.setattr(v._decoder, "decode", broken)  # noqa: SLF001
+    verdict = v.validate_wire_isolating_errors([message(d) for d in docs])
+    assert len(verdict.valid) == 3 and not verdict.invalid
+    for (_, raw), rid in zip(verdict.valid, verdict.reading_ids, strict=True):
+        assert ValidReading.model_validate_json(raw).reading_id == rid
