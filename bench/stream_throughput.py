@@ -11,7 +11,9 @@ their entry point ``service_main``, with their default settings), one process ea
 together, as deployed; ingest writes to a fresh raw store each run (a new MariaDB database by
 default). The faust agent validates with the same
 ``ReadingValidator``, one message per call, and publishes the same records; it consumes only
-the first ``--faust-readings`` (it is slow).
+the first ``--faust-readings`` (it is slow). The drift target is the real drift service
+(``services/drift``, its Kafka I/O included) consuming the valid topic, onto which the parent
+publishes the validator's verdict on the same readings (and a reference from their values).
 
 Every target uses a 2 s consumer session timeout on the embedded broker
 (``--session-timeout-ms``): Tansu holds each JoinGroup for half the session timeout, so
@@ -19,7 +21,8 @@ faust's default of 60 s made its first join take 30 s (docs/kafka.md). Group joi
 start-up are not measured anyway ("start s" shows them): each target's window runs from its
 first consumed batch to its last message, and its CPU seconds (user + system, all threads, from
 ``time.process_time``) are those of that window. readings/s per core = readings / CPU seconds.
-"x bare" is readings/s over the bare consumer's. ingest + validator run in parallel, one
+"x bare" is readings/s over the bare consumer's, "core x bare" readings per CPU second over
+the bare consumer's. ingest + validator run in parallel, one
 process each: their pair runs at the slower one's rate, and its CPU is the sum of both. Every
 target runs ``--repeats`` times; the table shows medians. The broker and the database server
 use CPU too, counted for no target: on a 2-core machine they share the cores with it.
@@ -59,7 +62,7 @@ from driftline.broker import EmbeddedBroker  # noqa: E402
 from driftline.kafka import ensure_topics, make_consumer, make_producer  # noqa: E402
 from driftline.messages import Message  # noqa: E402
 from driftline.parsing import load_json  # noqa: E402
-from driftline.profile import load_profile  # noqa: E402
+from driftline.profile import Profile, load_profile  # noqa: E402
 from driftline.service_main import service_main  # noqa: E402
 from driftline.services import load_service  # noqa: E402
 from driftline.settings import Settings  # noqa: E402
@@ -67,7 +70,7 @@ from driftline.topics import Topics  # noqa: E402
 
 console = Console(width=110, stderr=True)
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
-TARGETS = ("bare", "services", "faust")
+TARGETS = ("bare", "services", "drift", "faust")
 SESSION_TIMEOUT_MS = 2000  # Tansu holds a JoinGroup for half of it (docs/kafka.md)
 
 
@@ -148,7 +151,8 @@ async def bare_consumer(settings: Settings, expected: int) -> None:
 
 def service(name: str, settings: Settings, expected: int) -> None:
     """A real service, stopped once its consumed-messages counter reaches ``expected``."""
-    topic = Topics(settings.topic_prefix).raw_readings
+    topics = Topics(settings.topic_prefix)
+    topic = topics.valid_readings if name == "drift" else topics.raw_readings
     counter = metrics.messages_consumed.labels(name, topic)
     clock = Clock(name, expected)
 
@@ -235,7 +239,9 @@ def child(target: str, settings: Settings, expected: int) -> None:
 # --- The parent: publish once, run each target as processes, tabulate ----------------------
 
 
-async def publish(settings: Settings, payloads: list[tuple[bytes, bytes]]) -> None:
+async def publish(
+    settings: Settings, payloads: list[tuple[bytes, bytes]], topic: str | None = None
+) -> None:
     topics = Topics(settings.topic_prefix)
     await ensure_topics(settings, topics.all())
     producer = make_producer(settings)
@@ -243,13 +249,36 @@ async def publish(settings: Settings, payloads: list[tuple[bytes, bytes]]) -> No
     try:
         pending = []
         for key, value in payloads:
-            pending.append(await producer.send(topics.raw_readings, value, key=key))
+            pending.append(await producer.send(topic or topics.raw_readings, value, key=key))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+def publish_valid(
+    settings: Settings, profile: Profile, payloads: list[tuple[bytes, bytes]], tmp: Path
+) -> int:
+    """The validator's verdict on ``payloads``, its valid readings published to the valid
+    topic (what the drift service consumes), and a reference from their first 5,000 values:
+    the number published."""
+    import pandas as pd
+
+    from driftline.validation import ReadingValidator
+
+    with console.status("validating for the drift target"):
+        verdict = ReadingValidator(profile, dedup_capacity=0).validate(
+            [Message("raw", 0, i, k, v) for i, (k, v) in enumerate(payloads)]
+        )
+        valid = [(r.sensor_id.encode(), r.to_bytes()) for _, r in verdict.valid]
+        frame = pd.DataFrame([r.values for _, r in verdict.valid[:5000]])[profile.features]
+        frame.to_parquet(tmp / "reference.parquet", index=False)
+        topic = Topics(settings.topic_prefix).valid_readings
+        asyncio.run(publish(settings, valid, topic))
+    console.log(f"published {len(valid):,} valid readings to {topic}")
+    return len(valid)
 
 
 @contextlib.contextmanager
@@ -382,6 +411,9 @@ def main() -> None:
         console.log(
             f"published {args.readings:,} readings to {Topics(base['topic_prefix']).raw_readings}"
         )
+        valid_count = 0
+        if "drift" in targets:
+            valid_count = publish_valid(settings, profile, payloads, tmp)
 
         results: dict[str, list[Run]] = {t: [] for t in targets}
         for repeat in range(args.repeats):
@@ -398,6 +430,11 @@ def main() -> None:
                         windows = run_processes(
                             ["ingest", "validator"], run_settings, args.readings, 1800, logs
                         )
+                elif target == "drift":
+                    run_settings = run_settings.model_copy(
+                        update={"reference_path": tmp / "reference.parquet"}
+                    )
+                    windows = run_processes(["drift"], run_settings, valid_count, 1800, logs)
                 else:
                     expected = args.faust_readings if target == "faust" else args.readings
                     windows = run_processes([target], run_settings, expected, 1800, logs)
@@ -445,6 +482,7 @@ def summarize(label: str, runs: list[Run], part: int | None = None) -> Row:
 LABELS = {
     "bare": "bare aiokafka consumer (limit)",
     "services": "ingest + validator (services)",
+    "drift": "drift service (valid topic, with I/O)",
     "faust": "faust agent, per message",
 }
 
@@ -457,13 +495,23 @@ def print_table(results: dict[str, list[Run]], args: argparse.Namespace) -> None
             for i, window in enumerate(runs[0].parts):
                 rows.append(summarize(f"  {window.process} alone", runs, i))
     bare = next((r.rate for r in rows if r.target == LABELS["bare"]), None)
+    bare_core = next((r.per_core for r in rows if r.target == LABELS["bare"]), None)
     db = "SQLite" if args.database_url == "sqlite" else "MariaDB"
     table = Table(
         title=f"Stream throughput, {args.readings:,} readings ({args.invalid:.0%} invalid), raw "
         f"store on {db}, batches of {args.batch_max_records or Settings().batch_max_records:,} "
         f"(medians of {args.repeats} runs)"
     )
-    columns = ("target", "readings", "readings/s", "x bare", "CPU s", "per core", "start s")
+    columns = (
+        "target",
+        "readings",
+        "readings/s",
+        "x bare",
+        "CPU s",
+        "per core",
+        "core x bare",
+        "start s",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "target" else "right")
     for r in rows:
@@ -474,6 +522,7 @@ def print_table(results: dict[str, list[Run]], args: argparse.Namespace) -> None
             f"{r.rate / bare:.2f}" if bare else "-",
             f"{r.cpu_seconds:.2f}",
             f"{r.per_core:,.0f}",
+            f"{r.per_core / bare_core:.2f}" if bare_core else "-",
             f"{r.start_seconds:.1f}",
         )
     Console(width=120).print(table)

@@ -28,7 +28,7 @@ from driftline.kafka import publish_all, read_to_end
 from driftline.messages import Message
 from driftline.profile import load_profile
 from driftline.recent_ids import RecentIds
-from driftline.records import DriftEvent, FailedCheck, ModelPromoted, ValidReading
+from driftline.records import DriftEvent, FailedCheck, ModelPromoted
 from driftline.reference import Reference, load_reference
 from driftline.runtime import (
     BatchHandler,
@@ -39,6 +39,7 @@ from driftline.runtime import (
 from driftline.service_main import service_main
 from driftline.settings import Settings
 from driftline.topics import Topics
+from driftline.valid_topic import decode_valid_reading
 from driftline.windows import ClosedWindow, SensorWindows
 
 NAME = "drift"
@@ -76,7 +77,7 @@ class DriftHandler(BatchHandler):
                 rejected += await self._promote(m)
                 continue
             try:
-                reading = ValidReading.model_validate_json(m.value or b"")
+                reading = decode_valid_reading(m.value)
             except ValidationError as exc:
                 reason = FailedCheck(check="bad_record", detail=str(exc.errors()[:1])[:300])
                 rejected.append(

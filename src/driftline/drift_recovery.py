@@ -31,6 +31,7 @@ from driftline.messages import Message
 from driftline.records import DriftEvent, ValidReading
 from driftline.settings import Settings
 from driftline.topics import Topics
+from driftline.valid_topic import WireValidReading
 
 log = logging.getLogger("drift")
 
@@ -51,7 +52,7 @@ class Emitted:
     window_end: datetime
     started_ms: int  # when this worker started (wall clock, Unix ms)
 
-    def holds(self, reading: ValidReading, published_ms: int | None) -> bool:
+    def holds(self, reading: ValidReading | WireValidReading, published_ms: int | None) -> bool:
         return (
             published_ms is not None
             and published_ms < self.started_ms

@@ -10,7 +10,7 @@ generated batches.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from driftline.profile import Profile
-from driftline.schema import READING_ID, SENSOR_ID, TS
+from driftline.records import FailedCheck
+from driftline.schema import READING_ID, SENSOR_ID, TS, describe_failure
 
 NAT = np.iinfo(np.int64).min  # a missing ts, as numpy's datetime64 spells NaT
 
@@ -69,6 +70,61 @@ class Screen:
             in_range = (batch.values >= self.low) & (batch.values <= self.high)  # NaN: False
         bad |= ~in_range.all(axis=1)
         return bad
+
+    def reasons(
+        self, batch: Columns, now: datetime, seen: Container[str]
+    ) -> dict[int, list[FailedCheck]]:
+        """Row position -> the reading schema's checks it fails, in the order and words of
+        the validator's pandera path (``schema.describe_failure``), computed with whole-array
+        operations: reasons are built only for the rows that fail. ``tests/unit/
+        test_wire_verdict.py`` holds this to pandera's failure cases."""
+        out: dict[int, list[FailedCheck]] = {}
+        profile = self.profile
+
+        def add(mask: np.ndarray, check: str, column: str, value: Callable[[int], object]) -> None:
+            for i in np.flatnonzero(mask).tolist():
+                detail = describe_failure(profile, check, column, value(i))
+                out.setdefault(i, []).append(FailedCheck(check=check, column=column, detail=detail))
+
+        sensors, ids = batch.sensor_id, batch.reading_id
+        no_sensor = np.fromiter((s is None for s in sensors), dtype=bool, count=len(sensors))
+        add(no_sensor, "not_nullable", SENSOR_ID, lambda i: None)
+        add(
+            ~self._known_sensors(sensors) & ~no_sensor,
+            "known_sensor",
+            SENSOR_ID,
+            sensors.__getitem__,
+        )
+
+        policy = self.profile.timestamps
+        latest = pd.Timestamp(now + timedelta(seconds=policy.max_future_seconds)).value
+        earliest = pd.Timestamp(now - timedelta(seconds=policy.max_age_seconds)).value
+        ts = batch.ts
+        missing = ts == NAT
+
+        def stamp(i: int) -> object:
+            return pd.Timestamp(int(ts[i]), tz="UTC")
+
+        add(missing, "not_nullable", TS, lambda i: None)
+        add(~missing & (ts > latest), "not_in_future", TS, stamp)
+        add(~missing & (ts < earliest), "not_too_old", TS, stamp)
+
+        no_id = np.fromiter((i is None for i in ids), dtype=bool, count=len(ids))
+        add(no_id, "not_nullable", READING_ID, lambda i: None)
+        repeat = np.fromiter((i is not None and i in seen for i in ids), dtype=bool, count=len(ids))
+        add(repeat, "not_duplicate", READING_ID, ids.__getitem__)
+
+        values = batch.values
+        with np.errstate(invalid="ignore"):
+            nan = np.isnan(values)
+            inf = np.isinf(values)
+            out_of_range = ~nan & ~inf & ~((values >= self.low) & (values <= self.high))
+        for j, name in enumerate(self.features):
+            column = values[:, j]
+            add(nan[:, j], "not_nullable", name, lambda i: None)
+            add(inf[:, j], "finite", name, lambda i, c=column: float(c[i]))  # type: ignore[misc]
+            add(out_of_range[:, j], "in_range", name, lambda i, c=column: float(c[i]))  # type: ignore[misc]
+        return out
 
     def _known_sensors(self, ids: Sequence[str | None]) -> np.ndarray:
         known = self._known
