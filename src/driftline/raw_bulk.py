@@ -205,19 +205,19 @@ def load_data(conn: Connection, data: bytes, rows: int, received: str) -> int:
             "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
             f"LINES TERMINATED BY '\\n' ({', '.join(COLUMNS)}) SET received_at = '{received}'"
         )
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(statement)
-            added = int(cursor.rowcount)
-            warnings = int(getattr(cursor, "warning_count", 0) or 0)
-            if warnings != rows - added:  # each duplicate skipped is one warning (1062)
-                cursor.execute("SHOW WARNINGS LIMIT 5")
-                shown = "; ".join(f"{code} {message}" for _, code, message in cursor.fetchall())
-                raise StoreError(
-                    f"LOAD DATA of {rows} rows added {added} with {warnings} warnings: {shown}"
-                )
-        finally:
-            cursor.close()
+        # Through SQLAlchemy, so a lost connection is an OperationalError the error policy
+        # knows (a dependency away) and the pool drops it.
+        result = conn.exec_driver_sql(statement)
+        added = int(result.rowcount)
+        warnings = int(getattr(result.context.cursor, "warning_count", 0) or 0)
+        if warnings != rows - added:  # each duplicate skipped is one warning (1062)
+            shown = "; ".join(
+                f"{code} {message}"
+                for _, code, message in conn.exec_driver_sql("SHOW WARNINGS LIMIT 5").all()
+            )
+            raise StoreError(
+                f"LOAD DATA of {rows} rows added {added} with {warnings} warnings: {shown}"
+            )
     return added
 
 
