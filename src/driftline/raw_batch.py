@@ -42,7 +42,8 @@ _LONG_NUMBER = b"0" * 19  # after _DIGITS_AS_ZERO: 19 digits in a row
 _SEP = b"\x00"  # never in what orjson accepts (a raw control byte), so it parts documents
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{[\x00")
 _SEQ_LIMIT = 2**63
-_CACHE_LIMIT = 100_000  # distinct sensor ids remembered (a hostile stream may send many)
+_CACHE_LIMIT = 100_000  # sensor ids, keys remembered (a hostile stream may send many)
+_CACHED_KEY_BYTES = 256
 
 
 @dataclass(slots=True)
@@ -63,23 +64,21 @@ def timestamp_text(ts: datetime) -> str:
 
 
 class BatchKeys:
-    """Computes ``BatchKeyColumns``; remembers which sensor ids are valid across batches."""
+    """Computes ``BatchKeyColumns``; remembers valid sensor ids and the hash state of each key
+    across batches (both bounded)."""
 
     def __init__(self) -> None:
-        self._sensor_ok: dict[str, bool] = {}
+        self._valid_sensors: set[str] = set()
+        self._key_hashes: dict[bytes | None, Any] = {}
 
     def columns(self, messages: list[Message]) -> BatchKeyColumns:
         n = len(messages)
+        values = [m.value for m in messages]
         out = BatchKeyColumns(
-            [message_id(m.key, m.value) for m in messages],
-            [None] * n,
-            [None] * n,
-            [None] * n,
-            [None] * n,
+            self._message_ids(messages), [None] * n, [None] * n, [None] * n, [None] * n
         )
-        docs, own_path = self._decode(messages)
-        for i, doc in docs:
-            self._fill(out, i, doc)
+        docs, own_path = _decode(values)
+        self._fill(out, docs)
         for i in own_path:
             k = key_columns(messages[i])
             out.reading_id[i] = k.reading_id
@@ -88,71 +87,100 @@ class BatchKeys:
             out.seq[i] = k.seq
         return out
 
-    @staticmethod
-    def _decode(messages: list[Message]) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
-        """(index, document) of the objects the batch checks clear, and the indexes of the
-        messages that take their own path. Anything else (no value, a JSON value that is not
-        an object) has no key columns, whether or not it is strict JSON."""
-        loads, error = orjson.loads, orjson.JSONDecodeError
-        parsed: list[tuple[int, dict[str, Any]]] = []
-        own_path: list[int] = []
-        for i, m in enumerate(messages):
-            if m.value is None:
-                continue
-            try:
-                doc = loads(m.value)
-            except error:
-                own_path.append(i)
-                continue
-            if type(doc) is dict:
-                parsed.append((i, doc))
-        if not parsed:
-            return parsed, own_path
-        raws = [messages[i].value or b"" for i, _ in parsed]
-        suspect = _suspects(raws, [doc for _, doc in parsed])
-        if suspect:
-            own_path.extend(parsed[j][0] for j in suspect)
-            parsed = [p for j, p in enumerate(parsed) if j not in suspect]
-        return parsed, own_path
+    def _message_ids(self, messages: list[Message]) -> list[str]:
+        """``message_id`` of each message: the key's part hashed once per distinct key."""
+        hashes = self._key_hashes
+        if len(hashes) > _CACHE_LIMIT:
+            hashes.clear()
+        out = []
+        for m in messages:
+            key, value = m.key, m.value
+            h = hashes.get(key)
+            if h is None:
+                if key is not None and len(key) > _CACHED_KEY_BYTES:
+                    out.append(message_id(key, value))
+                    continue
+                h = hashes[key] = blake2b(digest_size=16)
+                h.update(b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key)
+            h = h.copy()
+            if value is None:
+                h.update(b"-")
+            else:
+                h.update(b"v")
+                h.update(value)
+            out.append(h.hexdigest())
+        return out
 
-    def _fill(self, out: BatchKeyColumns, i: int, doc: dict[str, Any]) -> None:
-        sensor = doc.get("sensor_id")
-        if type(sensor) is str:
-            ok = self._sensor_ok.get(sensor)
-            if ok is None:
-                ok = valid_sensor_id(sensor) is not None  # too long ones are not remembered
-                if ok:
-                    if len(self._sensor_ok) >= _CACHE_LIMIT:
-                        self._sensor_ok.clear()
-                    self._sensor_ok[sensor] = ok
-            if ok:
-                out.sensor_id[i] = sensor
+    def _fill(self, out: BatchKeyColumns, docs: list[tuple[int, dict[str, Any]]]) -> None:
+        """The key columns of documents ``load_json`` reads as ``orjson`` does (the rules of
+        ``raw_rows.key_columns``, inlined: this loop is most of the Python per message)."""
+        reading_ids, sensors, events, seqs = out.reading_id, out.sensor_id, out.event_ts, out.seq
+        valid_sensors = self._valid_sensors
+        canonical, from_iso, digest = _CANONICAL_TS.fullmatch, datetime.fromisoformat, blake2b
+        for i, doc in docs:
+            get = doc.get
+            sensor = get("sensor_id")
+            if type(sensor) is str and (sensor in valid_sensors or self._new_sensor(sensor)):
+                sensors[i] = sensor
             else:
                 sensor = None
-        else:
-            sensor = None
-        seq = doc.get("seq")
-        seq_ok = seq is None or (type(seq) is int and 0 <= seq < _SEQ_LIMIT)
-        if seq_ok:
-            out.seq[i] = seq
-        ts = doc.get("ts")
-        stamp = None
-        if type(ts) is str and _CANONICAL_TS.fullmatch(ts):
-            try:
-                datetime.fromisoformat(ts)  # a real date and time (no 31 April)
-            except ValueError:
-                pass
-            else:
-                stamp = ts[:26] + "+00:00"  # as_utc(ts).isoformat(timespec="microseconds")
-                if _FROM <= ts <= _UNTIL:
-                    out.event_ts[i] = ts[:10] + " " + ts[11:26]
-        elif (parsed := parse_timestamp(ts)) is not None:
-            stamp = parsed.isoformat(timespec="microseconds")
-            if PLAUSIBLE_FROM <= parsed <= PLAUSIBLE_UNTIL:
-                out.event_ts[i] = timestamp_text(parsed)
-        if sensor is not None and stamp is not None and seq_ok:
-            identity = f"{sensor}|{stamp}|{seq}".encode()
-            out.reading_id[i] = blake2b(identity, digest_size=16).hexdigest()
+            seq = get("seq")
+            seq_ok = seq is None or (type(seq) is int and 0 <= seq < _SEQ_LIMIT)
+            if seq_ok:
+                seqs[i] = seq
+            ts = get("ts")
+            stamp = None
+            if type(ts) is str and canonical(ts):
+                try:
+                    from_iso(ts)  # a real date and time (no 31 April)
+                except ValueError:
+                    pass
+                else:
+                    stamp = ts[:26] + "+00:00"  # as_utc(ts).isoformat(timespec="microseconds")
+                    if _FROM <= ts <= _UNTIL:
+                        events[i] = ts[:10] + " " + ts[11:26]
+            elif (parsed := parse_timestamp(ts)) is not None:
+                stamp = parsed.isoformat(timespec="microseconds")
+                if PLAUSIBLE_FROM <= parsed <= PLAUSIBLE_UNTIL:
+                    events[i] = timestamp_text(parsed)
+            if sensor is not None and stamp is not None and seq_ok:
+                reading_ids[i] = digest(
+                    f"{sensor}|{stamp}|{seq}".encode(), digest_size=16
+                ).hexdigest()
+
+    def _new_sensor(self, sensor: str) -> bool:
+        if valid_sensor_id(sensor) is None:
+            return False
+        if len(self._valid_sensors) >= _CACHE_LIMIT:
+            self._valid_sensors.clear()
+        self._valid_sensors.add(sensor)
+        return True
+
+
+def _decode(values: list[bytes | None]) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+    """(index, document) of the objects the batch checks clear, and the indexes of the
+    messages that take their own path. Anything else (no value, a JSON value that is not an
+    object) has no key columns, whether or not it is strict JSON."""
+    loads, error = orjson.loads, orjson.JSONDecodeError
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    own_path: list[int] = []
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        try:
+            doc = loads(value)
+        except error:
+            own_path.append(i)
+            continue
+        if type(doc) is dict:
+            parsed.append((i, doc))
+    if not parsed:
+        return parsed, own_path
+    suspect = _suspects([values[i] or b"" for i, _ in parsed], [doc for _, doc in parsed])
+    if suspect:
+        own_path.extend(parsed[j][0] for j in suspect)
+        parsed = [p for j, p in enumerate(parsed) if j not in suspect]
+    return parsed, own_path
 
 
 def _suspects(raws: list[bytes], docs: list[dict[str, Any]]) -> set[int]:
@@ -161,8 +189,8 @@ def _suspects(raws: list[bytes], docs: list[dict[str, Any]]) -> set[int]:
     suspect: set[int] = set()
     if max(map(len, raws)) > MAX_BYTES:
         suspect.update(j for j, raw in enumerate(raws) if len(raw) > MAX_BYTES)
-    if b"\\u" in joined:
-        suspect.update(j for j, raw in enumerate(raws) if b"\\u" in raw)
+    if b"\\" in joined:  # one byte: memchr; then the few documents with a backslash
+        suspect.update(j for j, raw in enumerate(raws) if b"\\" in raw and b"\\u" in raw)
     if _LONG_NUMBER in joined.translate(_DIGITS_AS_ZERO):
         suspect.update(
             j for j, raw in enumerate(raws) if _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO)
