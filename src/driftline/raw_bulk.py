@@ -174,8 +174,9 @@ def sqlite_rows(
 
 
 SQLITE_INSERT = (
-    f"INSERT INTO raw_readings ({', '.join(COLUMNS)}, received_at) "
-    f"VALUES ({', '.join(['?'] * (len(COLUMNS) + 1))}) ON CONFLICT DO NOTHING"
+    "INSERT INTO raw_readings (message_id, reading_id, sensor_id, event_ts, seq, kafka_topic, "
+    "kafka_partition, kafka_offset, msg_key, payload, payload_bytes, payload_truncated, "
+    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 
 
