@@ -61,6 +61,29 @@ def test_bulk_and_insert_store_the_same_rows(stores: tuple[RawStore, RawStore]) 
     assert by_load == by_insert
 
 
+def test_the_file_reads_the_same_whatever_the_sql_mode(mariadb_url: str) -> None:
+    messages = corpus()
+    rowwise = RawStore.from_url(mariadb_url)
+    store = RawStore.from_url(mariadb_url, bulk_load=True)
+
+    @sa.event.listens_for(store.engine, "connect")
+    def _mode(dbapi_conn, _):  # type: ignore[no-untyped-def]
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES'")
+
+    try:
+        rowwise.create_tables()
+        rowwise.add_messages(messages, RECEIVED)
+        by_insert = stored(rowwise)
+        clear(rowwise)
+        store.create_tables()
+        store.add_messages(messages, RECEIVED)
+        assert stored(store) == by_insert
+    finally:
+        store.engine.dispose()
+        rowwise.engine.dispose()
+
+
 def test_a_redelivered_or_repeated_message_adds_no_row(stores: tuple[RawStore, RawStore]) -> None:
     bulk, _ = stores
     messages = corpus()[:200]
