@@ -174,9 +174,17 @@ def test_reading_ids_of_every_timestamp_form_are_the_existing_functions(ts: str)
 @given(data=st.data())
 def test_hostile_messages_get_the_existing_key_columns(data: st.DataObject) -> None:
     ts = datetime(2026, 5, 1, tzinfo=UTC) + timedelta(microseconds=data.draw(st.integers(0, 10**9)))
-    reading = {"sensor_id": "pump-007", "ts": ts.isoformat(), "seq": 1, "values": NORMAL_VALUES}
-    hostile = data.draw(hostile_message(dict(reading), 64 * 1024))
-    good = as_message(orjson.dumps(reading), 1)
+
+    def reading() -> dict[str, Any]:  # a new one each time: hostile_message changes it
+        return {
+            "sensor_id": "pump-007",
+            "ts": ts.isoformat(),
+            "seq": 1,
+            "values": dict(NORMAL_VALUES),
+        }
+
+    hostile = data.draw(hostile_message(reading(), 64 * 1024))
+    good = as_message(orjson.dumps(reading()), 1)
     messages = [as_message(hostile.value, 0, hostile.key), good]
     assert batch_keys(messages) == [expected_keys(m) for m in messages]
 
