@@ -371,6 +371,13 @@ def main() -> None:
         help="consumer session timeout of every target (default: 2000 on the embedded broker, "
         "10000 on a real Kafka; faust's own default, 60000, makes its join take 30 s on Tansu)",
     )
+    parser.add_argument(
+        "--ingest-path",
+        choices=("new", "old", "both"),
+        default="new",
+        help="how ingest writes the raw store: new (batches the database loads natively), "
+        "old (row-by-row INSERT, the baseline), both (the services run once with each)",
+    )
     parser.add_argument("--only", default="", help="comma-separated targets: " + ",".join(TARGETS))
     parser.add_argument(
         "--quick", action="store_true", help="100,000 readings (faust: 10,000), 1 run"
@@ -415,13 +422,16 @@ def main() -> None:
         if "drift" in targets:
             valid_count = publish_valid(settings, profile, payloads, tmp)
 
+        targets = ingest_paths(targets, args.ingest_path)
         results: dict[str, list[Run]] = {t: [] for t in targets}
         for repeat in range(args.repeats):
             for target in targets:
                 group = f"{base['topic_prefix']}-{target}-{repeat}"
                 console.log(f"{target}: run {repeat + 1}/{args.repeats}")
                 run_settings = settings.model_copy(update={"consumer_group_prefix": group})
-                if target == "services":
+                if target in ("services", "services-old"):
+                    bulk = {"raw_store_bulk_load": target == "services"}
+                    run_settings = run_settings.model_copy(update=bulk)
                     with fresh_database(
                         None if args.database_url == "sqlite" else args.database_url, tmp
                     ) as url:
@@ -483,15 +493,25 @@ LABELS = {
     "bare": "bare aiokafka consumer (limit)",
     "services": "ingest + validator (services)",
     "drift": "drift service (valid topic, with I/O)",
+    "services-old": "ingest (old INSERT path) + validator",
     "faust": "faust agent, per message",
 }
+
+
+def ingest_paths(targets: list[str], path: str) -> list[str]:
+    """The services target once per ingest path asked for ("services-old": the old one)."""
+    if "services" not in targets or path == "new":
+        return targets
+    at = targets.index("services")
+    paths = ["services", "services-old"] if path == "both" else ["services-old"]
+    return targets[:at] + paths + targets[at + 1 :]
 
 
 def print_table(results: dict[str, list[Run]], args: argparse.Namespace) -> None:
     rows = []
     for target, runs in results.items():
         rows.append(summarize(LABELS[target], runs))
-        if target == "services":
+        if target in ("services", "services-old"):
             for i, window in enumerate(runs[0].parts):
                 rows.append(summarize(f"  {window.process} alone", runs, i))
     bare = next((r.rate for r in rows if r.target == LABELS["bare"]), None)

@@ -1,8 +1,8 @@
 """ingest: lands every raw reading in the raw store, then commits its offset.
 
-Rows are keyed by reading identity and inserted with duplicates ignored, and offsets are
-committed only after the rows' transaction, so a crash at any point loses nothing and a
-redelivery adds nothing.
+Rows are keyed by the message's identity and written with duplicates ignored (a batch at a
+time, as the database loads it natively: ``raw_bulk``), and offsets are committed only after
+the rows' transaction, so a crash at any point loses nothing and a redelivery adds nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class IngestHandler(BatchHandler):
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
-    store = RawStore.from_url(settings.resolved_database_url)
+    store = RawStore.from_url(
+        settings.resolved_database_url, bulk_load=settings.raw_store_bulk_load
+    )
     try:
         if await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop) is None:
             return

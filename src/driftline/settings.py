@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     profile_path: Path = Field(
         DEFAULT_PROFILE, description="Schema profile: measurements, units, ranges, sensors."
     )
+    raw_store_bulk_load: bool = Field(
+        True,
+        description="ingest writes each batch as the database loads it natively: LOAD DATA "
+        "LOCAL INFILE on MariaDB/MySQL (the server's local_infile must be ON, else INSERT, "
+        "with a log line), executemany on SQLite. Off: row-by-row INSERT (the old path).",
+    )
 
     # --- Micro-batches -----------------------------------------------------------------------
     batch_max_records: int = Field(

@@ -35,9 +35,10 @@ def msg(offset: int, value: bytes | None, key: bytes | None = b"pump-001") -> Me
     return Message("raw", 0, offset, key, value)
 
 
-@pytest.fixture
-def store(database_url: str):  # type: ignore[no-untyped-def]
-    s = RawStore.from_url(database_url)
+@pytest.fixture(params=[True, False], ids=["bulk", "insert"])
+def store(database_url: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The raw store writing batches in bulk (as ingest does) or row by row."""
+    s = RawStore.from_url(database_url, bulk_load=request.param)
     s.create_tables()
     yield s
     s.engine.dispose()
