@@ -55,6 +55,8 @@ def baseline_set(
     start, end = _time(start_text), _time(end_text)
     if (start is None) != (end is None):
         raise typer.BadParameter("give both --from and --to, or neither")
+    if max_added is not None and not from_labels:
+        raise typer.BadParameter("--max-added goes with --from-labels")
     if from_labels:
         if start is not None:
             raise typer.BadParameter("--from-labels takes no --from/--to: the labels say when")

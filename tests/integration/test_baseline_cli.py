@@ -180,6 +180,8 @@ def test_a_labelled_normal_period_extends_the_baseline(
 
     result = runner.invoke(app, ["baseline", "set", "pump-003", "--from-labels"], env=env)
     assert result.exit_code == 1 and "no period labelled normal" in result.output
+    result = runner.invoke(app, ["baseline", "set", "pump-003", "--max-added", "5"], env=env)
+    assert result.exit_code != 0 and "--max-added goes with --from-labels" in result.output
     result = runner.invoke(
         app, ["baseline", "set", "pump-001", "--from-labels", "--from", t0.isoformat()], env=env
     )
