@@ -534,8 +534,10 @@ async def test_an_annotation_arrives_once_when_the_labeler_is_killed_and_its_web
         [(first["id"], "fault"), (second["id"], "normal")]
     )
     assert all(r["published"] for r in rows)
-    lost = next(r for r in rows if r["annotation_id"] == second["id"])
-    assert lost["source"] == "pull", "its webhook went to a dead labeler: only the pull found it"
+    source = {r["annotation_id"]: r["source"] for r in rows}
+    # Label Studio (without Redis) delivers a webhook before it answers the annotation's POST:
+    # the first kill came after the labeler stored it; the second's webhook found no labeler.
+    assert source == {first["id"]: "webhook", second["id"]: "pull"}
     events = await label_events(settings)
     # A kill between publishing and marking publishes again, with the same label id.
     assert {e.label_id for e in events} == {r["label_id"] for r in rows}
