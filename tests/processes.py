@@ -7,6 +7,7 @@ port, and a log file; the test reads its counters from /metrics and its memory f
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from driftline.broker import free_port
+from driftline.ports import bindable
 from driftline.procs import die_with_parent, stop
 from driftline.services import service_script
 from driftline.settings import Settings
@@ -95,3 +97,24 @@ class ServiceProcess:
 def stop_all(processes: Iterable[ServiceProcess]) -> None:
     for p in processes:
         p.stop()
+
+
+_handed_out: set[int] = set()  # blocks chosen before their children bound them
+
+
+def port_block(count: int = 8) -> int:
+    """The first of ``count`` consecutive free ports below the kernel's ephemeral range: a
+    child binds its port seconds after the test chose it, and in the ephemeral range the local
+    end of any client connection (another child's, to the broker) could take it meanwhile."""
+    try:
+        path = Path("/proc/sys/net/ipv4/ip_local_port_range")
+        low = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(500):
+        base = random.randrange(20000, max(20001, low - count))  # nosec B311: not security
+        block = range(base, base + count)
+        if not _handed_out.intersection(block) and all(bindable(port) for port in block):
+            _handed_out.update(block)
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports between 20000 and {low}")

@@ -16,15 +16,12 @@ from pathlib import Path
 from types import TracebackType
 
 from driftline.errors import BrokerError
+from driftline.ports import free_port
 from driftline.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["EmbeddedBroker", "broker_binary", "free_port", "wait_for_port"]
 
 
 def broker_binary() -> Path:
@@ -50,9 +47,17 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
 class EmbeddedBroker:
     """Starts Tansu on loopback; a context manager that always stops it again."""
 
-    def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        log_path: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
+        """``advertised_port``: the port clients are told to use (a proxy's), if not ``port``."""
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -70,7 +75,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.host}:{self.advertised_port}",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

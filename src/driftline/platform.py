@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 
@@ -20,13 +19,14 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from driftline.broker import EmbeddedBroker, free_port
-from driftline.demo_bootstrap import bootstrap_data
+from driftline.broker import EmbeddedBroker
+from driftline.demo_bootstrap import bootstrap_data, start_mlflow_store
 from driftline.demo_runs import new_run_dir
 from driftline.demo_watch import DemoWatch
 from driftline.kafka import record_embedded_broker
 from driftline.labels.up import start_labeling
 from driftline.logs import log_to_file
+from driftline.ports import PortPlan
 from driftline.profile import load_profile
 from driftline.serve import serve_command, serve_env
 from driftline.services import SERVICE_NAMES
@@ -80,17 +80,6 @@ def ensure_reference(settings: Settings, features: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     log.info("no reference data yet: wrote a baseline of normal pump readings to %s", path)
-
-
-def serving_port_for(settings: Settings) -> int:
-    """DRIFTLINE_SERVING_PORT when it is free, else any free port."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", settings.serving_port))
-            return settings.serving_port
-        except OSError:
-            log.warning("port %d is taken: serving on another", settings.serving_port)
-    return free_port()
 
 
 class Stopped(Exception):
@@ -161,24 +150,31 @@ def run_platform(
             )
             data = settings.data_dir / "bootstrap.parquet"
             frame.to_parquet(data, index=False)
-            # The schema of an empty MLflow store, kept between runs (it holds no state).
+            # The schema of an empty MLflow store, kept between runs (it holds no state). The
+            # store is made before any child starts: serving opens it too, and two processes
+            # making one SQLite store's schema at once break its migrations.
             template = run_dir.parent / f".mlflow-{_mlflow_version()}.db"
+            if not template.exists():
+                console.print("demo: making an empty MLflow store (first run)", highlight=False)
+            start_mlflow_store(settings, template)
             bootstrap_argv = [sys.executable, "-m", "driftline.cli", "step", "bootstrap",
-                              "--data", str(data), "--mlflow-template", str(template)]  # fmt: skip
+                              "--data", str(data)]  # fmt: skip
             supervisor.start_child(
                 "bootstrap", bootstrap_argv, serve_env(settings) | env, restart=False
             )
         else:
             ensure_reference(settings, profile.features)
         supervisor.env.update(env)
+        ports = PortPlan()
         for i, name in enumerate(SERVICE_NAMES):
-            supervisor.start_service(name, {"DRIFTLINE_METRICS_PORT": str(metrics_base_port + i)})
+            port = ports.claim(metrics_base_port + i, f"{name}'s /metrics")
+            supervisor.start_service(name, {"DRIFTLINE_METRICS_PORT": str(port)})
         if settings.mqtt_url:  # sensors that speak MQTT: the gateway feeds the raw topic
-            port = metrics_base_port + len(SERVICE_NAMES)
+            port = ports.claim(metrics_base_port + len(SERVICE_NAMES), "mqtt-gateway's /metrics")
             supervisor.start_service("mqtt-gateway", {"DRIFTLINE_METRICS_PORT": str(port)})
         if options is None:  # the demo runs without labeling: it must end within minutes
-            start_labeling(settings, supervisor, metrics_base_port + len(SERVICE_NAMES) + 1)
-        serving_port = serving_port_for(settings)
+            start_labeling(settings, supervisor, ports, metrics_base_port + len(SERVICE_NAMES) + 1)
+        serving_port = ports.claim(settings.serving_port, "serving")
         supervisor.start_child("serving", serve_command(serving_port), serve_env(settings) | env)
         watch = DemoWatch(
             settings,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from driftline.broker import free_port
 from tests.e2e.test_up_demo import clean_env, processes_using
+from tests.processes import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -87,7 +89,7 @@ def test_serve_stops_the_server_it_started(tmp_path: Path, sig: signal.Signals) 
 def test_up_stops_every_process_it_started(tmp_path: Path, sig: signal.Signals) -> None:
     data_dir = tmp_path / "data"
     env = clean_env(data_dir)
-    serving_port, metrics = free_port(), free_port()
+    serving_port, metrics = port_block(1), port_block()
     env["DRIFTLINE_SERVING_PORT"] = str(serving_port)
     log = tmp_path / "up.log"
     proc = launch(["up", "--headless", "--metrics-base-port", str(metrics)], env, log)
@@ -115,12 +117,12 @@ def test_up_exits_non_zero_when_a_service_stays_down(tmp_path: Path) -> None:
     garbage.write_text("not a parquet file")  # the drift service cannot start on it
     env |= {
         "DRIFTLINE_REFERENCE_PATH": str(garbage),
-        "DRIFTLINE_SERVING_PORT": str(free_port()),
+        "DRIFTLINE_SERVING_PORT": str(port_block(1)),
         "DRIFTLINE_SUPERVISOR_MAX_RESTARTS": "2",
         "DRIFTLINE_SUPERVISOR_BACKOFF_MAX_SECONDS": "0.5",
     }
     log = tmp_path / "up.log"
-    proc = launch(["up", "--headless", "--metrics-base-port", str(free_port())], env, log)
+    proc = launch(["up", "--headless", "--metrics-base-port", str(port_block())], env, log)
     try:
         code = proc.wait(300)
     finally:
@@ -139,14 +141,17 @@ def test_ctrl_c_during_the_demo_prints_the_summary_so_far_and_leaves_nothing(
 ) -> None:
     data_dir = tmp_path / "data"
     env = clean_env(data_dir)
-    env["DRIFTLINE_SERVING_PORT"] = str(free_port())
+    env["DRIFTLINE_SERVING_PORT"] = str(port_block(1))
     log = tmp_path / "demo.log"
-    proc = launch(["up", "--demo", "--headless", "--metrics-base-port", str(free_port())], env, log)
+    proc = launch(
+        ["up", "--demo", "--headless", "--metrics-base-port", str(port_block())], env, log
+    )
     try:
-        # Once the pumps stream, the demo is in the middle of its stages.
-        assert wait_for(lambda: "sent=" in log.read_text(errors="replace"), 300), log.read_text(
-            errors="replace"
-        )[-2000:]
+        # Once the pumps have sent readings, the demo is in the middle of its stages.
+        streaming = re.compile(r"sent=[1-9]")
+        assert wait_for(lambda: streaming.search(log.read_text(errors="replace")), 300), (
+            log.read_text(errors="replace")[-2000:]
+        )
         os.kill(proc.pid, signal.SIGINT)
         code = proc.wait(120)
     finally:

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.broker import free_port
 from driftline.raw_store import promotion_decisions, retrain_runs, trigger_decisions
 from driftline.settings import Settings
 from driftline.simulate.signals import PUMP_STATS
+from tests.processes import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -53,11 +53,11 @@ def run_demo(
     data_dir: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     env = clean_env(data_dir) | (extra_env or {})
-    env["DRIFTLINE_SERVING_PORT"] = str(free_port())
+    env["DRIFTLINE_SERVING_PORT"] = str(port_block(1))
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "driftline.cli", "up", "--demo", "--headless",
-         "--metrics-base-port", str(free_port())],
+         "--metrics-base-port", str(port_block())],
         env=env,
         capture_output=True,
         text=True,

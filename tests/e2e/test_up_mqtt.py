@@ -14,7 +14,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from driftline.broker import free_port
 from driftline.mqtt.publisher import MqttPublisher
 from driftline.profile import load_profile
 from driftline.settings import Settings
@@ -22,6 +21,7 @@ from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import publish_simulation
 from tests.e2e.test_up_demo import processes_using
 from tests.mosquitto import PrivateMosquitto
+from tests.processes import port_block
 from tests.streams import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -38,11 +38,11 @@ async def test_up_starts_the_mqtt_gateway_when_a_broker_is_set(tmp_path: Path) -
     client_id = f"up-{uuid.uuid4().hex[:8]}"
     env |= {
         "DRIFTLINE_DATA_DIR": str(data_dir),
-        "DRIFTLINE_SERVING_PORT": str(free_port()),
+        "DRIFTLINE_SERVING_PORT": str(port_block(1)),
         "DRIFTLINE_MQTT_URL": mosquitto.url,
         "DRIFTLINE_MQTT_CLIENT_ID": client_id,
     }
-    base = free_port()
+    base = port_block()
     up = subprocess.Popen(
         [
             sys.executable,

@@ -26,6 +26,7 @@ from driftline.labels.sync import LabelSync
 from driftline.labels.up import start_labeling
 from driftline.labels.webhook import make_app, serve
 from driftline.messages import Message
+from driftline.ports import PortPlan
 from driftline.procs import signal_group
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, trigger_decisions
@@ -450,7 +451,7 @@ async def test_up_starts_label_studio_and_the_labeler_which_keeps_the_project(
     supervisor.env.update(settings.to_env())
     metrics_port = free_port()
     try:
-        url = start_labeling(settings, supervisor, metrics_port)
+        url = start_labeling(settings, supervisor, PortPlan(), metrics_port)
         assert url == f"http://127.0.0.1:{settings.label_studio_port}"
         token = (settings.data_dir / "label-studio-secrets" / "token").read_text()
         assert (settings.data_dir / "label-studio-secrets" / "token").stat().st_mode & 0o077 == 0

@@ -29,7 +29,9 @@ from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.topics import Topics
 from tests.integration.test_outages import ServiceProcess, count
 from tests.mosquitto import SYSTEM_URL, PrivateMosquitto, make_tls_files, reachable
+from tests.processes import port_block
 from tests.streams import read_topic, wait_for
+from tests.tcp_proxy import TcpProxy
 from tests.unit.factories import NORMAL_VALUES
 
 pytestmark = pytest.mark.integration
@@ -177,8 +179,12 @@ async def test_kafka_away_for_10s_the_gateway_stops_acknowledging_and_loses_noth
 ):
     """Kafka stops: the gateway stops acknowledging (it holds Receive Maximum messages, the
     broker keeps the rest), reports not ready, and forwards everything once Kafka is back."""
-    port = free_port()
-    kafka = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
+    # Kafka is away behind a proxy that stops and starts (a network cut): the broker keeps
+    # its log, as a real Kafka does. Below the ephemeral range: no client's local end takes
+    # the port while it is away.
+    port = port_block(1)
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log", advertised_port=port).start()
+    kafka = TcpProxy(port, broker.port).start()
     try:
         base = make_settings(
             kafka_bootstrap_servers=f"127.0.0.1:{port}",
@@ -247,6 +253,7 @@ async def test_kafka_away_for_10s_the_gateway_stops_acknowledging_and_loses_noth
         for s in services:
             s.stop()
         kafka.stop()
+        broker.stop()
 
 
 def mqtt_publish(url: str, messages: list[tuple[str, bytes]]) -> None:

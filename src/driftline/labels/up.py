@@ -9,11 +9,10 @@ it answers, and nothing else waits for it.
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
-from driftline.broker import free_port
 from driftline.labels import server
+from driftline.ports import PortPlan
 from driftline.settings import Settings
 from driftline.supervisor import Supervisor
 
@@ -21,7 +20,9 @@ log = logging.getLogger("driftline.labels")
 CHECKOUT = Path(__file__).resolve().parents[3]
 
 
-def start_labeling(settings: Settings, supervisor: Supervisor, metrics_port: int) -> str | None:
+def start_labeling(
+    settings: Settings, supervisor: Supervisor, ports: PortPlan, metrics_port: int
+) -> str | None:
     """Start Label Studio (unless one is configured) and the labeler; the Label Studio URL, or
     None when labeling is off (no Label Studio installed or configured, or turned off)."""
     url = settings.label_studio_url
@@ -38,7 +39,7 @@ def start_labeling(settings: Settings, supervisor: Supervisor, metrics_port: int
             else server.stored_secret(secrets_dir / "password", 12)
         )
         token = server.stored_secret(secrets_dir / "token", 20)
-        host, port = "127.0.0.1", _port(settings.label_studio_port)
+        host, port = "127.0.0.1", ports.claim(settings.label_studio_port, "Label Studio")
         data_dir = (settings.data_dir / "label-studio").resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         supervisor.start_child(
@@ -55,20 +56,9 @@ def start_labeling(settings: Settings, supervisor: Supervisor, metrics_port: int
     supervisor.start_service(
         "labeler",
         {
-            "DRIFTLINE_METRICS_PORT": str(metrics_port),
+            "DRIFTLINE_METRICS_PORT": str(ports.claim(metrics_port, "labeler's /metrics")),
             "DRIFTLINE_LABEL_STUDIO_URL": url,
             "DRIFTLINE_LABEL_STUDIO_TOKEN": token,
         },
     )
     return url
-
-
-def _port(wanted: int) -> int:
-    """``wanted`` when it is free, else any free port."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", wanted))
-            return wanted
-        except OSError:
-            log.warning("port %d is taken: Label Studio listens on another", wanted)
-    return free_port()
