@@ -574,3 +574,23 @@ def test_named_volumes_are_declared_and_used(
     }
     declared = set(compose.get("volumes") or {})
     assert used == declared
+
+
+def test_the_labeler_reaches_label_studio_with_the_token_it_makes(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The labeler talks to the label-studio service once it is healthy, with the API token
+    Label Studio makes at first start (one .env variable for both), and gives Label Studio a
+    webhook address on its own webhook port."""
+    labeler, studio = environment(services["labeler"]), environment(services["label-studio"])
+    host, _, port = labeler["DRIFTLINE_LABEL_STUDIO_URL"].removeprefix("http://").partition(":")
+    assert host == "label-studio" and port == "8080"
+    health = services["label-studio"]["healthcheck"]["test"]
+    assert f"127.0.0.1:{port}/" in " ".join(health)
+    assert labeler["DRIFTLINE_LABEL_STUDIO_TOKEN"] == studio["LABEL_STUDIO_USER_TOKEN"]
+    assert labeler["DRIFTLINE_LABEL_STUDIO_TOKEN"].startswith("${LABEL_STUDIO_TOKEN")
+    hook = labeler["DRIFTLINE_LABELS_WEBHOOK_URL"].removeprefix("http://")
+    assert hook.split("/")[0] == f"labeler:{labeler['DRIFTLINE_LABELS_WEBHOOK_PORT']}"
+    needs = services["labeler"]["depends_on"]["label-studio"]
+    assert needs == {"condition": "service_healthy"}
+    assert "label-studio-data:/label-studio/data" in services["label-studio"]["volumes"]

@@ -37,7 +37,22 @@ SETTINGS_ENV = {env_name(field) for field in Settings.model_fields}
 LIBRARY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 SERVICES = {"ingest", "validator", "drift", "retrain-trigger", "mqtt-gateway", "labeler"}
-DEPENDENCIES = {"serving-history"}  # Deployments of other software (Redis)
+DEPENDENCIES = {"serving-history", "label-studio"}  # Deployments of other software
+# Label Studio's own settings (its image reads them, not Settings): only these, in its container.
+DEPENDENCY_ENV = {
+    "label-studio": {
+        "LABEL_STUDIO_BASE_DATA_DIR",
+        "HOME",
+        "LABEL_STUDIO_USERNAME",
+        "LABEL_STUDIO_PASSWORD",
+        "LABEL_STUDIO_USER_TOKEN",
+        "LATEST_VERSION_CHECK",
+        "SSRF_PROTECTION_ENABLED",
+        "USE_DEFAULT_BANNED_SUBNETS",
+    }
+}
+# Deployments whose data must outlive the pod: the data directory is this PVC, not an emptyDir.
+PERSISTENT_DATA = {"label-studio": ("/label-studio/data", "label-studio-data")}
 Resource = dict[str, Any]
 
 
@@ -253,6 +268,11 @@ def test_pods_are_locked_down(rendered: tuple[str, list[Resource]]) -> None:
         assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
         assert spec.get("automountServiceAccountToken") is False, where
         empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in spec.get("volumes", [])
+            if "persistentVolumeClaim" in v
+        }
         for c in spec.get("initContainers", []) + spec["containers"]:
             at = f"{where} container {c['name']}"
             sc = c.get("securityContext", {})
@@ -265,7 +285,15 @@ def test_pods_are_locked_down(rendered: tuple[str, list[Resource]]) -> None:
             assert sc.get("readOnlyRootFilesystem") is True, at
             mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
             assert mounts.get("/tmp") in empty_dirs, f"{at}: /tmp must be an emptyDir"
-            assert mounts.get("/data") in empty_dirs, f"{at}: the data dir must be an emptyDir"
+            persistent = PERSISTENT_DATA.get(where.split("/", 1)[1])
+            if persistent is None:
+                assert mounts.get("/data") in empty_dirs, f"{at}: the data dir must be an emptyDir"
+            else:
+                path, claim = persistent
+                assert claims.get(mounts.get(path, "")) == claim, f"{at}: {path} on PVC {claim}"
+                assert claim in {
+                    p["metadata"]["name"] for p in of_kind(resources, "PersistentVolumeClaim")
+                }
             resources_ = c.get("resources", {})
             for bound in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(resources_.get(bound, {})), f"{at}: {bound}"
@@ -454,6 +482,10 @@ def test_env_is_settings_and_secrets_are_generated(
                 else:
                     assert "valueFrom" not in var, f"{where}: {var['name']}"
                     env[var["name"]] = var["value"]
+            own = DEPENDENCY_ENV.get(where.split("/", 1)[1])
+            if own is not None:
+                assert set(env) <= own, f"{where}: {sorted(set(env) - own)} unexpected"
+                continue
             unknown = set(env) - SETTINGS_ENV - LIBRARY_ENV
             assert not unknown, f"{where}: {sorted(unknown)} are not Settings env names"
 
@@ -479,6 +511,61 @@ def test_secret_values_are_not_in_the_repository() -> None:
             assert not generator.get("literals"), f"{overlay}: secret literals in the repository"
             for env_file in generator["envs"]:
                 assert (K8S / "overlays" / overlay / f"{env_file}.example").is_file()
+
+
+# --- Labeling: Label Studio beside the labeler -------------------------------------------------
+
+
+def _env_of(resources: list[Resource], deployment: str) -> dict[str, Resource]:
+    (container,) = named(resources, "Deployment", deployment)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    return {v["name"]: v for v in container.get("env", [])}
+
+
+def test_the_labeler_reaches_label_studio_with_the_token_it_was_given(
+    rendered: tuple[str, list[Resource]],
+) -> None:
+    """The labeler talks to the Label Studio of the overlay (its Service and port), with the
+    API token Label Studio made at first start: one key of the Secret for both."""
+    overlay, resources = rendered
+    (data,) = config_maps(resources).values()
+    url = data["DRIFTLINE_LABEL_STUDIO_URL"]
+    host, _, port = url.removeprefix("http://").partition(":")
+    service = named(resources, "Service", host)
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    studio = _env_of(resources, "label-studio")
+    labeler = _env_of(resources, "labeler")
+    token = studio["LABEL_STUDIO_USER_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert labeler["DRIFTLINE_LABEL_STUDIO_TOKEN"]["valueFrom"]["secretKeyRef"] == token
+    assert "valueFrom" in studio["LABEL_STUDIO_PASSWORD"], "the password is a secret too"
+    # Its webhook reaches the labeler's Service.
+    webhook = labeler["DRIFTLINE_LABELS_WEBHOOK_URL"]["value"]
+    host, _, rest = webhook.removeprefix("http://").partition(":")
+    assert int(rest.split("/")[0]) in {
+        p["port"] for p in named(resources, "Service", host)["spec"]["ports"]
+    }
+    deployment = named(resources, "Deployment", "label-studio")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate", "one SQLite file, RWO volume"
+    (pvc,) = [
+        p
+        for p in of_kind(resources, "PersistentVolumeClaim")
+        if p["metadata"]["name"] == "label-studio-data"
+    ]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_label_studio_is_the_one_compose_runs(rendered: tuple[str, list[Resource]]) -> None:
+    overlay, resources = rendered
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["label-studio"]
+    (container,) = named(resources, "Deployment", "label-studio")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["image"].split("/", 1)[1] == compose["image"]
+    assert container["command"] == compose["command"]
+    compose_env = set(compose["environment"])
+    assert compose_env <= set(DEPENDENCY_ENV["label-studio"])
 
 
 # --- Retraining on the cluster ------------------------------------------------------------------

@@ -4,6 +4,8 @@ an API token made for it), the real broker, MariaDB and SQLite."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,12 +21,13 @@ from driftline.kafka import ensure_topics, make_producer, publish_all
 from driftline.labels.cli import sync_once
 from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
-from driftline.labels.store import LabelStore, create_label_tables
+from driftline.labels.store import LabelStore, create_label_tables, label_tasks
 from driftline.labels.sync import LabelSync
 from driftline.labels.up import start_labeling
 from driftline.labels.webhook import make_app, serve
 from driftline.messages import Message
 from driftline.ports import PortPlan
+from driftline.procs import signal_group
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, trigger_decisions
 from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
@@ -465,3 +468,80 @@ async def test_up_starts_label_studio_and_the_labeler_which_keeps_the_project(
         assert {c.name for c in supervisor.children} == {"label-studio", "labeler"}
     finally:
         supervisor.stop_all()
+
+
+async def test_an_annotation_arrives_once_when_the_labeler_is_killed_and_its_webhook_lost(
+    make_settings, label_studio, mariadb_url, tmp_path: Path
+):
+    """The labeler service as its own process, SIGKILLed while it works: once right after an
+    annotation's webhook reached it (stored, maybe not yet published), once as soon as the
+    restarted one stored the annotation made while it was dead (whose webhook was lost). Each
+    annotation is one label row, published, and its event carries that row's id."""
+    port = free_port()
+    settings = labelled_settings(
+        make_settings,
+        label_studio,
+        database_url=mariadb_url,
+        labels_webhook_port=port,
+        labels_webhook_url=f"http://127.0.0.1:{port}/webhook",
+        labels_sync_seconds=2.0,
+    )
+    store_readings(settings, ["pump-006"])
+    await publish_stream(settings, sensor="pump-006", drifted_sensor="pump-006")
+    raw = RawStore.from_url(settings.resolved_database_url)
+    store = LabelStore(raw.engine)
+    supervisor = Supervisor(tmp_path / "logs")
+    supervisor.env.update(settings.to_env())
+
+    def start() -> subprocess.Popen[bytes]:
+        child = supervisor.start_service("labeler", {"DRIFTLINE_METRICS_PORT": str(free_port())})
+        assert child.proc is not None
+        return child.proc
+
+    def kill(proc: subprocess.Popen[bytes]) -> None:
+        signal_group(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+
+    def sent() -> bool:
+        with raw.engine.connect() as conn:
+            ids = conn.execute(select(label_tasks.c.ls_task_id)).scalars().all()
+        return len(ids) == 2 and None not in ids
+
+    try:
+        labeler = start()
+        await wait_for(sent, 300, "the labeler's two tasks in Label Studio", 1.0)
+        tasks = {t["data"]["kind"]: t for t in project_tasks(settings)}
+        with client_for(settings) as client:
+            # The webhook is delivered while the labeler runs; it dies just after.
+            first = client.create_annotation(tasks["anomaly_episode"]["id"], [verdict("fault")])
+            kill(labeler)
+            # Made while it is dead: the webhook is lost; only the pull can find it.
+            second = client.create_annotation(tasks["drift_episode"]["id"], [verdict("normal")])
+
+        def stored(annotation_id: int) -> bool:
+            return any(r["annotation_id"] == annotation_id for r in store.all_labels())
+
+        labeler = start()
+        await wait_for(lambda: stored(second["id"]), 300, "the lost webhook's annotation", 0.1)
+        kill(labeler)  # as soon as it stored it: before, during or after publishing
+        labeler = start()
+        await wait_for(lambda: not store.unpublished(), 300, "every label published", 0.5)
+    finally:
+        supervisor.stop_all()
+        raw.engine.dispose()
+
+    rows = label_rows(settings)
+    assert sorted((r["annotation_id"], r["label"]) for r in rows) == sorted(
+        [(first["id"], "fault"), (second["id"], "normal")]
+    )
+    assert all(r["published"] for r in rows)
+    source = {r["annotation_id"]: r["source"] for r in rows}
+    # Label Studio (without Redis) delivers a webhook before it answers the annotation's POST:
+    # the first kill came after the labeler stored it; the second's webhook found no labeler.
+    assert source == {first["id"]: "webhook", second["id"]: "pull"}
+    events = await label_events(settings)
+    # A kill between publishing and marking publishes again, with the same label id.
+    assert {e.label_id for e in events} == {r["label_id"] for r in rows}
+    assert sorted({(e.annotation_id, e.label) for e in events}) == sorted(
+        (r["annotation_id"], r["label"]) for r in rows
+    )

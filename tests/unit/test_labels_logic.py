@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 
+from driftline.anomaly.baseline import BaselineError, extend, from_period
 from driftline.labels.annotations import AnnotationError, TaskInfo, label_rows, to_datetime
+from driftline.labels.baseline import labelled_normal
 from driftline.labels.candidates import CandidateConfig, CandidateFinder, drift_candidates
 from driftline.labels.interface import channel_names, label_config, task_data
 from driftline.labels.performance import (
@@ -320,3 +323,59 @@ def test_operator_labels_win_over_file_labels_and_the_narrowest_range_wins() -> 
     # another sensor keeps its label.
     assert out["label"].tolist() == [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     assert readings["label"].tolist()[:4] == [0.0, 0.0, 1.0, 1.0]  # the input is not changed
+
+
+# --- Labelled normal readings extend a sensor's baseline -----------------------------------------
+
+
+def _readings(sensor: str, seconds: range, start: datetime) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "sensor_id": sensor,
+            "ts": [start + timedelta(seconds=s) for s in seconds],
+            "a": [float(s) for s in seconds],
+            "b": [float(s) * 2 for s in seconds],
+        }
+    )
+
+
+def _span(sensor: str, start: datetime, first: int, last: int, label: str) -> dict:
+    return {
+        "sensor_id": sensor,
+        "start_ts": (start + timedelta(seconds=first)).replace(tzinfo=None),
+        "end_ts": (start + timedelta(seconds=last)).replace(tzinfo=None),
+        "label": label,
+    }
+
+
+def test_labelled_normal_readings_are_those_whose_narrowest_label_says_normal() -> None:
+    t0 = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    readings = pd.concat([_readings("p1", range(20), t0), _readings("p2", range(20), t0)])
+    spans = pd.DataFrame(
+        [
+            _span("p1", t0, 0, 9, "normal"),
+            _span("p1", t0, 3, 4, "unsure"),  # a doubt inside the verdict: left out
+            _span("p1", t0, 12, 15, "fault"),
+            _span("p1", t0, 10, 19, "normal"),  # 12-15 are the fault region's
+        ]
+    )
+    normal = labelled_normal(readings, spans)
+    assert set(normal["sensor_id"]) == {"p1"}
+    assert normal["a"].tolist() == [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19]
+    assert labelled_normal(readings, spans.iloc[0:0]).empty
+
+
+def test_extend_puts_labelled_readings_around_the_baseline_in_time_order() -> None:
+    t0 = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    base = from_period(_readings("p1", range(10, 20), t0), "p1", ["a", "b"], t0, t0 + timedelta(1))
+    labelled = _readings("p1", range(0, 30), t0)  # 10-19 are the baseline's already
+    extended, added = extend(base, labelled, "p1", ["a", "b"], limit=100)
+    assert (added, extended.count, extended.source) == (20, 30, "labelled-normal")
+    assert extended.values()[:, 0].tolist() == [float(s) for s in range(30)]
+    assert (extended.start, extended.end) == (t0, t0 + timedelta(seconds=29))
+    same, none = extend(extended, labelled, "p1", ["a", "b"], limit=100)
+    assert (same, none) == (extended, 0)
+    thinned, added = extend(None, labelled, "p1", ["a", "b"], limit=4)
+    assert added == 4 and thinned.values()[:, 0].tolist() == [0.0, 10.0, 19.0, 29.0]
+    with pytest.raises(BaselineError, match="not the profile's"):
+        extend(base, labelled, "p1", ["b", "a"], limit=100)

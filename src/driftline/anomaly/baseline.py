@@ -1,7 +1,8 @@
 """Per-sensor baselines: statistics of a sensor's own normal readings.
 
 A baseline is learned from a sensor's commissioning period (its first ``N`` valid readings,
-``Settings.baseline_readings``) or from a period an operator names. It keeps the readings
+``Settings.baseline_readings``) or from a period an operator names, and may be extended by
+readings operators labelled ``normal`` in Label Studio (``extend``). It keeps the readings
 themselves (a few hundred rows) beside their summary statistics, so every model family can
 derive what it needs (a PCA, an MSET memory, the spread of a rolling mean) from the one object
 that training, serving and the drift service share. It is a frozen, versioned pydantic record:
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from driftline.errors import DriftlineError
 
 SCHEMA_VERSION = 1
-BaselineSource = Literal["first-readings", "period"]
+BaselineSource = Literal["first-readings", "period", "labelled-normal"]
 
 
 class BaselineError(DriftlineError):
@@ -157,3 +158,62 @@ def from_period(
     inside = frame[(times >= _utc(start)) & (times <= _utc(end))]
     rows = valid_rows(inside, measurements).sort_values(ts, kind="mergesort")
     return _build(sensor_id, rows, measurements, "period", ts)
+
+
+def extend(
+    base: SensorBaseline | None,
+    frame: pd.DataFrame,
+    sensor_id: str,
+    measurements: list[str],
+    limit: int,
+    ts: str = "ts",
+) -> tuple[SensorBaseline, int]:
+    """``base`` extended with the valid readings of ``frame`` (readings of the sensor labelled
+    normal) that lie outside the span it covers already, at most ``limit`` of them, evenly
+    spread over time; without a base, the baseline of those readings. Returns the baseline (with
+    its readings in time order) and how many readings were added."""
+    if base is not None and list(base.measurements) != measurements:
+        raise BaselineError(
+            f"sensor {sensor_id}: baseline measurements {list(base.measurements)} are not the "
+            f"profile's {measurements}"
+        )
+    if limit < 1:
+        raise BaselineError(f"may add at most {limit} readings: nothing to extend with")
+    rows = valid_rows(frame, measurements).sort_values(ts, kind="mergesort")
+    times = pd.to_datetime(rows[ts], utc=True)
+    if base is not None and base.start is not None and base.end is not None:
+        outside = ((times < _utc(base.start)) | (times > _utc(base.end))).to_numpy()
+        rows, times = rows[outside], times[outside]
+    if len(rows) > limit:
+        keep = np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))
+        rows, times = rows.iloc[keep], times.iloc[keep]
+    if base is not None and rows.empty:
+        return base, 0
+    added = rows[measurements].to_numpy(dtype="float64")
+    stamps = [t.to_pydatetime() for t in times]
+    if base is None:
+        values = added
+    else:
+        before = np.asarray(
+            [base.start is not None and _utc(t) < _utc(base.start) for t in stamps], dtype=bool
+        )
+        values = np.vstack([added[before], base.values(), added[~before]])
+        stamps += [t for t in (base.start, base.end) if t is not None]
+    if len(values) < 2:
+        raise BaselineError(f"sensor {sensor_id}: {len(values)} valid readings, need at least 2")
+    median = np.median(values, axis=0)
+    return (
+        SensorBaseline(
+            sensor_id=sensor_id,
+            measurements=tuple(measurements),
+            source="labelled-normal",
+            start=min(stamps, key=_utc) if stamps else None,
+            end=max(stamps, key=_utc) if stamps else None,
+            readings=tuple(tuple(float(v) for v in row) for row in values),
+            mean=tuple(float(v) for v in values.mean(axis=0)),
+            std=tuple(float(v) for v in values.std(axis=0, ddof=1)),
+            median=tuple(float(v) for v in median),
+            mad=tuple(float(v) for v in np.median(np.abs(values - median), axis=0)),
+        ),
+        len(added),
+    )

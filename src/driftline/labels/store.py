@@ -9,8 +9,9 @@
   again, with the same label id).
 - ``labelled_predictions``: the predictions the labeler saw, to compare with labels later.
 
-These tables are created here with create_all; they still need an Alembic migration beside the
-raw store's.
+The raw store's Alembic migrations make these tables (revision 0003, which leaves tables an
+earlier labeler made with ``create_all`` as they are); ``metadata`` here describes them for the
+queries.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import OperationalError
 
 from driftline.labels.annotations import LabelRow
 from driftline.labels.candidates import TaskCandidate
@@ -96,14 +96,11 @@ labelled_predictions = Table(
 
 
 def create_label_tables(engine: Engine) -> None:
-    """Create the missing tables; a concurrent creator winning the race is fine."""
-    for attempt in range(len(metadata.tables) + 1):
-        try:
-            metadata.create_all(engine)
-            return
-        except OperationalError as exc:
-            if "already exists" not in str(exc.orig) or attempt == len(metadata.tables):
-                raise
+    """Create or upgrade the tables: the raw store's migrations, which include these (processes
+    starting together take turns)."""
+    from driftline.store_migrations import migrate
+
+    migrate(engine)
 
 
 class LabelStore:
