@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.anomaly.baseline import SensorBaseline
@@ -49,25 +50,37 @@ class FeatureRecipe(BaseModel):
         return max((1, *self.windows))
 
 
+def _windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's last ``window`` rows (n, k, window) with NaN as 0, which of them hold a
+    value, and how many do (n, k)."""
+    values = np.asarray(values, dtype="float64")
+    pad = np.full((window - 1, values.shape[1]), np.nan)
+    view = sliding_window_view(np.concatenate([pad, values]), window, axis=0)
+    finite = np.isfinite(view)
+    return np.where(finite, view, 0.0), finite, finite.sum(axis=2)
+
+
 def causal_mean(values: np.ndarray, window: int) -> np.ndarray:
     """Per column, the mean of the last ``window`` rows up to each row, NaN skipped
-    (NaN where the window holds no value)."""
-    finite = np.isfinite(values)
-    filled = np.where(finite, values, 0.0)
-    zero = np.zeros((1, values.shape[1]))
-    sums = np.concatenate([zero, np.cumsum(filled, axis=0)])
-    counts = np.concatenate([zero, np.cumsum(finite, axis=0)])
-    hi = np.arange(1, len(values) + 1)
-    lo = np.maximum(hi - window, 0)
-    n = counts[hi] - counts[lo]
+    (NaN where the window holds no value).
+
+    Each window is summed from its own rows (not as a difference of running sums), so a row's
+    value does not depend on how much history precedes the window: serving, which holds a
+    sensor's last rows only, computes what training computed over the whole series."""
+    filled, _, n = _windows(values, window)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
+        return np.where(n > 0, filled.sum(axis=2) / np.maximum(n, 1), np.nan)
 
 
 def causal_std(values: np.ndarray, window: int) -> np.ndarray:
-    mean = causal_mean(values, window)
-    square = causal_mean(values * values, window)
-    return np.sqrt(np.maximum(square - mean * mean, 0.0))
+    """Per column, the population std of the last ``window`` rows up to each row (NaN
+    skipped), from each window's own rows."""
+    filled, finite, n = _windows(values, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=2) / np.maximum(n, 1)
+        deviation = np.where(finite, filled - mean[:, :, None], 0.0)
+        variance = (deviation * deviation).sum(axis=2) / np.maximum(n, 1)
+        return np.where(n > 0, np.sqrt(variance), np.nan)
 
 
 @lru_cache(maxsize=256)
