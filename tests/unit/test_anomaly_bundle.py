@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from driftline.anomaly.automl import defaults
 from driftline.anomaly.bundle import PENDING, READY, ModelBundle, OnlineScorer, alarm_probability
@@ -40,7 +41,8 @@ def frame_of(sensor: str, values: np.ndarray) -> pd.DataFrame:
 
 def bundle(family: str = "pca-t2q", **baselines: object) -> ModelBundle:
     spec = defaults(family).model_copy(update={"smooth": 5})
-    return ModelBundle(AnomalyModel(spec), dict(baselines), tuple(MEASUREMENTS))  # type: ignore[arg-type]
+    model = AnomalyModel.fit(spec, [pump(6), pump(7)])
+    return ModelBundle(model, dict(baselines), tuple(MEASUREMENTS))  # type: ignore[arg-type]
 
 
 def feed(scorer: OnlineScorer, items: list[ValidReading], chunk: int = 37) -> list:
@@ -58,9 +60,10 @@ def test_alarm_probability_is_one_half_at_the_threshold_and_keeps_the_order() ->
     assert ((p >= 0) & (p <= 1)).all()
 
 
-def test_online_scores_equal_offline_against_the_bundles_baseline() -> None:
+@pytest.mark.parametrize("family", ["pca-t2q", "mset", "xgboost"])
+def test_online_scores_equal_offline_against_the_bundles_baseline(family: str) -> None:
     recording = pump(1)
-    b = bundle(**{"pump-1": recording.baseline.model_copy(update={"sensor_id": "pump-1"})})
+    b = bundle(family, **{"pump-1": recording.baseline})
     scorer = OnlineScorer(b)
     served = feed(scorer, readings("pump-1", recording.values))
     offline, versions = b.frame_scores(frame_of("pump-1", recording.values))
