@@ -32,7 +32,7 @@ import pandas as pd
 from driftline import serving_metrics
 from driftline.anomaly.baseline import BaselineError
 from driftline.anomaly.baseline_store import BaselineStore
-from driftline.anomaly.bundle import READY, OnlineScorer, Scored
+from driftline.anomaly.bundle import READY, OnlineScorer, RecentReadings, Scored
 from driftline.records import ModelPromoted, ValidReading
 from driftline.settings import Settings
 from driftline.state_changes import StateChanges
@@ -66,13 +66,21 @@ class LoadedModel:
         return self.scorer.score(readings)
 
 
-def _loaded(settings: Settings, name: str, version: str, source: str, model: Any) -> LoadedModel:
+def _loaded(
+    settings: Settings,
+    name: str,
+    version: str,
+    source: str,
+    model: Any,
+    recent: RecentReadings | None = None,
+) -> LoadedModel:
     scorer = None
     if model.bundle is not None:
         store = baseline_store(settings)
         scorer = OnlineScorer(
             model.bundle,
             lookup=store.get,
+            recent=recent,
             baseline_readings=settings.baseline_readings,
             on_baseline=lambda baseline: _keep(store, baseline),
         )
@@ -94,8 +102,11 @@ def baseline_store(settings: Settings) -> BaselineStore:
     return BaselineStore(settings.data_dir / "baselines")
 
 
-def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
-    """The registered ``version``: from the BentoML store if it holds it, else from MLflow."""
+def load_version(
+    settings: Settings, name: str, version: str, recent: RecentReadings | None = None
+) -> LoadedModel:
+    """The registered ``version``: from the BentoML store if it holds it, else from MLflow.
+    ``recent``: where its scorer keeps each sensor's last readings (default: this process)."""
     modeling.use_bentoml_home(settings)
     import bentoml
 
@@ -109,11 +120,11 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
         labels = entry.info.labels
         if labels.get("mlflow_model") == name and labels.get("mlflow_version") == str(version):
             model = load_model_dir(Path(entry.path_of("mlflow_model")))
-            return _loaded(settings, name, version, str(entry.tag), model)
+            return _loaded(settings, name, version, str(entry.tag), model, recent)
     modeling.use_mlflow(settings)
     uri = f"models:/{name}/{version}"
     model = load_registered(settings.resolved_mlflow_uri, name, str(version))
-    return _loaded(settings, name, version, uri, model)
+    return _loaded(settings, name, version, uri, model, recent)
 
 
 def one_thread(model: Any) -> None:
@@ -131,8 +142,9 @@ def one_thread(model: Any) -> None:
 class ChampionWatcher:
     """Holds the model in service and keeps it the registry's champion."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recent: RecentReadings | None = None) -> None:
         self.settings = settings
+        self.recent = recent  # shared by replicas when set (Redis); else each model's own
         self.current: LoadedModel | None = None
         self._stop = threading.Event()
         self._check_lock = threading.Lock()
@@ -162,7 +174,7 @@ class ChampionWatcher:
             if version is None or (self.current and self.current.version == version):
                 return False
             try:
-                loaded = load_version(self.settings, name, version)
+                loaded = load_version(self.settings, name, version, self.recent)
                 one_thread(loaded.model)
             except Exception as exc:
                 serving_metrics.model_swaps.labels("failed").inc()

@@ -95,10 +95,10 @@ class ServingPath:
             return out
         try:
             inputs = self.history.model_inputs([r for _, r in accepted])
+            scored = _scored(model, [r for _, r in accepted], inputs)
         except HistoryUnavailable as exc:
             return self._unavailable(items, str(exc), traceback=True)
         self.state.ok("scoring again")
-        scored = _scored(model, [r for _, r in accepted], inputs)
         family = getattr(model, "family", None)
         predictions = [
             Prediction(

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from driftline.anomaly.features import relative_features
 from driftline.anomaly.model import AnomalyModel
 from driftline.records import ValidReading, epoch_ns
 from driftline.schema import SENSOR_ID, TS
-from driftline.sensor_history import MemoryHistory
+from driftline.sensor_history import HistoryStore, MemoryHistory
 
 MODEL_DIR = "model"
 BASELINES_DIR = "baselines"
@@ -37,6 +38,13 @@ READY = "ready"
 PENDING = "pending"
 
 BaselineLookup = Callable[[str], SensorBaseline | None]
+
+
+class RecentReadings(HistoryStore, Protocol):
+    """Where a scorer keeps each sensor's last readings: this process (``MemoryHistory``) or
+    Redis, shared by serving replicas (``RedisHistory``); it keeps ``held`` of each."""
+
+    held: int
 
 
 def alarm_probability(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -144,7 +152,7 @@ class OnlineScorer:
         self,
         bundle: ModelBundle,
         lookup: BaselineLookup | None = None,
-        recent: MemoryHistory | None = None,
+        recent: RecentReadings | None = None,
         max_sensors: int = 20_000,
         baseline_readings: int | None = None,
         on_baseline: Callable[[SensorBaseline], None] | None = None,
@@ -160,11 +168,13 @@ class OnlineScorer:
         spec = bundle.model.spec
         self.needed = spec.recipe.history() + spec.smooth - 1
         # A recent-readings buffer handed over from the model replaced keeps its history.
-        self.recent = recent if recent is not None else MemoryHistory(self.needed, max_sensors)
+        self.recent: RecentReadings = (
+            recent if recent is not None else MemoryHistory(self.needed, max_sensors)
+        )
         self.recent.held = max(self.recent.held, self.needed)
         self._found: dict[str, SensorBaseline] = {}
 
-    def adopt(self, recent: MemoryHistory) -> None:
+    def adopt(self, recent: RecentReadings) -> None:
         """Carry on from the readings another scorer held (the model this one replaces)."""
         recent.held = max(recent.held, self.needed)
         self.recent = recent
