@@ -41,31 +41,38 @@ def existing_dataset_step(tag: str) -> str:
 
 
 def tune_step(tag: str, count: int) -> str:
-    """Ray Tune search of XGBoost hyperparameters on the dataset ``tag``."""
+    """AutoML search (families, windows, parameters, threshold) on the dataset ``tag``."""
     from driftline.settings import load_settings
     from driftline.training.kfp_support import step_log
     from driftline.training.tune import tune
 
     with step_log("tune") as log:
         result = tune(load_settings(), tag, count)
-        log(f"best of {result.trials} trials: score {result.score:.3f}, {result.params}")
+        log(
+            f"{result.family} picked of {result.trials} trials in {result.seconds:.0f}s: "
+            f"cross-validated F1 {result.score:.3f}"
+        )
     return result.tag
 
 
 def skip_tuning_step(tag: str) -> str:
-    """Instead of tune: train with the parameters saved for ``tag`` (or the defaults)."""
+    """Instead of tune: train the pick saved for ``tag`` (or a family's defaults)."""
     return tag
 
 
 def train_step(tag: str, run_name: str) -> str:
-    """XGBoost trained with the tuned parameters, tracked and registered in MLflow."""
+    """The anomaly model of ``tag`` (its AutoML pick, else a family's defaults) with its
+    per-sensor baselines, tracked and registered in MLflow."""
     from driftline.settings import load_settings
     from driftline.training.kfp_support import step_log
     from driftline.training.train import train
 
     with step_log("train") as log:
         result = train(load_settings(), tag, run_name)
-        log(f"{result.model_name} v{result.model_version} (run {result.run_id}): {result.metrics}")
+        log(
+            f"{result.model_name} v{result.model_version} ({result.family}, run "
+            f"{result.run_id}): {result.metrics}"
+        )
     return result.model_version
 
 

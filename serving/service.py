@@ -57,6 +57,7 @@ class AnomalyService:
 
         configure_package_logging(SETTINGS.log_level, "serving")
         self.history = None
+        model_history = None
         if SETTINGS.serving_history_url is not None:
             from driftline.sensor_history_redis import RedisHistory
 
@@ -66,7 +67,15 @@ class AnomalyService:
                 2 * SETTINGS.feature_window,
                 ttl_seconds=SETTINGS.serving_history_ttl_seconds,
             )
-        self.watcher = ChampionWatcher(SETTINGS)
+            # The anomaly model's own look-back (its longest window and smoothing), shared too.
+            model_history = RedisHistory(
+                SETTINGS.serving_history_url.get_secret_value(),
+                load_profile(SETTINGS.profile_path).features,
+                2 * SETTINGS.feature_window,
+                ttl_seconds=SETTINGS.serving_history_ttl_seconds,
+                prefix="driftline:model-history:v1:",
+            )
+        self.watcher = ChampionWatcher(SETTINGS, recent=model_history)
         self.publisher = None
         if SETTINGS.serving_publish_predictions:
             self.publisher = PredictionPublisher(SETTINGS)
@@ -102,7 +111,9 @@ class AnomalyService:
         """Readings in the wire format (``sensor_id``, ``ts``, optional ``seq``, ``values``):
         POST one reading, or a list of up to DRIFTLINE_SERVING_MAX_READINGS, as the body.
 
-        Per reading: ``anomaly_probability``, ``label``, ``model_name``, ``model_version``.
+        Per reading: ``anomaly_probability``, ``label``, ``model_name``, ``model_version``,
+        ``family``, ``baseline`` (``pending``: the sensor has no complete baseline yet, no
+        score) and ``baseline_version`` (docs/models.md).
         A request with any invalid reading gets 422 and, per reading index, every check it
         failed; nothing of it is scored or remembered. 503 while no champion is loaded (or the
         shared history is away).

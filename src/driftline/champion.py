@@ -1,10 +1,12 @@
 """The champion model in service, and the watcher that swaps in a new one without downtime.
 
 The model is read from the BentoML model store entry that promotion imported (labels
-``mlflow_model``/``mlflow_version``), as the native XGBoost model: ``predict_proba`` is what
-training scored with (the MLflow pyfunc wrapper returns class labels). When the store holds no
-entry for the version (an import that failed, or a store that is not shared), the registry's
-``models:/<name>/<version>`` is loaded instead.
+``mlflow_model``/``mlflow_version``), as the ``ModelBundle`` training logged (any family, with
+the per-sensor baselines it was trained with; ``driftline.anomaly.registered``). When the
+store holds no entry for the version (an import that failed, or a store that is not shared),
+the registry's ``models:/<name>/<version>`` is loaded instead. Each reading is scored against
+its sensor's baseline: the bundle's, else one set since in the baseline store, else none
+yet: its prediction is ``baseline: pending``, with no score.
 
 A ``ChampionWatcher`` thread follows the model_promotions topic (no consumer group, from the
 end) and also asks the registry for the ``champion`` alias every ``poll_seconds``; a new
@@ -19,14 +21,19 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from driftline import serving_metrics
-from driftline.records import ModelPromoted
+from driftline.anomaly.baseline import BaselineError
+from driftline.anomaly.baseline_store import BaselineStore
+from driftline.anomaly.bundle import READY, OnlineScorer, RecentReadings, Scored
+from driftline.records import ModelPromoted, ValidReading
 from driftline.settings import Settings
 from driftline.state_changes import StateChanges
 from driftline.training import modeling, registry
@@ -39,17 +46,71 @@ class LoadedModel:
     name: str
     version: str
     source: str  # the bento tag, or the models:/ URI it was loaded from
-    model: Any
+    model: Any  # a driftline.anomaly.registered.LoadedVersion
+    scorer: OnlineScorer | None = None  # None: a version of before the anomaly families
+
+    @property
+    def family(self) -> str:
+        return str(self.model.family)
 
     def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray:
-        return modeling.anomaly_scores(self.model, inputs)
+        """A version of before the anomaly families: its rolling-feature inputs' scores."""
+        return modeling.anomaly_scores(self.model.legacy, inputs)
+
+    def score_readings(
+        self, readings: Sequence[ValidReading], inputs: pd.DataFrame
+    ) -> list[Scored]:
+        """Each reading against its sensor's baseline (or pending)."""
+        if self.scorer is None:
+            return [Scored(float(p), READY, None) for p in self.anomaly_probabilities(inputs)]
+        return self.scorer.score(readings)
 
 
-def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
-    """The registered ``version``: from the BentoML store if it holds it, else from MLflow."""
+def _loaded(
+    settings: Settings,
+    name: str,
+    version: str,
+    source: str,
+    model: Any,
+    recent: RecentReadings | None = None,
+) -> LoadedModel:
+    scorer = None
+    if model.bundle is not None:
+        store = baseline_store(settings)
+        scorer = OnlineScorer(
+            model.bundle,
+            lookup=store.get,
+            recent=recent,
+            baseline_readings=settings.baseline_readings,
+            on_baseline=lambda baseline: _keep(store, baseline),
+        )
+    return LoadedModel(name, str(version), source, model, scorer)
+
+
+def _keep(store: BaselineStore, baseline: Any) -> None:
+    """A baseline serving completed goes to the store, where training and the drift service
+    find it; if the store cannot be written, serving goes on with it all the same."""
+    try:
+        store.save(baseline)
+        log.info("sensor %s: baseline %s complete", baseline.sensor_id, baseline.version)
+    except (OSError, BaselineError) as exc:
+        log.warning("sensor %s: baseline not stored: %s", baseline.sensor_id, exc)
+
+
+def baseline_store(settings: Settings) -> BaselineStore:
+    """Where ``driftline baseline set`` keeps the baselines operators set."""
+    return BaselineStore(settings.data_dir / "baselines")
+
+
+def load_version(
+    settings: Settings, name: str, version: str, recent: RecentReadings | None = None
+) -> LoadedModel:
+    """The registered ``version``: from the BentoML store if it holds it, else from MLflow.
+    ``recent``: where its scorer keeps each sensor's last readings (default: this process)."""
     modeling.use_bentoml_home(settings)
     import bentoml
-    import mlflow.xgboost
+
+    from driftline.anomaly.registered import load_model_dir, load_registered
 
     try:
         entries = bentoml.models.list(name)
@@ -58,16 +119,22 @@ def load_version(settings: Settings, name: str, version: str) -> LoadedModel:
     for entry in entries:
         labels = entry.info.labels
         if labels.get("mlflow_model") == name and labels.get("mlflow_version") == str(version):
-            model = mlflow.xgboost.load_model(entry.path_of("mlflow_model"))
-            return LoadedModel(name, str(version), str(entry.tag), model)
+            model = load_model_dir(Path(entry.path_of("mlflow_model")))
+            return _loaded(settings, name, version, str(entry.tag), model, recent)
     modeling.use_mlflow(settings)
     uri = f"models:/{name}/{version}"
-    return LoadedModel(name, str(version), uri, mlflow.xgboost.load_model(uri))
+    model = load_registered(settings.resolved_mlflow_uri, name, str(version))
+    return _loaded(settings, name, version, uri, model, recent)
 
 
 def one_thread(model: Any) -> None:
     """Serving scores small batches one after another: XGBoost's OpenMP threads would only
     spin between them, taking the CPU the HTTP side needs."""
+    bundle = getattr(model, "bundle", None)
+    if bundle is not None:
+        model = bundle.model.booster
+    elif hasattr(model, "legacy"):
+        model = model.legacy
     if hasattr(model, "get_booster"):
         model.get_booster().set_param({"nthread": 1})
 
@@ -75,8 +142,9 @@ def one_thread(model: Any) -> None:
 class ChampionWatcher:
     """Holds the model in service and keeps it the registry's champion."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recent: RecentReadings | None = None) -> None:
         self.settings = settings
+        self.recent = recent  # shared by replicas when set (Redis); else each model's own
         self.current: LoadedModel | None = None
         self._stop = threading.Event()
         self._check_lock = threading.Lock()
@@ -106,7 +174,7 @@ class ChampionWatcher:
             if version is None or (self.current and self.current.version == version):
                 return False
             try:
-                loaded = load_version(self.settings, name, version)
+                loaded = load_version(self.settings, name, version, self.recent)
                 one_thread(loaded.model)
             except Exception as exc:
                 serving_metrics.model_swaps.labels("failed").inc()
@@ -115,6 +183,8 @@ class ChampionWatcher:
                 return False
             self._loading.ok()
             old = self.current
+            if old is not None and old.scorer is not None and loaded.scorer is not None:
+                loaded.scorer.adopt(old.scorer.recent)  # each sensor's recent readings stay
             self.current = loaded  # the swap: one reference assignment
             serving_metrics.model_version.labels(name).set(float(version))
             serving_metrics.model_swaps.labels("swapped").inc()

@@ -58,9 +58,12 @@ def preprocess(
 @step_app.command()
 def tune(
     tag: Tag,
-    count: Annotated[int | None, typer.Option(help="Trials (default: the setting).")] = None,
+    count: Annotated[
+        int | None, typer.Option(help="Most trials (default: until the time budget is spent).")
+    ] = None,
 ) -> None:
-    """Ray Tune search of XGBoost parameters on dataset --tag; saves the best with the data."""
+    """AutoML search of model families, feature windows, parameters and threshold on dataset
+    --tag, within DRIFTLINE_AUTOML_BUDGET_SECONDS; saves the pick with the data."""
     from driftline.training.tune import tune as step
 
     _print(step(_settings(), tag, count))
@@ -73,7 +76,8 @@ def train(
         str | None, typer.Option(help="MLflow run name (default: the tag).")
     ] = None,
 ) -> None:
-    """XGBoost on dataset --tag with its tuned parameters; MLflow run and registered version."""
+    """The anomaly model of dataset --tag (its AutoML pick, else a family's defaults) with
+    its per-sensor baselines; MLflow run and registered version."""
     from driftline.training.train import train as step
 
     _print(step(_settings(), tag, run_name))

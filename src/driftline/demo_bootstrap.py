@@ -68,7 +68,15 @@ def start_mlflow_store(settings: Settings, template: Path) -> None:
         uri = f"sqlite:///{partial.resolve()}"
         from mlflow import MlflowClient
 
-        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        # `driftline up` makes it in its own process: MLflow's schema INFO lines would land on
+        # the user's terminal (mlflow sets up its own stderr handler on import).
+        mlflow_log = logging.getLogger("mlflow")
+        level = mlflow_log.level
+        mlflow_log.setLevel(logging.WARNING)
+        try:
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        finally:
+            mlflow_log.setLevel(level)
         partial.replace(template)
     shutil.copyfile(template, store)
 

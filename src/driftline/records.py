@@ -188,11 +188,26 @@ class Prediction(Record):
     sensor_id: str
     ts: UtcDatetime
     seq: int | None = None
-    anomaly_probability: float = Field(ge=0, le=1)
-    label: int = Field(description="1: anomaly (probability at or above the serving threshold)")
+    anomaly_probability: float | None = Field(
+        ge=0,
+        le=1,
+        description="The model's score relative to its decision threshold (0.5 at it); None "
+        "while the sensor's baseline is pending",
+    )
+    label: int | None = Field(
+        description="1: anomaly (probability at or above the serving threshold); None while "
+        "the sensor's baseline is pending"
+    )
     model_name: str
     model_version: str
     predicted_at: UtcDatetime = Field(default_factory=utcnow)
+    family: str | None = Field(None, description="The model's family, e.g. pca-t2q, xgboost")
+    baseline: Literal["ready", "pending"] = Field(
+        "ready", description="pending: the sensor has no complete baseline yet, so no score"
+    )
+    baseline_version: str | None = Field(
+        None, description="Version of the sensor's baseline the reading was judged against"
+    )
 
 
 class LabelRecorded(Record):

@@ -15,6 +15,10 @@ from prometheus_client import Counter, Gauge, Histogram
 predictions = Counter(
     "driftline_serving_predictions_total", "Readings scored, by predicted label.", ["label"]
 )
+baseline_pending = Counter(
+    "driftline_serving_baseline_pending_total",
+    "Readings answered baseline: pending (no score): their sensor has no complete baseline yet.",
+)
 readings_rejected = Counter(
     "driftline_serving_readings_rejected_total",
     "Readings of rejected requests, by failed check.",

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from driftline import serving_metrics
+from driftline.anomaly.bundle import READY, Scored
 from driftline.profile import Profile
-from driftline.records import FailedCheck, Prediction, as_utc
+from driftline.records import FailedCheck, Prediction, ValidReading, as_utc
 from driftline.sensor_history import HistoryStore, HistoryUnavailable, SensorHistory
 from driftline.serving_readings import BatchChecker
 from driftline.state_changes import StateChanges
@@ -39,6 +41,15 @@ class Model(Protocol):
     version: str
 
     def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray: ...
+
+
+def _scored(model: Model, readings: list[ValidReading], inputs: pd.DataFrame) -> list[Scored]:
+    """The model's outcome per reading; a model without ``score_readings`` (one of before the
+    anomaly families, a test's stand-in) scores the rolling-feature inputs alone."""
+    score_readings = getattr(model, "score_readings", None)
+    if score_readings is not None:
+        return list(score_readings(readings, inputs))
+    return [Scored(float(p), READY, None) for p in model.anomaly_probabilities(inputs)]
 
 
 class ServingPath:
@@ -88,27 +99,35 @@ class ServingPath:
             return out
         try:
             inputs = self.history.inputs(checked.sensor_ids, checked.stamps, checked.values)
+            scored = _scored(model, checked.readings, inputs)
         except HistoryUnavailable as exc:
             return self._unavailable(items, str(exc), traceback=True)
         self.state.ok("scoring again")
-        probabilities = model.anomaly_probabilities(inputs)
+        family = getattr(model, "family", None)
         predictions = [
             Prediction(
                 reading_id=r.reading_id,
                 sensor_id=r.sensor_id,
                 ts=r.ts,
                 seq=r.seq,
-                anomaly_probability=float(p),
-                label=int(p >= self.threshold),
+                anomaly_probability=s.probability,
+                label=None if s.probability is None else int(s.probability >= self.threshold),
                 model_name=model.name,
                 model_version=model.version,
+                family=family,
+                baseline=s.baseline,
+                baseline_version=s.baseline_version,
             )
-            for r, p in zip(checked.readings, probabilities, strict=True)
+            for r, s in zip(checked.readings, scored, strict=True)
         ]
         for i, prediction in zip(checked.positions, predictions, strict=True):
             out[i] = as_json(prediction)
+        pending = sum(p.anomaly_probability is None for p in predictions)
+        if pending:
+            serving_metrics.baseline_pending.inc(pending)
         if self.publish is not None:
-            self.publish(predictions)
+            # Monitoring and labelling work on scores: a pending prediction has none.
+            self.publish([p for p in predictions if p.anomaly_probability is not None])
         return out
 
     def _unavailable(

@@ -72,6 +72,19 @@ class StandInRepo:
     def dataset_hash(self, tag: str) -> str:
         return hashlib.md5((self.root / f"{tag}.parquet").read_bytes()).hexdigest()
 
+    def save_baselines(self, tag: str, baselines: list[Any]) -> str:
+        text = json.dumps([json.loads(b.to_json()) for b in baselines])
+        (self.root / f"{tag}-baselines.json").write_text(text)
+        return hashlib.md5(text.encode()).hexdigest()
+
+    def load_baselines(self, tag: str) -> list[Any] | None:
+        from driftline.anomaly.baseline import SensorBaseline
+
+        path = self.root / f"{tag}-baselines.json"
+        if not path.exists():
+            return None
+        return [SensorBaseline.model_validate(b) for b in json.loads(path.read_text())]
+
     def tags(self) -> list[str]:
         return sorted(p.stem.removesuffix(".json") for p in self.root.iterdir())
 
@@ -166,7 +179,11 @@ def test_train_registers_a_version_with_its_lineage(
     client = mlflow_client(settings)
     run = client.get_run(small_model.run_id)
     assert run.data.metrics["f1"] == pytest.approx(small_model.metrics["f1"])
-    assert run.data.params["max_depth"] == "4"
+    # Labelled faults in the data and no tuned pick: the xgboost family's defaults.
+    assert run.data.params["family"] == "xgboost" == small_model.family
+    assert json.loads(run.data.params["recipe"])["windows"] == [5, 15, 30, 60]
+    assert float(run.data.params["threshold"]) == 0.5
+    assert run.data.tags["baselines_version"] == small_model.baselines_version
     tags = run.data.tags
     assert tags["data_tag"] == "small"
     assert tags["dvc_md5"] == StandInRepo(settings).dataset_hash("small")
@@ -184,6 +201,17 @@ def test_train_registers_a_version_with_its_lineage(
     }
     version = client.get_model_version(settings.model_name, "1")
     assert version.tags["data_tag"] == "small"
+    assert version.tags["family"] == "xgboost"
+    # The baselines are versioned with the dataset, and the model carries the same ones.
+    saved = StandInRepo(settings).load_baselines("small")
+    assert saved is not None and [b.sensor_id for b in saved] == ["skab-valve1-0"]
+    assert json.loads(
+        Path(
+            client.download_artifacts(
+                run.info.run_id, "baselines/versions.json", str(settings.data_dir)
+            )
+        ).read_text()
+    ) == {"skab-valve1-0": saved[0].version}
     reference = pd.read_parquet(
         client.download_artifacts(
             run.info.run_id, "reference/reference.parquet", str(settings.data_dir)
@@ -269,16 +297,33 @@ def test_promotion_keeps_the_better_model(env: types.SimpleNamespace, small_mode
     assert rows[0].request_id == "r1"
 
 
-def test_tune_saves_the_best_params(env: types.SimpleNamespace) -> None:
+def test_tune_saves_the_automl_pick_and_train_fits_it(env: types.SimpleNamespace) -> None:
+    from driftline.anomaly.model import ModelSpec
+    from driftline.training.modeling import mlflow_client
+    from driftline.training.train import train
     from driftline.training.tune import tune
 
     started = time.monotonic()
-    result = tune(env.settings, "tune", count=2)
-    print(f"tune with 2 trials took {time.monotonic() - started:.1f}s")
-    assert result.trials == 2
+    result = tune(env.settings, "tune", count=3)
+    print(f"tune with 3 trials took {time.monotonic() - started:.1f}s")
+    assert result.trials == 3  # each family's defaults
     assert 0.0 <= result.score <= 1.0
-    assert {"max_depth", "learning_rate", "n_estimators", "scale_pos_weight"} <= set(result.params)
+    spec = ModelSpec.model_validate(result.params["anomaly_spec"])
+    assert spec.family == result.family
     assert StandInRepo(env.settings).load_params("tune") == result.params
+    # Every trial is an MLflow run with the model's four parts.
+    client = mlflow_client(env.settings)
+    experiment = client.get_experiment_by_name("driftline-automl")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["family"] for r in runs) == ["mset", "pca-t2q", "xgboost"]
+    assert all({"recipe", "params", "threshold"} <= set(r.data.params) for r in runs)
+
+    # The train step then fits that pick.
+    trained = train(env.settings, "tune", run_name="tuned")
+    run = client.get_run(trained.run_id)
+    assert run.data.params["family"] == spec.family and run.data.tags["spec_origin"] == "tuned"
+    assert float(run.data.params["threshold"]) == pytest.approx(spec.threshold)
 
 
 def test_stand_ins_have_the_data_sides_api() -> None:
@@ -287,7 +332,8 @@ def test_stand_ins_have_the_data_sides_api() -> None:
 
     from driftline.training import datarepo, dataset
 
-    for method in ("load_dataset", "save_params", "load_params", "dataset_hash", "tags"):
+    methods = ("load_dataset", "save_params", "load_params", "dataset_hash", "tags")
+    for method in (*methods, "save_baselines", "load_baselines"):
         real = inspect.signature(getattr(datarepo.DataRepo, method)).parameters
         assert list(real) == list(inspect.signature(getattr(StandInRepo, method)).parameters)
     assert list(inspect.signature(dataset.load_readings).parameters) == list(

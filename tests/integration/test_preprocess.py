@@ -216,3 +216,28 @@ def test_ad_hoc_selects_run_read_only(settings: Settings, skab: pd.DataFrame) ->
     ]
     with pytest.raises(DriftlineError):
         run_select(settings, "DELETE FROM raw_readings")
+
+
+def test_baselines_are_versioned_with_the_dataset(settings: Settings, skab: pd.DataFrame) -> None:
+    """The train step's baselines: DVC-tracked beside the dataset, tagged <tag>-baselines,
+    read back equal (from the remote too); the same again is a no-op, other ones an error."""
+    from driftline.anomaly.baseline import from_first_readings
+    from driftline.training.anomaly_data import sensor_baselines
+
+    features = load_profile(settings.profile_path).features
+    repo = DataRepo(settings)
+    repo.save_dataset("with-baselines", skab[["sensor_id", "ts", *features]])
+    assert repo.load_baselines("with-baselines") is None
+    made = sensor_baselines(settings, skab, features)
+    assert sorted(made) == sorted(SENSORS) and {b.count for b in made.values()} == {400}
+    md5 = repo.save_baselines("with-baselines", list(made.values()))
+    assert repo.save_baselines("with-baselines", list(made.values())) == md5
+    assert "with-baselines-baselines" in repo.tags()
+    shutil.rmtree(repo.root / ".dvc" / "cache")  # from the DVC remote, not the local cache
+    loaded = repo.load_baselines("with-baselines")
+    assert loaded is not None
+    assert {b.sensor_id: b.version for b in loaded} == {s: b.version for s, b in made.items()}
+    other = from_first_readings(skab[skab["sensor_id"] == SENSORS[0]], SENSORS[0], features, 300)
+    assert other is not None
+    with pytest.raises(DataRepoError, match="exist and differ"):
+        repo.save_baselines("with-baselines", [other])

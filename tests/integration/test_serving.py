@@ -25,7 +25,7 @@ from driftline import procs
 from driftline.records import Prediction
 from driftline.serve import NotReady, serve_command, serve_env, wait_until_ready
 from driftline.topics import Topics
-from driftline.training.features import add_features, feature_columns
+from driftline.training.features import add_features
 from tests.integration.test_model_steps import (
     FEATURES,
     StandInRepo,
@@ -128,9 +128,12 @@ def wire(frame: pd.DataFrame, sensor: str, start: datetime) -> list[dict[str, An
 def score_through_service(
     env: types.SimpleNamespace, version: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The scored file's rows, in order, through the service as a new sensor: the served
-    probabilities, and those of training's feature function + the registered ``version``."""
-    import mlflow.xgboost
+    """The scored file's rows, in order, through the service as a new sensor: its first
+    ``baseline_readings`` are pending (its commissioning period), the rest scored against the
+    baseline they make. Returns the served probabilities of the scored rows, and those the
+    registered ``version`` gives offline with the same baseline."""
+    from driftline.anomaly.baseline_store import BaselineStore
+    from driftline.anomaly.registered import load_registered
 
     frame = env.scored.reset_index(drop=True)
     sensor = f"skab-serving-{uuid.uuid4().hex[:6]}"
@@ -149,27 +152,38 @@ def score_through_service(
     assert {(p["model_name"], p["model_version"]) for p in served} == {
         (env.settings.model_name, version)
     }
-    probability = np.array([p["anomaly_probability"] for p in served])
+    n = env.settings.baseline_readings
+    pending, scored = served[:n], served[n:]
+    assert {(p["baseline"], p["anomaly_probability"], p["label"]) for p in pending} == {
+        ("pending", None, None)
+    }
+    assert {p["baseline"] for p in scored} == {"ready"}
+    model = load_registered(env.settings.resolved_mlflow_uri, env.settings.model_name, version)
+    assert model.bundle is not None
+    assert {p["family"] for p in served} == {model.family}
+    # The baseline serving completed is the sensor's own first readings, kept in the store.
+    stored = BaselineStore(env.settings.data_dir / "baselines").get(sensor)
+    assert stored is not None and stored.count == n
+    assert {p["baseline_version"] for p in scored} == {stored.version}
+    probability = np.array([p["anomaly_probability"] for p in scored])
 
-    # The same rows through training's feature function and the registered model, offline.
-    offline_frame = frame.assign(sensor_id=sensor)
-    featured = add_features(offline_frame, FEATURES, env.settings.feature_window)
-    mlflow.set_tracking_uri(env.settings.resolved_mlflow_uri)
-    model = mlflow.xgboost.load_model(f"models:/{env.settings.model_name}/{version}")
-    offline = model.predict_proba(featured[feature_columns(FEATURES)].astype("float64"))[:, 1]
-    return probability, offline
-
-
-def test_serves_what_training_features_and_the_model_give(env: types.SimpleNamespace) -> None:
-    served, offline = score_through_service(env, env.first.model_version)
-    np.testing.assert_allclose(served, offline, rtol=1e-6, atol=1e-7)
+    offline, versions = model.bundle.frame_scores(frame.assign(sensor_id=sensor), n)
+    assert set(versions) == {stored.version}
+    return probability, offline[n:]
 
 
 def test_publishes_each_prediction_for_monitoring(env: types.SimpleNamespace) -> None:
-    readings = wire(env.scored.head(5), "skab-published", datetime.now(UTC) - timedelta(minutes=5))
+    # skab-valve1-0's baseline is in the champion (trained on it); skab-published has none.
+    now = datetime.now(UTC)
+    readings = wire(env.scored.head(5), "skab-valve1-0", now - timedelta(minutes=5))
+    readings += wire(env.scored.head(3), "skab-published", now - timedelta(minutes=5))
     response = httpx.post(f"{env.base}/predict", json=readings, timeout=30)
     assert response.status_code == 200, response.text
-    answered = {p["reading_id"]: p for p in response.json()}
+    predictions = response.json()
+    assert [p["baseline"] for p in predictions] == ["ready"] * 5 + ["pending"] * 3
+    assert all(p["baseline_version"] and p["family"] for p in predictions[:5])
+    # A pending prediction has no score: monitoring and labelling never see it.
+    answered = {p["reading_id"]: p for p in predictions[:5]}
     topic = Topics(env.settings.topic_prefix).predictions
 
     def ours() -> list[Prediction]:
@@ -184,6 +198,12 @@ def test_publishes_each_prediction_for_monitoring(env: types.SimpleNamespace) ->
     while len(published := ours()) < len(answered) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert {p.reading_id: p.model_dump(mode="json") for p in published} == answered
+    metrics = httpx.get(f"{env.base}/metrics", timeout=10).text
+    pending = [
+        line for line in metrics.splitlines()
+        if line.startswith("driftline_serving_baseline_pending_total")
+    ]  # fmt: skip
+    assert pending and float(pending[0].split()[-1]) >= 3, pending
 
 
 @pytest.mark.parametrize(
@@ -294,7 +314,7 @@ def test_flags_known_faulty_rows_and_not_known_normal_ones(env: types.SimpleName
     """After the swap test: the champion trained on four valve1 recordings, on a fifth."""
     served, offline = score_through_service(env, env.second.model_version)
     np.testing.assert_allclose(served, offline, rtol=1e-6, atol=1e-7)
-    truth = env.scored["label"].to_numpy() == 1
+    truth = env.scored["label"].to_numpy()[env.settings.baseline_readings :] == 1
     flagged = served >= 0.5
     print(f"normal rows flagged {flagged[~truth].mean():.3f}, faulty {flagged[truth].mean():.3f}")
     assert flagged[~truth].mean() < 0.2

@@ -1,6 +1,6 @@
 """Serving scaled out: two real ``bentoml serve`` processes sharing the sensor histories in a
 real Redis (DRIFTLINE_SERVING_HISTORY_URL), requests of the same sensors spread round-robin over
-both, against training's feature function and the registered model offline. And Redis away:
+both (each sensor judged by its own baseline), against the registered model offline. And Redis away:
 503 at once, not ready, one log line; back: scoring again."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftline.anomaly.baseline import SensorBaseline, from_first_readings
+from driftline.anomaly.baseline_store import BaselineStore
 from driftline.settings import Settings
-from driftline.training.features import add_features, feature_columns
 from tests.integration.test_model_steps import FEATURES
 from tests.integration.test_serving import wire
 from tests.integration.test_serving_auth import promoted_champion, serving_process
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 SENSORS = 3
 READINGS = 150  # of each sensor; several feature windows
+BASELINE = 400
 
 
 @pytest.fixture(scope="module")
@@ -50,21 +52,33 @@ def replicas(
         redis.stop()
 
 
-def offline_probabilities(settings: Settings, frame: pd.DataFrame, version: str) -> np.ndarray:
-    import mlflow.xgboost
+def offline_probabilities(
+    settings: Settings, frame: pd.DataFrame, version: str, baseline: SensorBaseline
+) -> np.ndarray:
+    """The registered ``version``'s probabilities of ``frame``'s readings, offline."""
+    from driftline.anomaly.bundle import alarm_probability
+    from driftline.anomaly.registered import load_registered
 
-    featured = add_features(frame.assign(sensor_id="offline"), FEATURES, settings.feature_window)
-    mlflow.set_tracking_uri(settings.resolved_mlflow_uri)
-    model = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{version}")
-    return model.predict_proba(featured[feature_columns(FEATURES)].astype("float64"))[:, 1]
+    loaded = load_registered(settings.resolved_mlflow_uri, settings.model_name, version)
+    assert loaded.bundle is not None
+    model = loaded.bundle.model
+    scores = model.score(baseline, frame[FEATURES].to_numpy(dtype="float64"))
+    return alarm_probability(scores, model.spec.threshold)
 
 
 def test_round_robin_over_two_replicas_scores_as_training_does(
     replicas: types.SimpleNamespace,
 ) -> None:
-    frame = replicas.scored.head(READINGS).reset_index(drop=True)
+    # Each sensor's baseline (set as an operator would) is the file's first 400 rows; the
+    # readings sent are the ones after it.
+    baseline = from_first_readings(replicas.scored, "x", FEATURES, BASELINE)
+    assert baseline is not None
+    frame = replicas.scored.iloc[BASELINE : BASELINE + READINGS].reset_index(drop=True)
     start = datetime.now(UTC) - timedelta(hours=1)
     run = uuid.uuid4().hex[:6]
+    store = BaselineStore(replicas.settings.data_dir / "baselines")
+    for n in range(SENSORS):
+        store.save(baseline.model_copy(update={"sensor_id": f"skab-scaled-{run}-{n}"}))
     served: dict[str, list[dict]] = {}
     failures: list[str] = []
 
@@ -97,9 +111,10 @@ def test_round_robin_over_two_replicas_scores_as_training_does(
     assert failures == []
     versions = {p["model_version"] for answers in served.values() for p in answers}
     assert len(versions) == 1
-    offline = offline_probabilities(replicas.settings, frame, versions.pop())
+    offline = offline_probabilities(replicas.settings, frame, versions.pop(), baseline)
     for sensor, answers in served.items():
         assert [p["seq"] for p in answers] == list(range(READINGS)), sensor
+        assert {p["baseline_version"] for p in answers} == {baseline.version}
         probability = np.array([p["anomaly_probability"] for p in answers])
         np.testing.assert_allclose(probability, offline, rtol=1e-6, atol=1e-7, err_msg=sensor)
 

@@ -12,8 +12,10 @@ that training, serving and the drift service share. It is a frozen, versioned py
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from functools import cached_property
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -50,7 +52,7 @@ class SensorBaseline(BaseModel):
     def count(self) -> int:
         return len(self.readings)
 
-    @property
+    @cached_property
     def version(self) -> str:
         """Content hash: equal readings and measurements give the same version."""
         digest = hashlib.sha256(self.values().tobytes())
@@ -58,8 +60,15 @@ class SensorBaseline(BaseModel):
         return digest.hexdigest()[:12]
 
     def values(self) -> np.ndarray:
-        """The baseline readings, (count, measurements), in time order."""
-        return np.asarray(self.readings, dtype="float64").reshape(-1, len(self.measurements))
+        """The baseline readings, (count, measurements), in time order (a read-only array,
+        made once: serving asks for it on every batch)."""
+        return self._values
+
+    @cached_property
+    def _values(self) -> np.ndarray:
+        values = np.asarray(self.readings, dtype="float64").reshape(-1, len(self.measurements))
+        values.flags.writeable = False
+        return values
 
     def scale(self) -> np.ndarray:
         """Per-measurement spread for standardising: the std, or where a measurement was
@@ -71,6 +80,14 @@ class SensorBaseline(BaseModel):
     def standardise(self, values: np.ndarray) -> np.ndarray:
         """(values - mean) / scale per measurement: readings in units of this sensor's normal."""
         return (np.asarray(values, dtype="float64") - np.asarray(self.mean)) / self.scale()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update``; what is cached of the readings (version, array) is not
+        carried over, so it cannot describe other readings."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in ("version", "_values"):
+            copied.__dict__.pop(name, None)
+        return copied
 
     def to_json(self) -> str:
         return self.model_dump_json()

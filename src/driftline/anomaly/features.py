@@ -11,9 +11,8 @@ averages what there is; callers score a sensor's readings after its baseline, wi
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.anomaly.baseline import SensorBaseline
@@ -49,29 +48,62 @@ class FeatureRecipe(BaseModel):
         return max((1, *self.windows))
 
 
-def causal_mean(values: np.ndarray, window: int) -> np.ndarray:
+def _windows(
+    values: np.ndarray, window: int, tail: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's last ``window`` rows (n, k, window) with NaN as 0, which of them hold a
+    value, and how many do (n, k); of the last ``tail`` rows only, if given."""
+    values = np.asarray(values, dtype="float64")
+    pad = np.full((window - 1, values.shape[1]), np.nan)
+    view = sliding_window_view(np.concatenate([pad, values]), window, axis=0)
+    if tail is not None:
+        view = view[len(view) - min(tail, len(view)) :]
+    finite = np.isfinite(view)
+    return np.where(finite, view, 0.0), finite, finite.sum(axis=2)
+
+
+def causal_mean(values: np.ndarray, window: int, tail: int | None = None) -> np.ndarray:
     """Per column, the mean of the last ``window`` rows up to each row, NaN skipped
-    (NaN where the window holds no value)."""
-    finite = np.isfinite(values)
-    filled = np.where(finite, values, 0.0)
-    zero = np.zeros((1, values.shape[1]))
-    sums = np.concatenate([zero, np.cumsum(filled, axis=0)])
-    counts = np.concatenate([zero, np.cumsum(finite, axis=0)])
-    hi = np.arange(1, len(values) + 1)
-    lo = np.maximum(hi - window, 0)
-    n = counts[hi] - counts[lo]
+    (NaN where the window holds no value).
+
+    Each window is summed from its own rows (not as a difference of running sums), so a row's
+    value does not depend on how much history precedes the window: serving, which holds a
+    sensor's last rows only, computes what training computed over the whole series."""
+    filled, _, n = _windows(values, window, tail)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
+        return np.where(n > 0, filled.sum(axis=2) / np.maximum(n, 1), np.nan)
 
 
-def causal_std(values: np.ndarray, window: int) -> np.ndarray:
-    mean = causal_mean(values, window)
-    square = causal_mean(values * values, window)
-    return np.sqrt(np.maximum(square - mean * mean, 0.0))
+def causal_std(values: np.ndarray, window: int, tail: int | None = None) -> np.ndarray:
+    """Per column, the population std of the last ``window`` rows up to each row (NaN
+    skipped), from each window's own rows."""
+    filled, finite, n = _windows(values, window, tail)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=2) / np.maximum(n, 1)
+        deviation = np.where(finite, filled - mean[:, :, None], 0.0)
+        variance = (deviation * deviation).sum(axis=2) / np.maximum(n, 1)
+        return np.where(n > 0, np.sqrt(variance), np.nan)
 
 
-@lru_cache(maxsize=256)
+_STATS: dict[tuple[str, tuple[int, ...], int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_STATS_SIZE = 4096
+
+
 def _baseline_stats(
+    baseline: SensorBaseline, columns: tuple[int, ...], window: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_window_stats``, kept by baseline version (hashing a baseline's readings on every
+    call cost serving more than the features)."""
+    key = (baseline.version, columns, window)
+    found = _STATS.get(key)
+    if found is None:
+        if len(_STATS) >= _STATS_SIZE:
+            _STATS.pop(next(iter(_STATS)))
+        found = _STATS[key] = _window_stats(baseline, columns, window)
+    return found
+
+
+def _window_stats(
     baseline: SensorBaseline, columns: tuple[int, ...], window: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Over the baseline's own readings (full windows only): the rolling mean's mean and
@@ -88,10 +120,11 @@ def _baseline_stats(
 
 
 def relative_features(
-    values: np.ndarray, baseline: SensorBaseline, recipe: FeatureRecipe
+    values: np.ndarray, baseline: SensorBaseline, recipe: FeatureRecipe, tail: int | None = None
 ) -> np.ndarray:
     """Feature rows (n, len(recipe.columns(...))) of one sensor's readings (n, measurements of
-    the baseline, in its order and time order)."""
+    the baseline, in its order and time order); with ``tail``, of its last ``tail`` rows only
+    (what serving needs: the same values as those rows of the whole)."""
     values = np.asarray(values, dtype="float64")
     if values.ndim != 2 or values.shape[1] != len(baseline.measurements):
         raise ValueError(
@@ -104,10 +137,11 @@ def relative_features(
         raise ValueError(f"recipe names measurements the baseline lacks: {unknown}")
     columns = tuple(baseline.measurements.index(m) for m in chosen)
     z = baseline.standardise(values)[:, list(columns)]
-    parts = [z] if recipe.raw else []
+    rows = len(z) if tail is None else min(tail, len(z))
+    parts = [z[len(z) - rows :]] if recipe.raw else []
     for w in recipe.windows:
         centre, spread, typical = _baseline_stats(baseline, columns, w)
-        parts.append((causal_mean(z, w) - centre) / spread)
+        parts.append((causal_mean(z, w, tail) - centre) / spread)
         if recipe.spread:
-            parts.append(np.log((causal_std(z, w) + 1e-3) / (typical + 1e-3)))
-    return np.hstack(parts) if parts else np.empty((len(values), 0))
+            parts.append(np.log((causal_std(z, w, tail) + 1e-3) / (typical + 1e-3)))
+    return np.hstack(parts) if parts else np.empty((rows, 0))

@@ -8,12 +8,17 @@ import time
 from collections.abc import Callable
 
 from driftline.anomaly.automl import Trial
+from driftline.anomaly.model import ModelSpec
 
 EXPERIMENT = "driftline-automl"
 
 
 def trial_params(trial: Trial) -> dict[str, str]:
-    spec = trial.spec
+    return spec_params(trial.spec)
+
+
+def spec_params(spec: ModelSpec) -> dict[str, str]:
+    """A model's four parts (and its score smoothing) as MLflow parameters."""
     return {
         "family": spec.family,
         "recipe": spec.recipe.model_dump_json(),

@@ -25,12 +25,15 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from driftline.anomaly.baseline import SensorBaseline
 from driftline.errors import DriftlineError
 from driftline.settings import Settings
 
 DATASET_PATH = "data/dataset.parquet"
 DVC_FILE = DATASET_PATH + ".dvc"
 PARAMS_SUFFIX = "-params"
+BASELINES_PATH = "data/baselines.json"
+BASELINES_SUFFIX = "-baselines"
 REMOTE = "storage"
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _ENV = {
@@ -107,19 +110,62 @@ class DataRepo:
 
     def load_dataset(self, tag: str) -> pd.DataFrame:
         """The dataset as saved under ``tag`` (from the local cache, else the remote)."""
-        md5 = self.dataset_hash(tag)
+        return pd.read_parquet(io.BytesIO(self._read_tracked(tag, DATASET_PATH)))
+
+    def save_baselines(self, tag: str, baselines: list[SensorBaseline]) -> str:
+        """Version the per-sensor baselines a model of dataset ``tag`` judges readings by, as
+        the dataset is (DVC, tag ``<tag>-baselines``); returns their DVC md5. Saving the same
+        baselines again is a no-op, other ones an error."""
+        self.dataset_hash(tag)  # the dataset must exist
+        data = (
+            json.dumps(
+                [json.loads(b.to_json()) for b in sorted(baselines, key=lambda b: b.sensor_id)],
+                indent=1,
+            )
+            + "\n"
+        ).encode()
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        named = tag + BASELINES_SUFFIX
+        with self._lock():
+            if self._has_tag(named):
+                if self._tracked_hash(named, BASELINES_PATH) != md5:
+                    raise DataRepoError(f"baselines of {tag!r} exist and differ")
+                return md5
+            path = self.root / BASELINES_PATH
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+            self._dvc("add", "-q", BASELINES_PATH)
+            self._dvc("push", "-q", "-r", REMOTE, BASELINES_PATH + ".dvc")
+            self._git(
+                "add", BASELINES_PATH + ".dvc", str(Path(BASELINES_PATH).parent / ".gitignore")
+            )
+            self._git("commit", "-q", "--allow-empty", "-m", f"Baselines of dataset {tag}")
+            self._git("tag", "-a", named, "-m", f"Baselines of {tag}")
+        return md5
+
+    def load_baselines(self, tag: str) -> list[SensorBaseline] | None:
+        """The baselines versioned with dataset ``tag``, or None when it has none."""
+        named = tag + BASELINES_SUFFIX
+        if not self._has_tag(named):
+            return None
+        items = json.loads(self._read_tracked(named, BASELINES_PATH))
+        return [SensorBaseline.model_validate(item) for item in items]
+
+    def _read_tracked(self, tag: str, path: str) -> bytes:
+        """A DVC-tracked file at ``tag`` (from the local cache, else the remote), checked."""
+        md5 = self._tracked_hash(tag, path)
         # DVC's local cache is content-addressed by that md5: reading it directly spares a
         # pipeline step DVC's import and repository set-up (seconds); checked below all the same.
         cached = self.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
         if cached.is_file():
             data = cached.read_bytes()
             if hashlib.md5(data, usedforsecurity=False).hexdigest() == md5:
-                return pd.read_parquet(io.BytesIO(data))
+                return data
         import dvc.api
 
         try:
             with dvc.api.open(
-                DATASET_PATH,
+                path,
                 repo=str(self.root),
                 rev=f"refs/tags/{tag}",
                 mode="rb",
@@ -127,15 +173,18 @@ class DataRepo:
             ) as f:
                 data = f.read()
         except Exception as exc:  # DVC raises many types; all mean "could not get the data"
-            raise DataRepoError(f"cannot read dataset {tag!r}: {exc}") from exc
+            raise DataRepoError(f"cannot read {path} of {tag!r}: {exc}") from exc
         if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
-            raise DataRepoError(f"dataset {tag!r} does not match its md5 {md5}")
-        return pd.read_parquet(io.BytesIO(data))
+            raise DataRepoError(f"{path} of {tag!r} does not match its md5 {md5}")
+        return data
+
+    def _tracked_hash(self, tag: str, path: str) -> str:
+        pointer = yaml.safe_load(self._show(tag, path + ".dvc"))
+        return str(pointer["outs"][0]["md5"])
 
     def dataset_hash(self, tag: str) -> str:
         """The DVC md5 of the dataset at ``tag``."""
-        pointer = yaml.safe_load(self._show(tag, DVC_FILE))
-        return str(pointer["outs"][0]["md5"])
+        return self._tracked_hash(tag, DATASET_PATH)
 
     def save_params(self, tag: str, params: dict[str, Any]) -> str:
         """Record parameters tuned on dataset ``tag`` (tag ``<tag>-params``); returns the commit.

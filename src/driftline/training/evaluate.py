@@ -46,16 +46,22 @@ def recent_data(
 
 
 def load_version(settings: Settings, model_name: str, version: str) -> Any:
-    import mlflow.xgboost
+    """The registered version, any family (``driftline.anomaly.registered.LoadedVersion``)."""
+    from driftline.anomaly.registered import load_registered
 
     modeling.use_mlflow(settings)
-    return mlflow.xgboost.load_model(f"models:/{model_name}/{version}")
+    return load_registered(settings.resolved_mlflow_uri, model_name, version)
 
 
-def version_scores(model: Any, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+def version_scores(
+    model: Any, frame: pd.DataFrame, features: list[str], fallback_readings: int | None = None
+) -> np.ndarray:
+    """Alarm probabilities of every row of ``frame`` (readings in time order per sensor, so
+    each is scored with its sensor's history); a sensor the model has no baseline of is
+    judged against its first ``fallback_readings`` rows here."""
     if frame.empty:
         return np.empty(0)
-    return modeling.anomaly_scores(model, modeling.model_inputs(frame, features))
+    return np.asarray(model.frame_probabilities(frame, features, fallback_readings))
 
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, html: Path) -> float | None:
@@ -118,8 +124,9 @@ def evaluate(
     metrics: dict[str, float] = {}
     if not scored.empty:
         model = load_version(settings, model_name, model_version)
+        scores = version_scores(model, frame, features, settings.baseline_readings)
         metrics = classification_metrics(
-            modeling.labels(scored), version_scores(model, scored, features)
+            modeling.labels(scored), scores[frame["label"].notna().to_numpy()]
         )
     client = modeling.mlflow_client(settings)
     reference = registry.load_reference_frame(client, model_name, model_version)

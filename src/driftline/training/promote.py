@@ -76,13 +76,13 @@ def _score_versions(
     truth = modeling.labels(rows)
     metric: PromotionMetric = settings.promotion_metric
     out: dict[str, float | None] = {}
+    known = frame["label"].notna().to_numpy()
     for version in versions:
         model = load_version(settings, settings.model_name, version)
+        # Scored over all recent rows (each sensor's history), compared on the labelled ones.
+        scores = version_scores(model, frame, features, settings.baseline_readings)
         out[version] = promotion_score(
-            metric,
-            truth,
-            version_scores(model, rows, features),
-            settings.promotion_min_precision,
+            metric, truth, scores[known], settings.promotion_min_precision
         )
     return out, len(rows)
 

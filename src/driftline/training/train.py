@@ -1,18 +1,27 @@
-"""Train step: fit XGBoost on a dataset version and register it in MLflow."""
+"""Train step: fit the anomaly model of a dataset version and register it in MLflow.
+
+The model is what the tune step picked for this dataset (family, feature recipe, parameters,
+threshold), else a family's defaults (``anomaly_data.chosen_spec``). It judges each sensor
+against that sensor's baseline; the baselines are versioned with the dataset and logged with
+the model, so serving scores with the very same ones.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from driftline.profile import load_profile
 from driftline.settings import Settings
 from driftline.training import modeling
 from driftline.training.registry import REFERENCE_ARTIFACT
-from driftline.training.scoring import classification_metrics, labelled
+from driftline.training.scoring import classification_metrics
 
 
 class TrainResult(BaseModel):
@@ -23,75 +32,135 @@ class TrainResult(BaseModel):
     metrics: dict[str, float]
     data_tag: str
     params: dict[str, Any]
+    family: str = ""
+    baselines_version: str = ""
 
 
-def best_params(settings: Settings, tag: str) -> dict[str, Any]:
-    """The tuned parameters saved for ``tag``, else the defaults."""
+def saved_params(settings: Settings, tag: str) -> dict[str, Any] | None:
+    """What the tune step saved for ``tag``, or None."""
     from driftline.training.datarepo import DataRepo
 
     repo = DataRepo(settings)
     if f"{tag}-params" in repo.tags():
-        return {**modeling.DEFAULT_PARAMS, **repo.load_params(tag)}
-    return dict(modeling.DEFAULT_PARAMS)
+        return repo.load_params(tag)
+    return None
+
+
+def versioned_baselines(
+    settings: Settings, tag: str, frame: pd.DataFrame, measurements: list[str]
+) -> dict[str, Any]:
+    """The baselines versioned with dataset ``tag``: saved with it before, else made now (the
+    store's or each sensor's first readings) and saved."""
+    from driftline.training.anomaly_data import sensor_baselines
+    from driftline.training.datarepo import DataRepo
+
+    repo = DataRepo(settings)
+    saved = repo.load_baselines(tag)
+    if saved is not None:
+        return {b.sensor_id: b for b in saved}
+    baselines = sensor_baselines(settings, frame, measurements)
+    if not baselines:
+        raise ValueError(
+            f"dataset {tag} has no sensor with {settings.baseline_readings} valid readings "
+            "for a baseline, and no baseline set (driftline baseline set)"
+        )
+    repo.save_baselines(tag, list(baselines.values()))
+    return baselines
+
+
+def _split(recording: Any, holdout: float = modeling.HOLDOUT_FRACTION) -> tuple[Any, int]:
+    """The recording's first rows to fit on, and where its held-out last rows start."""
+    n = len(recording.values)
+    cut = max(int(np.floor(n * (1.0 - holdout))), recording.scored_from + 1)
+    cut = min(cut, n)
+    fit = dataclasses.replace(
+        recording, values=recording.values[:cut], labels=recording.labels[:cut]
+    )
+    return fit, cut
 
 
 def train(settings: Settings, tag: str, run_name: str | None = None) -> TrainResult:
-    """Fit on each sensor's earlier rows, score on its latest rows, log and register the model."""
+    """Fit on each sensor's earlier rows, score its latest rows, log and register the model."""
     import mlflow
-    import mlflow.xgboost
     import xgboost
 
+    from driftline.anomaly.bundle import ModelBundle, alarm_probability
+    from driftline.anomaly.model import AnomalyModel
+    from driftline.anomaly.registered import log_bundle
+    from driftline.anomaly.tracking import spec_params
+    from driftline.training.anomaly_data import chosen_spec, recordings
     from driftline.training.datarepo import DataRepo
     from driftline.training.plots import importance_figure, pr_curve_figure
 
-    features = load_profile(settings.profile_path).features
-    columns = modeling.input_columns(features)
+    measurements = load_profile(settings.profile_path).features
     repo = DataRepo(settings)
-    frame = labelled(repo.load_dataset(tag))
-    fit_rows, held_rows = modeling.time_split(frame)
-    if fit_rows.empty or held_rows.empty:
+    frame = repo.load_dataset(tag)
+    baselines = versioned_baselines(settings, tag, frame, measurements)
+    records = recordings(frame, baselines, measurements)
+    spec, origin = chosen_spec(saved_params(settings, tag), frame, measurements)
+    splits = [_split(r) for r in records]
+    fit_records = [f for f, _ in splits]
+    model = AnomalyModel.fit(spec, fit_records)
+
+    y_held, scores = [], []
+    for record, (_, cut) in zip(records, splits, strict=True):
+        score = model.score(record.baseline, record.values)[cut:]
+        rows = frame.loc[frame["sensor_id"] == record.name].sort_values("ts", kind="mergesort")
+        known = np.isfinite(rows["label"].to_numpy(dtype="float64"))[cut:]
+        y_held.append(record.labels[cut:][known])
+        scores.append(alarm_probability(score[known], spec.threshold))
+    y = np.concatenate(y_held) if y_held else np.empty(0)
+    held_scores = np.concatenate(scores) if scores else np.empty(0)
+    if len(y) == 0:
         raise ValueError(f"dataset {tag} has too few labelled rows to train and score")
-    params = best_params(settings, tag)
-    x_fit = modeling.model_inputs(fit_rows, features)
-    x_held = modeling.model_inputs(held_rows, features)
-    y_held = modeling.labels(held_rows)
-    model = modeling.fit_model(x_fit, modeling.labels(fit_rows), params)
-    scores = modeling.anomaly_scores(model, x_held)
-    metrics = classification_metrics(y_held, scores)
+    metrics = classification_metrics(y, held_scores)
+    bundle = ModelBundle(model, baselines, tuple(measurements))
 
     modeling.use_mlflow(settings)
     client = modeling.mlflow_client(settings)
     experiment_id = modeling.ensure_experiment(settings, client)
+    rows_train = sum(len(f.values) for f in fit_records)
     tags = {
         "data_tag": tag,
         "dvc_md5": repo.dataset_hash(tag),
         "git_commit": modeling.code_commit(),
-        "rows_train": str(len(fit_rows)),
-        "rows_heldout": str(len(held_rows)),
+        "rows_train": str(rows_train),
+        "rows_heldout": str(len(y)),
+        "family": spec.family,
+        "spec_origin": origin,
+        "baselines_version": bundle.baselines_version,
     }
+    params = spec_params(spec)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
+        mlflow.log_dict(
+            {s: b.version for s, b in sorted(baselines.items())}, "baselines/versions.json"
+        )
+        fit_rows = pd.concat(
+            [pd.DataFrame(f.values, columns=measurements) for f in fit_records], ignore_index=True
+        )
         with tempfile.TemporaryDirectory() as tmp:
             reference = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            fit_rows[features].reset_index(drop=True).to_parquet(reference, index=False)
+            fit_rows.to_parquet(reference, index=False)
             mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-        pr_curve = pr_curve_figure(y_held, scores, "held-out PR curve")
-        mlflow.log_figure(pr_curve, "plots/pr_curve.png")
         mlflow.log_figure(
-            importance_figure(columns, model.feature_importances_), "plots/feature_importance.png"
+            pr_curve_figure(y, held_scores, "held-out PR curve"), "plots/pr_curve.png"
         )
-        info = mlflow.xgboost.log_model(
-            model,
-            name="model",
-            registered_model_name=settings.model_name,
-            input_example=x_held.head(5),
-            # Stated, not inferred: inference re-loads the model in a subprocess (seconds).
-            pip_requirements=[f"xgboost=={xgboost.__version__}", "pandas", "numpy"],
+        if model.booster is not None:
+            columns = spec.recipe.columns(tuple(measurements))
+            mlflow.log_figure(
+                importance_figure(columns, model.booster.feature_importances_),
+                "plots/feature_importance.png",
+            )
+        info = log_bundle(
+            bundle,
+            settings.model_name,
+            [f"xgboost=={xgboost.__version__}", "pandas", "numpy", "scipy", "pydantic"],
         )
     version = str(info.registered_model_version)
-    for key in ("data_tag", "dvc_md5", "git_commit"):
+    for key in ("data_tag", "dvc_md5", "git_commit", "family", "baselines_version"):
         client.set_model_version_tag(settings.model_name, version, key, tags[key])
     return TrainResult(
         run_id=run.info.run_id,
@@ -100,4 +169,6 @@ def train(settings: Settings, tag: str, run_name: str | None = None) -> TrainRes
         metrics=metrics,
         data_tag=tag,
         params=params,
+        family=spec.family,
+        baselines_version=bundle.baselines_version,
     )
