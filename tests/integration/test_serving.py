@@ -307,7 +307,7 @@ def test_exports_the_bentoml_series_dashboards_query(env: types.SimpleNamespace)
     the labels they select by."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from driftline.metric_names import BENTOML_METRICS
+    from tests.metric_names import BENTOML_METRICS
 
     readings = wire(env.scored.head(3), "skab-metrics", datetime.now(UTC) - timedelta(minutes=5))
     response = httpx.post(f"{env.base}/predict", json=readings, timeout=30)

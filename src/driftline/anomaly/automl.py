@@ -31,7 +31,7 @@ from driftline.anomaly.model import (
     fit_booster,
 )
 from driftline.anomaly.recordings import Recording
-from driftline.nab import OutlierScore, outlier_score
+from driftline.anomaly.scores import OutlierScore, outlier_score
 
 log = logging.getLogger(__name__)
 
