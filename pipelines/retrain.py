@@ -48,10 +48,10 @@ def component_image(registry: str, tag: str) -> str:
     return f"{registry.rstrip('/')}/{name}:{tag}" if registry else f"{name}:{tag}"
 
 
-def build_pipeline(image: str, with_secrets: bool = False):  # type: ignore[no-untyped-def]
+def build_pipeline(image: str, with_secrets: bool = False):
     """The pipeline, its components running in ``image``."""
 
-    def component(func):  # type: ignore[no-untyped-def]
+    def component(func):
         return dsl.component(base_image=image)(func)
 
     preprocess = component(c.preprocess_step)
@@ -64,7 +64,7 @@ def build_pipeline(image: str, with_secrets: bool = False):  # type: ignore[no-u
     skip_evaluation = component(c.skip_evaluation_step)
     promote = component(c.promote_step)
 
-    def configure(task):  # type: ignore[no-untyped-def]
+    def configure(task):
         task.set_caching_options(False)  # steps read live stores: never reuse old results
         if with_secrets:
             from kfp import kubernetes

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from driftline.settings import Settings
 
 step_app = typer.Typer(
     help="Run one step of the retraining pipeline on its own and print its result (JSON).",
@@ -22,7 +25,7 @@ ModelName = Annotated[str | None, typer.Option(help="Registered model (default: 
 ModelVersion = Annotated[str, typer.Option(help="Registered model version.")]
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from driftline.cli import _settings as settings
 
     return settings()

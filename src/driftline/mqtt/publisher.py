@@ -118,7 +118,7 @@ async def run_mqtt_simulation(settings: Settings, **options: object) -> Simulati
     publisher = MqttPublisher(settings)
     await publisher.start()
     try:
-        report = await publish_simulation(publisher, "", plan)  # type: ignore[arg-type]
+        report = await publish_simulation(publisher, "", plan)
     finally:
         await publisher.stop()
     Console(stderr=True).print(
