@@ -92,9 +92,7 @@ def env(
             # request; the default 1 s bound is for production.
             "DRIFTLINE_SERVING_MAX_LATENCY_MS": "10000",
         }
-        child = subprocess.Popen(
-            serve_command(port), env=child_env, stdout=log, stderr=subprocess.STDOUT
-        )
+        child = procs.start(serve_command(port), env=child_env, stdout=log)
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, child, timeout=90, log=tmp / "serve.log")
@@ -108,7 +106,7 @@ def env(
                 log=tmp / "serve.log",
             )
         finally:
-            procs.stop(child)
+            procs.stop_group(child)
             log.close()
 
 
