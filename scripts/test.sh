@@ -13,7 +13,7 @@ bash scripts/ensure-mosquitto.sh
 bash scripts/label-studio.sh >/dev/null   # Label Studio in its own .labelstudio-venv
 bash scripts/chromium.sh                  # the one headless-browser test
 # Lint, format and types first: a finding fails the run before any test starts.
-.venv/bin/ruff check src services serving tests bench pipelines
-.venv/bin/ruff format --check src services serving tests bench pipelines
+.venv/bin/ruff check src services serving tests bench
+.venv/bin/ruff format --check src services serving tests bench
 .venv/bin/mypy   # src/driftline, configured in pyproject.toml [tool.mypy]
 exec .venv/bin/python -m pytest "$@"

@@ -158,7 +158,7 @@ class ClusterPipelineLauncher:
         return self._client
 
     def launch(self, request: RetrainRequest) -> str:
-        from pipelines.retrain import COMPILED
+        from driftline.pipelines.retrain import COMPILED
 
         split = episode_split(request)
         run = self.client.create_run_from_pipeline_package(

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from kfp import compiler, dsl
 
-from pipelines import components as c
+from driftline.pipelines import components as c
 
 PIPELINE_NAME = "driftline-retrain"
-COMPILED = Path(__file__).resolve().parents[1] / "deploy" / "kfp" / "retrain.yaml"
+# src/driftline/pipelines/retrain.py -> the checkout's top level holds deploy/kfp/.
+COMPILED = Path(__file__).resolve().parents[3] / "deploy" / "kfp" / "retrain.yaml"
 # Environment the components read their settings from; on a cluster these come from the
 # Kubernetes Secret named here (kfp-kubernetes use_secret_as_env).
 SECRET_NAME = "driftline-pipeline"  # nosec B105  # the Secret's name, not a secret
