@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -82,6 +83,20 @@ def train(
     _print(step(_settings(), tag, run_name))
 
 
+def _on_version(
+    step: Callable[[Settings, str, str, datetime | None, datetime | None], BaseModel],
+    model_version: str,
+    model_name: str | None,
+    start: str | None,
+    end: str | None,
+) -> None:
+    """Run a step that judges ``model_version`` on the data between ``start`` and ``end``."""
+    settings = _settings()
+    _print(
+        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
+    )
+
+
 @step_app.command()
 def evaluate(
     model_version: ModelVersion,
@@ -92,10 +107,7 @@ def evaluate(
     """Score a registered version on recent raw data; writes the Evidently report."""
     from driftline.training.evaluate import evaluate as step
 
-    settings = _settings()
-    _print(
-        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
-    )
+    _on_version(step, model_version, model_name, start, end)
 
 
 @step_app.command()
@@ -108,10 +120,7 @@ def promote(
     """Champion/challenger on recent data; promotes --model-version only if it wins."""
     from driftline.training.promote import promote as step
 
-    settings = _settings()
-    _print(
-        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
-    )
+    _on_version(step, model_version, model_name, start, end)
 
 
 @step_app.command()
