@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
-from driftline.simulate.inject import DRIFT_KINDS, DriftInjection
+from driftline.simulate.inject import DRIFT_KINDS, DriftInjection, DriftKind
 from driftline.simulate.publisher import SimulationPlan
 from driftline.simulate.signals import CsvReplay, Row, SyntheticPump, read_skab_csv
 
@@ -49,7 +50,10 @@ def make_plan(
     if count is not None:
         span = min(span, float(count)) if replay else span
     injection = (
-        DriftInjection(drift, drift_at, list(drift_features), drift_magnitude, seed)  # type: ignore[arg-type]
+        # A DriftKind: checked against DRIFT_KINDS above.
+        DriftInjection(
+            cast(DriftKind, drift), drift_at, list(drift_features), drift_magnitude, seed
+        )
         if drift
         else None
     )
