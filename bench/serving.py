@@ -154,7 +154,7 @@ def measure(target: Target, args: argparse.Namespace) -> dict[int, list[Point]]:
     log_path = Path(tempfile.gettempdir()) / f"driftline-bench-serving-{target.port}.log"
     console.log(f"starting {target.name} (log: {log_path})")
     with log_path.open("wb") as log:
-        child = subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
+        child = procs.start(target.command, env=target.env, stdout=log)
     points: dict[int, list[Point]] = {c: [] for c in args.concurrency}
     # Readings from a day ago on: each run continues the sensors' series where the last ended.
     epoch = (datetime.now(UTC) - timedelta(days=1)).timestamp()
@@ -171,7 +171,7 @@ def measure(target: Target, args: argparse.Namespace) -> dict[int, list[Point]]:
                 points[c].append(run_wrk(base, c, args.duration, args.sensors, epoch))
                 epoch += 3600
     finally:
-        procs.stop(child)
+        procs.stop_group(child)
     return points
 
 
