@@ -6,14 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# Lint, format and types first: a finding fails the run before any test starts.
+.venv/bin/ruff check src services serving tests bench
+.venv/bin/ruff format --check src services serving tests bench
+.venv/bin/mypy   # src/driftline, configured in pyproject.toml [tool.mypy]
 bash scripts/ops-tools.sh
 bash scripts/ensure-mariadb.sh
 bash scripts/ensure-redis.sh
 bash scripts/ensure-mosquitto.sh
 bash scripts/label-studio.sh >/dev/null   # Label Studio in its own .labelstudio-venv
 bash scripts/chromium.sh                  # the one headless-browser test
-# Lint, format and types first: a finding fails the run before any test starts.
-.venv/bin/ruff check src services serving tests bench
-.venv/bin/ruff format --check src services serving tests bench
-.venv/bin/mypy   # src/driftline, configured in pyproject.toml [tool.mypy]
 exec .venv/bin/python -m pytest "$@"
