@@ -262,7 +262,7 @@ class DemoWatch:
             if log_path is not None:
                 print(f"\nThe last lines of {log_path}:", flush=True)
                 print("\n".join(f"  | {line}" for line in lines), flush=True)
-                cause = first_error(path)
+                cause = first_error(log_path)
                 if cause:
                     print(f"The first error in it: {cause}", flush=True)
         if (
