@@ -10,4 +10,6 @@ test:  ## run every test (unit + integration against the real broker, MariaDB an
 
 lint:
 	bash scripts/bootstrap.sh
-	.venv/bin/ruff check src services tests
+	.venv/bin/ruff check src services serving tests bench
+	.venv/bin/ruff format --check src services serving tests bench
+	.venv/bin/mypy

@@ -1,5 +1,5 @@
 """Drift detection quality on SKAB valve1, scored as changepoint detection the way SKAB's
-leaderboard scores it (NAB: Standard, LowFP and LowFN profiles; src/driftline/nab.py).
+leaderboard scores it (NAB: Standard, LowFP and LowFN profiles; bench/nab.py).
 
 Per file, the reference is its first 400 rows (SKAB's train part, never scored); the drift
 chain then slides over the rest in event time: every ``--stride`` rows, the window of the last
@@ -49,11 +49,11 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from nab import Confusion, confusion, detection_windows, nab_scores  # bench/nab.py
 from rich.console import Console
 from rich.table import Table
 
 from driftline.drift import DriftDetector
-from driftline.nab import Confusion, confusion, detection_windows, nab_scores
 from driftline.profile import load_profile
 from driftline.records import DriftEvent
 from driftline.reference import Reference

@@ -14,7 +14,7 @@ import numpy as np
 from driftline.anomaly.features import FeatureRecipe, causal_mean
 from driftline.anomaly.model import AnomalyModel, ModelSpec
 from driftline.anomaly.recordings import Recording
-from driftline.nab import outlier_score
+from driftline.anomaly.scores import outlier_score
 
 # SKAB's outlier leaderboard (upstream README, all recordings; not computed here).
 CITED: list[dict[str, object]] = [

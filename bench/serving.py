@@ -178,7 +178,7 @@ def start(target: Target) -> subprocess.Popen[bytes]:
     log_path = Path(tempfile.gettempdir()) / f"driftline-bench-serving-{target.port}.log"
     console.log(f"starting {target.name} (log: {log_path})")
     with log_path.open("wb") as log:
-        return subprocess.Popen(target.command, env=target.env, stdout=log, stderr=log)
+        return procs.start(target.command, env=target.env, stdout=log)
 
 
 def measure(chosen: list[Target], args: argparse.Namespace) -> dict[str, dict[Key, list[Point]]]:
@@ -209,7 +209,7 @@ def measure(chosen: list[Target], args: argparse.Namespace) -> dict[str, dict[Ke
                 epoch += 3600
     finally:
         for child in children:
-            procs.stop(child)
+            procs.stop_group(child)
     return points
 
 

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -203,15 +202,12 @@ def serving(settings: Settings, extra: dict[str, str], tmp: Path) -> Iterator[st
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with (tmp / f"serve-{port}.log").open("wb") as log:
-        # The fixed argv of serve_command: no shell.
-        child = subprocess.Popen(  # nosec B603
-            serve_command(port), env=serve_env(settings) | extra, stdout=log, stderr=log
-        )
+        child = procs.start(serve_command(port), env=serve_env(settings) | extra, stdout=log)
         try:
             wait_until_ready(base, child, timeout=180)
             yield base
         finally:
-            procs.stop(child)
+            procs.stop_group(child)
 
 
 def main() -> None:

@@ -21,6 +21,6 @@ echo "driftline: setting up $VENV (first run takes a minute or two)" >&2
 # step) starts a fresh interpreter, and without .pyc files (e.g. PYTHONDONTWRITEBYTECODE=1)
 # each one would compile MLflow, Evidently and the rest from source again: seconds per process.
 "$VENV/bin/python" -m uv pip install --quiet --compile-bytecode --python "$VENV/bin/python" \
-  -c requirements.lock -e ".[dev,pipeline]"
+  -c requirements.lock -e ".[dev,pipeline,bench]"
 echo "$want" > "$STAMP"
 echo "driftline: environment ready" >&2

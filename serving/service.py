@@ -19,6 +19,7 @@ A new champion is loaded in the background and swapped in between batches
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import bentoml
@@ -27,8 +28,6 @@ from pydantic import BaseModel, Field
 
 from driftline.predict_requests import PredictRequests
 from driftline.settings import Settings
-
-SETTINGS = Settings()
 
 # Stated, so BentoML need not derive the media type from a JSON schema on every response.
 JsonList = Annotated[list[dict[str, Any]], ContentType("application/json")]
@@ -40,102 +39,119 @@ class ModelInfo(BaseModel):
     source: str | None = Field(description="BentoML model tag, or the models:/ URI loaded")
 
 
-@bentoml.service(
-    name="driftline-anomaly",
-    workers=1,
-    traffic={"timeout": 30},
-    # A log line per request costs about as much as scoring a reading; /metrics has the counts.
-    logging={"access": {"enabled": SETTINGS.serving_access_log}},
-)
-class AnomalyService:
-    def __init__(self) -> None:
-        from driftline.champion import ChampionWatcher
-        from driftline.logs import configure_package_logging
-        from driftline.prediction_publisher import PredictionPublisher
-        from driftline.profile import load_profile
-        from driftline.serving_path import ServingPath
+def make_service(settings: Settings) -> Any:
+    """The service class, configured by ``settings`` (its batching, access log, request
+    limits and API key are fixed when the class is made, as BentoML reads them then)."""
 
-        configure_package_logging(SETTINGS.log_level, "serving")
-        self.history = None
-        model_history = None
-        if SETTINGS.serving_history_url is not None:
-            from driftline.sensor_history_redis import RedisHistory
-
-            self.history = RedisHistory(
-                SETTINGS.serving_history_url.get_secret_value(),
-                load_profile(SETTINGS.profile_path).features,
-                2 * SETTINGS.feature_window,
-                ttl_seconds=SETTINGS.serving_history_ttl_seconds,
-            )
-            # The anomaly model's own look-back (its longest window and smoothing), shared too.
-            model_history = RedisHistory(
-                SETTINGS.serving_history_url.get_secret_value(),
-                load_profile(SETTINGS.profile_path).features,
-                2 * SETTINGS.feature_window,
-                ttl_seconds=SETTINGS.serving_history_ttl_seconds,
-                prefix="driftline:model-history:v1:",
-            )
-        self.watcher = ChampionWatcher(SETTINGS, recent=model_history)
-        self.publisher = None
-        if SETTINGS.serving_publish_predictions:
-            self.publisher = PredictionPublisher(SETTINGS)
-            self.publisher.start()
-        self.path = ServingPath(
-            load_profile(SETTINGS.profile_path),
-            feature_window=SETTINGS.feature_window,
-            threshold=SETTINGS.serving_threshold,
-            max_message_bytes=SETTINGS.max_message_bytes,
-            model=lambda: self.watcher.current,
-            publish=self.publisher.publish if self.publisher else None,
-            history=self.history,
-        )
-        self.watcher.start()
-
-    def __is_ready__(self) -> bool:
-        if self.watcher.current is None:
-            return False
-        return self.history is None or self.history.ping()
-
-    @bentoml.on_shutdown
-    def _stop(self) -> None:
-        self.watcher.stop()
-        if self.publisher is not None:
-            self.publisher.stop()
-
-    @bentoml.api(
-        batchable=SETTINGS.serving_adaptive_batching,
-        max_batch_size=SETTINGS.serving_max_batch_size,
-        max_latency_ms=SETTINGS.serving_max_latency_ms,
+    @bentoml.service(
+        name="driftline-anomaly",
+        workers=1,
+        traffic={"timeout": 30},
+        # A log line per request costs about as much as scoring a reading; /metrics has the counts.
+        logging={"access": {"enabled": settings.serving_access_log}},
     )
-    def predict(self, readings: list[dict[str, Any]]) -> JsonList:
-        """Readings in the wire format (``sensor_id``, ``ts``, optional ``seq``, ``values``):
-        POST one reading, or a list of up to DRIFTLINE_SERVING_MAX_READINGS, as the body.
+    class AnomalyService:
+        def __init__(self) -> None:
+            from driftline.champion import ChampionWatcher
+            from driftline.logs import configure_package_logging
+            from driftline.prediction_publisher import PredictionPublisher
+            from driftline.profile import load_profile
+            from driftline.serving_path import ServingPath
 
-        Per reading: ``anomaly_probability``, ``label``, ``model_name``, ``model_version``,
-        ``family``, ``baseline`` (``pending``: the sensor has no complete baseline yet, no
-        score) and ``baseline_version`` (docs/models.md).
-        A request with any invalid reading gets 422 and, per reading index, every check it
-        failed; nothing of it is scored or remembered. 503 while no champion is loaded (or the
-        shared history is away).
-        """
-        from driftline import serving_metrics
+            configure_package_logging(settings.log_level, "serving")
+            self.history = None
+            model_history = None
+            if settings.serving_history_url is not None:
+                from driftline.sensor_history_redis import RedisHistory
 
-        serving_metrics.scoring_batch_size.observe(len(readings))
-        return self.path.score(readings)
+                self.history = RedisHistory(
+                    settings.serving_history_url.get_secret_value(),
+                    load_profile(settings.profile_path).features,
+                    2 * settings.feature_window,
+                    ttl_seconds=settings.serving_history_ttl_seconds,
+                )
+                # The anomaly model's own look-back (its longest window and smoothing), shared.
+                model_history = RedisHistory(
+                    settings.serving_history_url.get_secret_value(),
+                    load_profile(settings.profile_path).features,
+                    2 * settings.feature_window,
+                    ttl_seconds=settings.serving_history_ttl_seconds,
+                    prefix="driftline:model-history:v1:",
+                )
+            self.watcher = ChampionWatcher(settings, recent=model_history)
+            self.publisher = None
+            if settings.serving_publish_predictions:
+                self.publisher = PredictionPublisher(settings)
+                self.publisher.start()
+            self.path = ServingPath(
+                load_profile(settings.profile_path),
+                feature_window=settings.feature_window,
+                threshold=settings.serving_threshold,
+                max_message_bytes=settings.max_message_bytes,
+                model=lambda: self.watcher.current,
+                publish=self.publisher.publish if self.publisher else None,
+                history=self.history,
+            )
+            self.watcher.start()
 
-    @bentoml.api
-    def model(self) -> ModelInfo:
-        """The model in service (POST, as every BentoML API)."""
-        current = self.watcher.current
-        return ModelInfo(
-            model_name=SETTINGS.model_name,
-            model_version=current.version if current else None,
-            source=current.source if current else None,
+        def __is_ready__(self) -> bool:
+            if self.watcher.current is None:
+                return False
+            return self.history is None or self.history.ping()
+
+        @bentoml.on_shutdown
+        def _stop(self) -> None:
+            self.watcher.stop()
+            if self.publisher is not None:
+                self.publisher.stop()
+
+        @bentoml.api(
+            batchable=settings.serving_adaptive_batching,
+            max_batch_size=settings.serving_max_batch_size,
+            max_latency_ms=settings.serving_max_latency_ms,
         )
+        def predict(self, readings: list[dict[str, Any]]) -> JsonList:
+            """Readings in the wire format (``sensor_id``, ``ts``, optional ``seq``, ``values``):
+            POST one reading, or a list of up to DRIFTLINE_SERVING_MAX_READINGS, as the body.
+
+            Per reading: ``anomaly_probability``, ``label``, ``model_name``, ``model_version``,
+            ``family``, ``baseline`` (``pending``: the sensor has no complete baseline yet, no
+            score) and ``baseline_version`` (docs/models.md).
+            A request with any invalid reading gets 422 and, per reading index, every check it
+            failed; nothing of it is scored or remembered. 503 while no champion is loaded (or the
+            shared history is away).
+            """
+            from driftline import serving_metrics
+
+            serving_metrics.scoring_batch_size.observe(len(readings))
+            return self.path.score(readings)
+
+        @bentoml.api
+        def model(self) -> ModelInfo:
+            """The model in service (POST, as every BentoML API)."""
+            current = self.watcher.current
+            return ModelInfo(
+                model_name=settings.model_name,
+                model_version=current.version if current else None,
+                source=current.source if current else None,
+            )
+
+    AnomalyService.add_asgi_middleware(
+        PredictRequests,
+        max_readings=settings.serving_max_readings,
+        api_key=settings.serving_api_key,
+    )
+    return AnomalyService
 
 
-AnomalyService.add_asgi_middleware(
-    PredictRequests,
-    max_readings=SETTINGS.serving_max_readings,
-    api_key=SETTINGS.serving_api_key,
-)
+@functools.cache
+def _service() -> Any:
+    return make_service(Settings())
+
+
+def __getattr__(name: str) -> Any:
+    """``service:AnomalyService``, what ``bentoml serve`` imports: made from the environment's
+    settings when first asked for, so importing this module reads and builds nothing."""
+    if name == "AnomalyService":
+        return _service()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,6 @@ import contextlib
 import itertools
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from driftline import procs
 from driftline.broker import free_port
-from driftline.procs import die_with_parent, stop
 
 FLAGS = (
     "--headless",
@@ -66,7 +65,7 @@ async def chromium(profile_dir: Path, log_path: Path) -> AsyncIterator[Page]:
         raise RuntimeError("chromium not found: run scripts/chromium.sh")
     port = free_port()
     with log_path.open("ab") as log:
-        process = subprocess.Popen(  # nosec B603  # Debian's chromium, our flags
+        process = procs.start(
             [
                 exe,
                 *FLAGS,
@@ -75,8 +74,6 @@ async def chromium(profile_dir: Path, log_path: Path) -> AsyncIterator[Page]:
                 "about:blank",
             ],
             stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509
         )
     try:
         async with aiohttp.ClientSession() as http:
@@ -94,4 +91,4 @@ async def chromium(profile_dir: Path, log_path: Path) -> AsyncIterator[Page]:
             async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 yield Page(ws)
     finally:
-        stop(process, timeout=10)
+        procs.stop_group(process, timeout=10)

@@ -13,7 +13,7 @@ import httpx
 
 from driftline.broker import free_port
 from driftline.labels import server
-from driftline.procs import stop
+from driftline.procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 # The first start migrates a fresh database: minutes on a machine shared with other work.
@@ -53,7 +53,7 @@ def running_label_studio(data_dir: Path) -> Iterator[LabelStudioForTests]:
         server.wait_ready(ls, START_TIMEOUT)
         yield LabelStudioForTests(ls.url, ls.token, username, password)
     finally:
-        stop(ls.process, timeout=20)
+        stop_group(ls.process, timeout=20)
 
 
 def login_cookies(ls: LabelStudioForTests) -> dict[str, str]:

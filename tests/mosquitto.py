@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from driftline import procs
 from driftline.broker import free_port
-from driftline.procs import die_with_parent, stop
 
 SYSTEM_URL = "mqtt://127.0.0.1:1883"
 
@@ -53,12 +53,7 @@ class PrivateMosquitto:
     def start(self, timeout: float = 10.0) -> PrivateMosquitto:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         with open(self.directory / "mosquitto.log", "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - the system binary, fixed argv
-                [binary, "-c", str(self.conf)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
+            self.proc = procs.start([binary, "-c", str(self.conf)], stdout=log)
         deadline = time.monotonic() + timeout
         while not reachable("127.0.0.1", self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -68,7 +63,7 @@ class PrivateMosquitto:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            stop(self.proc, timeout=10)
+            procs.stop_group(self.proc, timeout=10)
 
     def log_text(self) -> str:
         path = self.directory / "mosquitto.log"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline import procs
 from driftline.broker import free_port
 from driftline.ports import bindable
-from driftline.procs import die_with_parent, stop
 from driftline.services import service_script
 from driftline.settings import Settings
 
@@ -44,12 +44,8 @@ class ServiceProcess:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(service_script(self.name))],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
+            self.proc = procs.start(
+                [sys.executable, str(service_script(self.name))], env=self.env, stdout=log
             )
 
     def alive(self) -> bool:
@@ -65,7 +61,7 @@ class ServiceProcess:
     def stop(self) -> None:
         if self.alive():
             assert self.proc is not None
-            stop(self.proc, timeout=15)
+            procs.stop_group(self.proc, timeout=15)
 
     def rss_kib(self) -> int:
         """Resident memory (VmRSS) of the running process, in KiB."""

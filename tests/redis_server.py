@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,11 +31,10 @@ class RedisServer:
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")
-        # Fixed argv of the installed server: no shell, nothing from the outside.
-        self.child = subprocess.Popen(  # nosec B603
+        self.child = procs.start(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.log_path.parent)],
-            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=procs.die_with_parent(),
+            stdout=self._log,
         )  # fmt: skip
         self.wait_until_up()
 
@@ -55,7 +53,7 @@ class RedisServer:
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        procs.stop(self.child, timeout=10)
+        procs.stop_group(self.child, timeout=10)
         self._log.close()
 
 

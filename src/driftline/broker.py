@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
+from driftline import procs
 from driftline.errors import BrokerError
 from driftline.ports import free_port
-from driftline.procs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,8 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(  # nosec B603  # the packaged broker binary, fixed argv
+        # Its own process group: Ctrl-C in a terminal reaches us, and we stop it in order.
+        self._proc = procs.start(
             [
                 str(broker_binary()),
                 "broker",
@@ -78,11 +78,7 @@ class EmbeddedBroker:
                 f"tcp://{self.host}:{self.advertised_port}",
             ],
             stdout=out,
-            stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            # Its own process group: Ctrl-C in a terminal reaches us, and we stop it in order.
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
         )
         try:
             wait_for_port(self.host, self.port, timeout)
@@ -98,12 +94,7 @@ class EmbeddedBroker:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop_group(proc, timeout)
         log.info("embedded broker stopped")
 
     def __enter__(self) -> EmbeddedBroker:

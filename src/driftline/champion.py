@@ -223,11 +223,15 @@ class ChampionWatcher:
 
     async def _follow_promotions(self) -> None:
         """React to ModelPromoted events at once; the alias poll covers any we miss."""
+        from tenacity import wait_fixed
+
         from driftline.kafka import ensure_topics, make_consumer
+        from driftline.retry import retry
         from driftline.topics import Topics
 
         topic = Topics(self.settings.topic_prefix).model_promotions
-        while not self._stop.is_set():
+
+        async def follow() -> None:
             consumer = None
             try:
                 await ensure_topics(self.settings, [topic])
@@ -235,7 +239,7 @@ class ChampionWatcher:
                     self.settings,
                     None,
                     [topic],
-                    auto_offset_reset="latest",  # type: ignore[arg-type]
+                    auto_offset_reset="latest",
                 )
                 await consumer.start()
                 self._promotions.ok()
@@ -244,17 +248,24 @@ class ChampionWatcher:
                     for record in (r for batch in polled.values() for r in batch):
                         if self._is_ours(record.value):
                             await asyncio.to_thread(self.refresh)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._promotions.failing(
-                    f"{topic}: {exc}; retrying every 5 s (the alias poll goes on)"[:300],
-                    traceback=True,
-                )
-                await asyncio.sleep(5)
             finally:
                 if consumer is not None:
                     await consumer.stop()
+
+        def failed(exc: BaseException, delay: float) -> None:
+            self._promotions.failing(
+                f"{topic}: {exc}; retrying every 5 s (the alias poll goes on)"[:300],
+                traceback=exc,
+            )
+
+        # CancelledError is no Exception: it propagates, as it must.
+        await retry(
+            follow,
+            retry_on=Exception,
+            on_failure=failed,
+            stopped=self._stop.is_set,
+            wait=wait_fixed(5),
+        )
 
     def _is_ours(self, value: bytes | None) -> bool:
         try:

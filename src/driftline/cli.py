@@ -319,7 +319,7 @@ def pipeline_compile(
 ) -> None:
     """Compile the pipeline for a KFP cluster (images from DRIFTLINE_IMAGE_REGISTRY and
     DRIFTLINE_IMAGE_TAG; credentials from the Kubernetes Secret driftline-pipeline)."""
-    from pipelines.retrain import COMPILED, compile_pipeline, component_image
+    from driftline.pipelines.retrain import COMPILED, compile_pipeline, component_image
 
     settings = settings_or_exit()
     path = compile_pipeline(

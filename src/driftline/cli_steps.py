@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from driftline.settings import Settings
 
 step_app = typer.Typer(
     help="Run one step of the retraining pipeline on its own and print its result (JSON).",
@@ -22,7 +26,7 @@ ModelName = Annotated[str | None, typer.Option(help="Registered model (default: 
 ModelVersion = Annotated[str, typer.Option(help="Registered model version.")]
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from driftline.cli import _settings as settings
 
     return settings()
@@ -83,6 +87,20 @@ def train(
     _print(step(_settings(), tag, run_name))
 
 
+def _on_version(
+    step: Callable[[Settings, str, str, datetime | None, datetime | None], BaseModel],
+    model_version: str,
+    model_name: str | None,
+    start: str | None,
+    end: str | None,
+) -> None:
+    """Run a step that judges ``model_version`` on the data between ``start`` and ``end``."""
+    settings = _settings()
+    _print(
+        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
+    )
+
+
 @step_app.command()
 def evaluate(
     model_version: ModelVersion,
@@ -93,10 +111,7 @@ def evaluate(
     """Score a registered version on recent raw data; writes the Evidently report."""
     from driftline.training.evaluate import evaluate as step
 
-    settings = _settings()
-    _print(
-        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
-    )
+    _on_version(step, model_version, model_name, start, end)
 
 
 @step_app.command()
@@ -109,10 +124,7 @@ def promote(
     """Champion/challenger on recent data; promotes --model-version only if it wins."""
     from driftline.training.promote import promote as step
 
-    settings = _settings()
-    _print(
-        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
-    )
+    _on_version(step, model_version, model_name, start, end)
 
 
 @step_app.command()

@@ -33,7 +33,7 @@ def pump_frame(
         frame = pd.DataFrame([values for _, values, _ in data])
         frame.insert(0, SENSOR_ID, sensor)
         frame.insert(1, TS, [end - timedelta(seconds=rows - t) for t, _, _ in data])
-        frame.insert(2, "label", [float(label) for _, _, label in data])
+        frame.insert(2, "label", [float(label or 0) for _, _, label in data])
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     out[TS] = pd.to_datetime(out[TS], utc=True)

@@ -4,6 +4,7 @@ at the end (also after a stop or Ctrl-C, with what happened so far) and written 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -90,11 +91,11 @@ def demo_summary(
     return out
 
 
-def print_summary(summary: dict[str, object]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     lines = ["", "Demo summary"]
     if summary.get("outcome"):
         lines.append(f"  outcome: {summary['outcome']}")
-    for name in summary.get("services_down_for_good") or []:  # type: ignore[attr-defined]
+    for name in summary.get("services_down_for_good") or []:
         lines.append(f"  DOWN for good: {name}")
     lines.append(
         f"  readings sent: {summary['readings_sent']:,} ({summary['malformed_sent']:,} "
@@ -114,9 +115,9 @@ def print_summary(summary: dict[str, object]) -> None:
         "promotion": "drift onset -> new model promoted",
         "first_prediction_of_new_model": "drift onset -> first prediction from the new model",
     }
-    for key, seconds in summary["seconds_from_drift_onset"].items():  # type: ignore[attr-defined]
+    for key, seconds in summary["seconds_from_drift_onset"].items():
         lines.append(f"  {names[key]}: {seconds:.1f} s")
-    for p in summary["promotions"]:  # type: ignore[attr-defined]
+    for p in summary["promotions"]:
         lines.append(f"  promoted: {p.get('model_name')} version {p.get('model_version')}")
     if "windows_after_promotion" in summary:
         lines.append(
@@ -125,10 +126,10 @@ def print_summary(summary: dict[str, object]) -> None:
         )
     steps = summary.get("pipeline_step_seconds") or {}
     if steps:
-        timed = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())  # type: ignore[attr-defined]
+        timed = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
         lines.append(f"  pipeline steps: {timed}")
     lines.append(f"  serving answers with version: {summary['served_retrained_version']}")
-    for what, where in summary["where_to_look"].items():  # type: ignore[attr-defined]
+    for what, where in summary["where_to_look"].items():
         lines.append(f"  {what}: {where}")
     print("\n".join(lines))
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from driftline.demo_stages import STAGES, Stage, StageClock, first_error, log_tail
@@ -69,12 +69,17 @@ class DemoWatch:
         self.first_champion: str | None = None
         self.runs_done_at: float | None = None
 
+    @staticmethod
+    def _interrupted(sig: int, interrupted: list[int], stop: asyncio.Event) -> None:
+        interrupted.append(sig)
+        stop.set()
+
     async def run(self, duration: float) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         interrupted: list[int] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda s=sig: (interrupted.append(s), stop.set()))
+            loop.add_signal_handler(sig, self._interrupted, sig, interrupted, stop)
         await ensure_topics(self.settings, Topics(self.settings.topic_prefix).all())
         monitor = asyncio.create_task(self.monitor.run(stop))
         started = time.monotonic()
@@ -112,7 +117,9 @@ class DemoWatch:
         await asyncio.gather(monitor, return_exceptions=True)
         return self._finish(outcome, time.monotonic() - started)
 
-    def _render(self, report: SimulationReport | None, elapsed: float, now: float) -> object:
+    def _render(
+        self, report: SimulationReport | None, elapsed: float, now: float
+    ) -> RenderableType:
         stage = self.clock.current if self.demo else None
         waiting = None
         if stage is not None:
@@ -251,11 +258,11 @@ class DemoWatch:
             for name in down:
                 print(f"  DOWN for good: {name}", flush=True)
         if outcome.code not in (0, EXIT_INTERRUPTED) and outcome.log_pattern:
-            path, lines = log_tail(self.settings.data_dir / "logs", outcome.log_pattern)
-            if path is not None:
-                print(f"\nThe last lines of {path}:", flush=True)
+            log_path, lines = log_tail(self.settings.data_dir / "logs", outcome.log_pattern)
+            if log_path is not None:
+                print(f"\nThe last lines of {log_path}:", flush=True)
                 print("\n".join(f"  | {line}" for line in lines), flush=True)
-                cause = first_error(path)
+                cause = first_error(log_path)
                 if cause:
                     print(f"The first error in it: {cause}", flush=True)
         if (

@@ -104,7 +104,7 @@ def check_http(name: str, base: str, path: str, detail_if_up: str = "") -> Depen
         return DependencyCheck(name, redact(base), "yes", f"{path} answered {exc.code}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return DependencyCheck(name, redact(base), "no", _short(reason))  # type: ignore[arg-type]
+        return DependencyCheck(name, redact(base), "no", _short(reason))
 
 
 def check_mlflow(settings: Settings) -> DependencyCheck:

@@ -19,9 +19,5 @@ class ProfileError(ConfigurationError):
     """A schema profile file is malformed."""
 
 
-class StoreError(DriftlineError):
-    """The raw store rejected an operation."""
-
-
-class StoreUnavailable(StoreError):
+class StoreUnavailable(DriftlineError):
     """The raw store cannot be used now (e.g. its SQLite file was removed or replaced)."""

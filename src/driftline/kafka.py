@@ -84,7 +84,7 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
 
 
 def make_consumer(
-    settings: Settings, group_id: str, topics: Sequence[str], **overrides: Any
+    settings: Settings, group_id: str | None, topics: Sequence[str], **overrides: Any
 ) -> AIOKafkaConsumer:
     opts: dict[str, Any] = {
         **client_options(settings),

@@ -254,7 +254,7 @@ class ClusterPipelineLauncher:
         return self._client
 
     def launch(self, request: RetrainRequest) -> str:
-        from pipelines.retrain import COMPILED
+        from driftline.pipelines.retrain import COMPILED
 
         run_id = request.request_id
         if run_id in self._kfp_ids:

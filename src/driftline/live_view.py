@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from rich.columns import Columns
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
@@ -61,12 +61,12 @@ def render(
         mark = child.state if child.state in ("up", "done") else f"[red]{child.state}[/]"
         procs.add_row(child.name, mark, str(child.restarts))
 
-    parts: list[object] = [flow, Columns([sensors, procs], padding=(0, 4))]
+    parts: list[RenderableType] = [flow, Columns([sensors, procs], padding=(0, 4))]
     if waiting:
         parts.append(f"waiting for {waiting}")
     if state.last_reason:
         parts.append(f"last decision: {state.last_reason}")
-    return Panel(Group(*parts), title=f"Driftline  {elapsed:5.0f}s", border_style="blue")  # type: ignore[arg-type]
+    return Panel(Group(*parts), title=f"Driftline  {elapsed:5.0f}s", border_style="blue")
 
 
 def _steps(state: PlatformState) -> str:

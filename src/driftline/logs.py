@@ -36,7 +36,7 @@ def configure_package_logging(level: str = "INFO", service: str = "driftline") -
     if any(getattr(h, "driftline", False) for h in logger.handlers):
         return
     handler = logging.StreamHandler()
-    handler.driftline = True  # type: ignore[attr-defined]
+    handler.driftline = True  # type: ignore[attr-defined]  # our mark, checked above
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s %(levelname)-7s {service} %(name)s: %(message)s")
     )

@@ -209,19 +209,22 @@ def _mlflow_version() -> str:
 def _demo_settings(settings: Settings, env: dict[str, str]) -> Settings:
     """Retrain on the drift episode alone (the new regime), without the tuning step, and
     see drift in windows of 150 readings (3 s at 50/s): the loop closes within minutes.
-    Settings of the user's own win."""
-    import os
-
-    demo_defaults = (
-        ("RETRAIN_LOOKBACK_SECONDS", "0"),
-        ("RETRAIN_SKIP_STEPS", "tune"),
-        ("DRIFT_WINDOW_SIZE", "150"),
-    )
-    for name, value in demo_defaults:
-        env[f"DRIFTLINE_{name}"] = os.environ.get(f"DRIFTLINE_{name}", value)
+    Settings of the user's own win (those the settings were given: ``model_fields_set``)."""
+    demo_defaults: dict[str, object] = {
+        "retrain_lookback_seconds": 0.0,
+        "retrain_skip_steps": "tune",
+        "drift_window_size": 150,
+    }
+    chosen = {
+        name: getattr(settings, name) if name in settings.model_fields_set else value
+        for name, value in demo_defaults.items()
+    }
+    for name, value in chosen.items():
+        if value is not None:  # None: the user's own unset, which the children inherit
+            env[f"DRIFTLINE_{name.upper()}"] = str(value)
     return settings.model_copy(
         update={
-            "retrain_lookback_seconds": float(env["DRIFTLINE_RETRAIN_LOOKBACK_SECONDS"]),
-            "retrain_skip_steps": env["DRIFTLINE_RETRAIN_SKIP_STEPS"],
+            "retrain_lookback_seconds": chosen["retrain_lookback_seconds"],
+            "retrain_skip_steps": chosen["retrain_skip_steps"],
         }
     )

@@ -13,11 +13,15 @@ import asyncio
 import contextlib
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from driftline import serving_metrics
 from driftline.records import Prediction
 from driftline.settings import Settings
 from driftline.topics import Topics
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +56,29 @@ class PredictionPublisher:
         self._loop.run_until_complete(self._send_all())
 
     async def _send_all(self) -> None:
-        from driftline.kafka import ensure_topics, make_producer
+        from tenacity import wait_fixed
 
-        producer = None
-        while producer is None:
-            try:
-                await ensure_topics(self.settings, [self.topic])
-                producer = make_producer(self.settings, acks=1)
-                await producer.start()
-            except Exception:
-                log.exception("cannot reach the broker for %s; retrying in 5 s", self.topic)
-                producer = None
-                await asyncio.sleep(5)
+        from driftline.kafka import ensure_topics, make_producer
+        from driftline.retry import retry
+
+        async def connect() -> AIOKafkaProducer:
+            await ensure_topics(self.settings, [self.topic])
+            producer = make_producer(self.settings, acks=1)
+            await producer.start()
+            return producer
+
+        def failed(exc: BaseException, delay: float) -> None:
+            log.error(
+                "cannot reach the broker for %s; retrying in %.0f s",
+                self.topic,
+                delay,
+                exc_info=exc,
+            )
+
+        connected = await retry(connect, retry_on=Exception, on_failure=failed, wait=wait_fixed(5))
+        if connected is None:  # not stoppable: only a failure other than an Exception ends it
+            return
+        (producer,) = connected
         try:
             while (batch := await self._queue.get()) is not None:
                 self._queued -= len(batch)

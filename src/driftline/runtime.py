@@ -25,7 +25,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftline import metrics
-from driftline.backoff import Backoff, pause
+from driftline.backoff import pause
 from driftline.error_policy import ErrorPolicy
 from driftline.errors import BrokerError
 from driftline.health import KAFKA, ServiceHealth, registry
@@ -38,6 +38,7 @@ from driftline.kafka import (
     publish_all,
 )
 from driftline.messages import Message
+from driftline.retry import retry
 from driftline.settings import Settings
 from driftline.topics import Topics
 
@@ -87,18 +88,14 @@ async def _retry(
     health: ServiceHealth | None = None,
 ) -> bool:
     """Run ``action`` until it succeeds (True) or ``stop`` is set (False)."""
-    backoff = Backoff()
-    while not stop.is_set():
-        try:
-            await action()
-            return True
-        except (KafkaError, BrokerError, OSError) as exc:
-            delay = backoff.next()
-            if health is not None:
-                health.failed(KAFKA, f"{what}: {exc}")
-            log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", what, exc, delay)
-            await pause(stop, delay)
-    return False
+
+    def failed(exc: BaseException, delay: float) -> None:
+        if health is not None:
+            health.failed(KAFKA, f"{what}: {exc}")
+        log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", what, exc, delay)
+
+    retry_on = (KafkaError, BrokerError, OSError)
+    return await retry(action, retry_on=retry_on, on_failure=failed, stop=stop) is not None
 
 
 async def retry_blocking(
@@ -107,17 +104,16 @@ async def retry_blocking(
     """Run blocking ``action`` in a thread until it succeeds (its result, boxed) or ``stop`` is
     set (None): e.g. creating tables while the database is not up yet, which must not crash
     the service."""
-    backoff = Backoff()
-    while not stop.is_set():
-        try:
-            return (await asyncio.to_thread(action),)
-        except (SQLAlchemyError, OSError) as exc:
-            delay = backoff.next()
-            log.warning(
-                "%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay
-            )
-            await pause(stop, delay)
-    return None
+
+    def failed(exc: BaseException, delay: float) -> None:
+        log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+
+    return await retry(
+        lambda: asyncio.to_thread(action),
+        retry_on=(SQLAlchemyError, OSError),
+        on_failure=failed,
+        stop=stop,
+    )
 
 
 async def wait_for_kafka(name: str, settings: Settings, stop: asyncio.Event) -> bool:
@@ -313,26 +309,25 @@ async def _commit_until_done(
     stop: asyncio.Event,
 ) -> bool:
     """Commit past ``batch``, retrying while Kafka is away. False: stopping uncommitted."""
-    backoff = Backoff()
-    while not stop.is_set():
+
+    async def commit_once() -> None:
         try:
             if offsets is None:
                 await commit(ctx.consumer, batch)
             elif offsets:
                 await ctx.consumer.commit(offsets)
-            return True
         except CommitFailedError as exc:
             # The partitions went to another member (or this one rejoined): the batch will be
             # delivered again, and handlers are idempotent. Nothing to retry here.
             _kafka_failed(ctx, "commit", exc)
             log.warning("%s: commit refused after a rebalance (%s); moving on", ctx.name, exc)
-            return True
-        except KafkaError as exc:
-            _kafka_failed(ctx, "commit", exc)
-            delay = backoff.next()
-            log.warning("%s: commit failed (%s); retrying in %.1fs", ctx.name, exc, delay)
-            await pause(stop, delay)
-    return False
+
+    def failed(exc: BaseException, delay: float) -> None:
+        _kafka_failed(ctx, "commit", exc)
+        log.warning("%s: commit failed (%s); retrying in %.1fs", ctx.name, exc, delay)
+
+    done = await retry(commit_once, retry_on=KafkaError, on_failure=failed, stop=stop)
+    return done is not None
 
 
 def _count_and_measure_lag(ctx: ServiceContext, batch: list[Message]) -> None:

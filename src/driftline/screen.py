@@ -131,9 +131,9 @@ class Screen:
         out = np.empty(len(ids), dtype=bool)
         for i, sensor in enumerate(ids):
             hit = known.get(sensor) if isinstance(sensor, str) else False
-            if hit is None:
+            if hit is None and isinstance(sensor, str):
                 if len(known) > 100_000:
                     known.clear()
-                hit = known[sensor] = self.profile.is_known_sensor(sensor)  # type: ignore[arg-type]
+                hit = known[sensor] = self.profile.is_known_sensor(sensor)
             out[i] = hit
         return out

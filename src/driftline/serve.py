@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from driftline.procs import die_with_parent, stop_group
+from driftline import procs
 from driftline.settings import Settings
 
 SERVING_DIR = Path(__file__).resolve().parents[2] / "serving"
@@ -66,19 +66,15 @@ def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        # The fixed `bentoml serve` argv of serve_command, no shell.
-        child = subprocess.Popen(  # nosec B603
-            serve_command(port, host),
-            env=serve_env(settings),
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
+        child = procs.start(
+            serve_command(port, host), env=serve_env(settings), stdin=None, stderr=None
         )
         try:
             while not stopping:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     return child.wait(timeout=0.2)
         finally:
-            stop_group(child, timeout=30)
+            procs.stop_group(child, timeout=30)
         return 128 + stopping[0]
     finally:
         for sig, handler in previous.items():

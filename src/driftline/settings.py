@@ -529,4 +529,5 @@ def env_name(field: str) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Build the process's settings from the environment, with explicit overrides on top."""
+    # Keyword values of any type: pydantic validates each against its field.
     return Settings(**overrides)  # type: ignore[arg-type]

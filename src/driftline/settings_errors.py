@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any, NoReturn
 
-from pydantic import SecretStr, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
 
 from driftline.settings import Settings, env_name, load_settings
 
@@ -27,7 +27,9 @@ def _field_of(location: tuple[Any, ...]) -> str | None:
         if key in (name, env_name(name), env_name(name).lower()):
             return name
         alias = field.validation_alias
-        if alias is not None and key.lower() in {str(c).lower() for c in alias.choices}:  # type: ignore[union-attr]
+        if isinstance(alias, AliasChoices) and key.lower() in {
+            str(c).lower() for c in alias.choices
+        }:
             return name
     return None
 

@@ -18,9 +18,10 @@ class StateChanges:
         self.problem: str | None = None
         self._lock = threading.Lock()  # scoring threads and the watcher thread report alike
 
-    def failing(self, problem: str, *, traceback: bool = False) -> bool:
+    def failing(self, problem: str, *, traceback: bool | BaseException = False) -> bool:
         """Report ``problem``; logged (as a warning, with the current exception's traceback
-        when asked) only if it differs from the one already reported. True when logged."""
+        when asked, or that of the exception given) only if it differs from the one already
+        reported. True when logged."""
         with self._lock:
             if problem == self.problem:
                 return False

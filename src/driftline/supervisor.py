@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from driftline.procs import die_with_parent, signal_group
+from driftline import procs
 from driftline.services import service_script
 
 log = logging.getLogger(__name__)
@@ -68,15 +68,7 @@ class Child:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
-        self.proc = subprocess.Popen(  # nosec B603  # argv of our own services, no shell
-            self.argv,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+        self.proc = procs.start(self.argv, env=self.env, stdout=out)
         out.close()
         self.restart_at = None
 
@@ -109,19 +101,12 @@ class Child:
             self._signal_group(signal.SIGTERM)
 
     def wait_stopped(self, timeout: float) -> None:
-        if self.proc is None:
-            return
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0fs; killing it", self.name, timeout)
-            self._signal_group(signal.SIGKILL)
-            self.proc.wait()
-        self._signal_group(signal.SIGKILL)  # any grandchild that outlived its parent
+        if self.proc is not None:
+            procs.wait_group(self.proc, timeout, self.name)
 
     def _signal_group(self, sig: signal.Signals) -> None:
         if self.proc is not None:
-            signal_group(self.proc.pid, sig)
+            procs.signal_group(self.proc.pid, sig)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Grafana's provisioning, dashboards and alert rules (deploy/grafana), checked as files: Grafana
 is not run here. Besides the shape Grafana needs, every query is checked to name only series the
-code exports (``driftline.metric_names``): a misspelt or renamed metric would otherwise leave a
+code exports (``tests.metric_names``): a misspelt or renamed metric would otherwise leave a
 panel empty, or an alert silent, without any error."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.metric_names import exported_metric_names
+from tests.metric_names import exported_metric_names
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"

@@ -583,7 +583,7 @@ def test_the_trigger_launches_kfp_runs(rendered: tuple[str, list[Resource]]) -> 
 
 
 def test_the_pipeline_secret_example_has_every_key_the_spec_reads() -> None:
-    from pipelines.retrain import SECRET_ENV
+    from driftline.pipelines.retrain import SECRET_ENV
 
     example = K8S / "pipeline-secrets.env.example"
     keys = {

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.metric_names import exported_metric_names
 from driftline.services import GATEWAY_NAMES, OPTIONAL_SERVICE_NAMES, SERVICE_NAMES
+from tests.metric_names import exported_metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from driftline.broker import EmbeddedBroker, free_port, wait_for_port
 from driftline.kafka import client_options, make_producer
 from driftline.messages import Message
-from driftline.procs import die_with_parent
+from driftline.procs import start, stop_group
 from driftline.profile import load_profile
 from driftline.raw_store import RawStore, key_columns, retrain_runs, trigger_decisions
 from driftline.records import DriftEvent, RetrainRequest
@@ -304,7 +304,7 @@ class PrivateMariaDB:
 
     def start(self) -> PrivateMariaDB:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
+            self.proc = start(
                 [
                     "/usr/sbin/mariadbd",
                     "--no-defaults",
@@ -320,8 +320,6 @@ class PrivateMariaDB:
                     "--skip-name-resolve",
                 ],
                 stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
             )
         wait_for_port("127.0.0.1", self.port, 60)
         return self
@@ -329,8 +327,7 @@ class PrivateMariaDB:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
-            proc.wait(60)
+            stop_group(proc, timeout=60)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import yaml
 
 from driftline.broker import free_port
 from driftline.platform import ensure_reference
+from driftline.procs import start, stop_group
 from driftline.profile import load_profile
 from driftline.records import DeadLetter
 from driftline.services import SERVICE_NAMES, service_script
@@ -55,16 +55,6 @@ def prometheus_config(ports: dict[str, int]) -> dict[str, object]:
         "rule_files": [str(path) for path in RULES],
         "scrape_configs": jobs,
     }
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
@@ -149,12 +139,7 @@ def stack(
             env = {**os.environ, **settings.to_env(), "DRIFTLINE_METRICS_PORT": str(port)}
             with open(tmp / f"{name}.log", "ab") as log:
                 procs.append(
-                    subprocess.Popen(
-                        [sys.executable, str(service_script(name))],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
+                    start([sys.executable, str(service_script(name))], env=env, stdout=log)
                 )
         prometheus_port = free_port()
         ports["prometheus"] = prometheus_port
@@ -162,7 +147,7 @@ def stack(
         config.write_text(yaml.safe_dump(prometheus_config(ports)))
         with open(tmp / "prometheus.log", "ab") as log:
             procs.append(
-                subprocess.Popen(
+                start(
                     [
                         str(PROMETHEUS_BIN),
                         f"--config.file={config}",
@@ -171,7 +156,6 @@ def stack(
                         "--log.level=warn",
                     ],
                     stdout=log,
-                    stderr=subprocess.STDOUT,
                 )
             )
         prometheus = PrometheusAPI(f"http://127.0.0.1:{prometheus_port}")
@@ -203,7 +187,8 @@ def stack(
         )
     finally:
         for proc in procs:
-            stop(proc)
+            if proc.poll() is None:
+                stop_group(proc, timeout=15)
 
 
 def test_every_target_is_up(stack: types.SimpleNamespace) -> None:

@@ -92,9 +92,7 @@ def env(
             # request; the default 1 s bound is for production.
             "DRIFTLINE_SERVING_MAX_LATENCY_MS": "10000",
         }
-        child = subprocess.Popen(
-            serve_command(port), env=child_env, stdout=log, stderr=subprocess.STDOUT
-        )
+        child = procs.start(serve_command(port), env=child_env, stdout=log)
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, child, timeout=90, log=tmp / "serve.log")
@@ -108,7 +106,7 @@ def env(
                 log=tmp / "serve.log",
             )
         finally:
-            procs.stop(child)
+            procs.stop_group(child)
             log.close()
 
 
@@ -327,7 +325,7 @@ def test_exports_the_bentoml_series_dashboards_query(env: types.SimpleNamespace)
     the labels they select by."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from driftline.metric_names import BENTOML_METRICS
+    from tests.metric_names import BENTOML_METRICS
 
     readings = wire(env.scored.head(3), "skab-metrics", datetime.now(UTC) - timedelta(minutes=5))
     response = httpx.post(f"{env.base}/predict", json=readings, timeout=30)

@@ -79,11 +79,10 @@ def serving_process(
     there may be no champion yet); its base URL."""
     port = free_port()
     with log_path.open("wb") as log:
-        child = subprocess.Popen(
+        child = procs.start(
             serve_command(port),
             env=serve_env(settings) | {"DRIFTLINE_SERVING_MAX_LATENCY_MS": "10000", **extra_env},
             stdout=log,
-            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -93,7 +92,7 @@ def serving_process(
                 wait_alive(base, child, timeout=90, log=log_path)
             yield base
         finally:
-            procs.stop(child)
+            procs.stop_group(child)
 
 
 def wait_alive(base: str, child: subprocess.Popen[bytes], timeout: float, log: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from driftline.anomaly.automl import best_threshold, defaults, run_search
 from driftline.anomaly.model import FAMILIES, AnomalyModel, ModelSpec
 from driftline.anomaly.recordings import Recording, load_recordings
-from driftline.nab import outlier_score
+from driftline.anomaly.scores import outlier_score
 from tests.pumps import pump
 
 
@@ -135,7 +135,7 @@ def test_on_skab_valve1_selected_model_beats_always_anomaly(skab_dir: Path) -> N
 
 def test_pick_compares_families_at_equal_search_effort() -> None:
     from driftline.anomaly.automl import SearchResult, Trial
-    from driftline.nab import OutlierScore
+    from driftline.anomaly.scores import OutlierScore
 
     def trial(family: str, f1: float) -> Trial:
         return Trial(defaults(family), OutlierScore(f1, 10.0, 10.0, 100), 0.1)

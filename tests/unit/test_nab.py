@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftline.nab import (
+from bench.nab import (
     PROFILES,
     confusion,
     detection_windows,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from driftline.pipelines.retrain import COMPILED, SECRET_ENV, SECRET_NAME, compile_pipeline
 from driftline.settings import Settings, env_name
 from driftline.training.local_run import STEPS, PipelineParams
-from pipelines.retrain import COMPILED, SECRET_ENV, SECRET_NAME, compile_pipeline
 
 
 def test_compiled_pipeline_is_up_to_date(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from driftline.anomaly.model import (
     fit_booster,
 )
 from driftline.anomaly.recordings import Recording
-from driftline.nab import OutlierScore, outlier_score
+from driftline.anomaly.scores import OutlierScore, outlier_score
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ def sample(family: Family, rng: np.random.Generator, measurement_sets: list[Any]
         return options[int(rng.integers(len(options)))]
 
     smooth = int(pick(SMOOTH))
+    params: dict[str, Any]
     if family == "xgboost":
         recipe = FeatureRecipe(
             raw=bool(pick((True, False))),
@@ -117,7 +118,7 @@ def sample(family: Family, rng: np.random.Generator, measurement_sets: list[Any]
         raw=False, windows=(int(pick(WINDOWS)),), measurements=pick(measurement_sets)
     )
     if family == "pca-t2q":
-        params: dict[str, Any] = {"variance": float(pick((0.9, 0.95, 0.99)))}
+        params = {"variance": float(pick((0.9, 0.95, 0.99)))}
     else:
         params = {
             "bandwidth": float(pick((1.0, 2.0, 4.0))),

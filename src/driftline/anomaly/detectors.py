@@ -56,7 +56,7 @@ class PcaT2Q:
         _, singular, vt = np.linalg.svd(fit_rows - centre, full_matrices=False)
         eig = singular**2 / max(len(fit_rows) - 1, 1)
         share = np.cumsum(eig) / max(eig.sum(), 1e-12)
-        k = int(min(np.searchsorted(share, variance) + 1, len(eig)))
+        k = min(int(np.searchsorted(share, variance)) + 1, len(eig))
         eig_kept = np.maximum(eig[:k], 1e-9)
         model = cls(centre, vt[:k], eig_kept, 1.0, 1.0)
         if limits == "theory":

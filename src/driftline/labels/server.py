@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from driftline import procs
 from driftline.errors import DriftlineError
-from driftline.procs import die_with_parent
 
 DEFAULT_VENV = Path(".labelstudio-venv")
 
@@ -111,12 +111,11 @@ def start(
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen(  # nosec B603  # our own executable and arguments
+        process = procs.start(
             command(executable, data_dir, port, username, password, token, host),
             stdout=log,
-            stderr=subprocess.STDOUT,
             env=environment(data_dir),
-            preexec_fn=die_with_parent(),  # noqa: PLW1509  # stop with its parent
+            stdin=None,
         )
     return LabelStudioServer(process, f"http://{host}:{port}", token, data_dir)
 

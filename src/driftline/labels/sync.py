@@ -193,11 +193,11 @@ class LabelSync:
                     seen.add(p["reading_id"])
                     predictions.append(p)
         scores = rolling_scores(join_labels(predictions, spans), window)
-        for version, s in scores.items():
-            metrics.labelled_readings.labels(version).set(s.readings)
-            metrics.labelled_precision.labels(version).set(s.precision)
-            metrics.labelled_recall.labels(version).set(s.recall)
-            metrics.labelled_f1.labels(version).set(s.f1)
+        for version, score in scores.items():
+            metrics.labelled_readings.labels(version).set(score.readings)
+            metrics.labelled_precision.labels(version).set(score.precision)
+            metrics.labelled_recall.labels(version).set(score.recall)
+            metrics.labelled_f1.labels(version).set(score.f1)
         return scores
 
     async def publish_performance(

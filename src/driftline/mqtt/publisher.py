@@ -114,11 +114,12 @@ def _connected(future: asyncio.Future[None], ok: bool, reason: str) -> None:
 async def run_mqtt_simulation(settings: Settings, **options: object) -> SimulationReport:
     """``driftline simulate --mqtt URL``: the simulated pumps, published over MQTT."""
     profile = load_profile(settings.profile_path)
+    # The CLI's options, each a keyword of make_plan (which checks their values).
     plan = make_plan(profile.features, **options)  # type: ignore[arg-type]
     publisher = MqttPublisher(settings)
     await publisher.start()
     try:
-        report = await publish_simulation(publisher, "", plan)  # type: ignore[arg-type]
+        report = await publish_simulation(publisher, "", plan)
     finally:
         await publisher.stop()
     Console(stderr=True).print(

@@ -32,7 +32,8 @@ from driftline.errors import BrokerError
 from driftline.health import KAFKA, ServiceHealth, registry
 from driftline.kafka import ensure_topics, make_producer
 from driftline.mqtt.client import make_client, session_properties, subscription
-from driftline.runtime import Backoff, _retry, pause
+from driftline.retry import retry
+from driftline.runtime import _retry, pause
 from driftline.settings import Settings
 from driftline.topics import Topics
 
@@ -175,7 +176,9 @@ class MqttSession:
         metrics.mqtt_received.inc()
         metrics.mqtt_in_flight.inc()
         self.inbox.put(
-            Received(msg.topic, msg.payload, msg.mid, msg.qos, self.session, time.monotonic())
+            Received(
+                msg.topic, bytes(msg.payload), msg.mid, msg.qos, self.session, time.monotonic()
+            )
         )
 
 
@@ -230,31 +233,48 @@ async def _loop(
         batch = await session.inbox.take(settings.batch_max_records, timeout=0.5)
         if not batch:
             continue
-        backoff = Backoff()
-        while True:
-            try:
-                await handler.handle(batch)
-                break
-            except (KafkaError, BrokerError, OSError) as exc:
-                metrics.mqtt_failed.labels(type(exc).__name__).inc()
-                session.health.failed(KAFKA, f"publishing: {type(exc).__name__}: {exc}")
-                delay = backoff.next()
-                log.warning(
-                    "%s: publishing %d MQTT messages failed (%s: %s); not acknowledging them, "
-                    "retrying in %.1fs",
-                    name,
-                    len(batch),
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await pause(stop, delay)
-                if stop.is_set():
-                    return  # unacknowledged: the broker sends them again to the next run
-                # Kafka may have come back without the topics (e.g. a memory-only broker).
-                with contextlib.suppress(KafkaError, BrokerError, OSError):
-                    await ensure_topics(settings, topics.all())
+        if not await _publish(name, batch, handler, session, settings, topics, stop):
+            return  # unacknowledged: the broker sends them again to the next run
         session.ack(batch)
+
+
+async def _publish(
+    name: str,
+    batch: list[Received],
+    handler: GatewayHandler,
+    session: MqttSession,
+    settings: Settings,
+    topics: Topics,
+    stop: asyncio.Event,
+) -> bool:
+    """Publish ``batch``, retrying while Kafka is away: True once acknowledged by Kafka, False
+    when stopping first."""
+    tries = 0
+
+    async def publish() -> None:
+        nonlocal tries
+        tries += 1
+        if tries > 1:
+            # Kafka may have come back without the topics (e.g. a memory-only broker).
+            with contextlib.suppress(KafkaError, BrokerError, OSError):
+                await ensure_topics(settings, topics.all())
+        await handler.handle(batch)
+
+    def failed(exc: BaseException, delay: float) -> None:
+        metrics.mqtt_failed.labels(type(exc).__name__).inc()
+        session.health.failed(KAFKA, f"publishing: {type(exc).__name__}: {exc}")
+        log.warning(
+            "%s: publishing %d MQTT messages failed (%s: %s); not acknowledging them, "
+            "retrying in %.1fs",
+            name,
+            len(batch),
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+
+    retry_on = (KafkaError, BrokerError, OSError)
+    return await retry(publish, retry_on=retry_on, on_failure=failed, stop=stop) is not None
 
 
 async def _watch(

@@ -15,6 +15,7 @@ from driftline.topics import Topics
 
 async def run_simulation(settings: Settings, **options: object) -> SimulationReport:
     profile = load_profile(settings.profile_path)
+    # The CLI's options, each a keyword of make_plan (which checks their values).
     plan = make_plan(profile.features, **options)  # type: ignore[arg-type]
     topics = Topics(settings.topic_prefix)
     await ensure_topics(settings, topics.all())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
-from driftline.simulate.inject import DRIFT_KINDS, DriftInjection
+from driftline.simulate.inject import DRIFT_KINDS, DriftInjection, DriftKind
 from driftline.simulate.publisher import SimulationPlan
-from driftline.simulate.signals import CsvReplay, SyntheticPump, read_skab_csv
+from driftline.simulate.signals import CsvReplay, Row, SyntheticPump, read_skab_csv
 
 
 def sensor_ids(n: int) -> list[str]:
@@ -38,18 +39,21 @@ def make_plan(
     if replay:
         span = sum(_span_seconds(p) + 1.0 for p in replay)
 
-        def rows(i: int):  # type: ignore[no-untyped-def]
+        def rows(i: int) -> Iterator[Row]:
             return CsvReplay(list(replay), features).rows(count)
     else:
         span = (count or 0) * 1.0
 
-        def rows(i: int):  # type: ignore[no-untyped-def]
+        def rows(i: int) -> Iterator[Row]:
             return SyntheticPump(seed=seed * 1000 + i).rows(count)
 
     if count is not None:
         span = min(span, float(count)) if replay else span
     injection = (
-        DriftInjection(drift, drift_at, list(drift_features), drift_magnitude, seed)  # type: ignore[arg-type]
+        # A DriftKind: checked against DRIFT_KINDS above.
+        DriftInjection(
+            cast(DriftKind, drift), drift_at, list(drift_features), drift_magnitude, seed
+        )
         if drift
         else None
     )

@@ -57,7 +57,7 @@ def run_locally(settings: Settings, params: PipelineParams) -> str:
     """
     from kfp import local
 
-    from pipelines.retrain import build_pipeline
+    from driftline.pipelines.retrain import build_pipeline
 
     os.environ.update(settings.to_env())
     root = settings.data_dir.resolve() / "kfp"

@@ -16,6 +16,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -31,7 +33,7 @@ depends_on = None
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 Payload = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 CHUNK = 2000
-COPIED = {
+COPIED: dict[str, Any] = {
     "received_at": Timestamp,
     "kafka_topic": sa.String(249),
     "kafka_partition": sa.Integer(),

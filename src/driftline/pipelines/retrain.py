@@ -9,10 +9,11 @@ from pathlib import Path
 
 from kfp import compiler, dsl
 
-from pipelines import components as c
+from driftline.pipelines import components as c
 
 PIPELINE_NAME = "driftline-retrain"
-COMPILED = Path(__file__).resolve().parents[1] / "deploy" / "kfp" / "retrain.yaml"
+# src/driftline/pipelines/retrain.py -> the checkout's top level holds deploy/kfp/.
+COMPILED = Path(__file__).resolve().parents[3] / "deploy" / "kfp" / "retrain.yaml"
 # Environment the components read their settings from; on a cluster these come from the
 # Kubernetes Secret named here (kfp-kubernetes use_secret_as_env).
 SECRET_NAME = "driftline-pipeline"  # nosec B105  # the Secret's name, not a secret
@@ -48,10 +49,10 @@ def component_image(registry: str, tag: str) -> str:
     return f"{registry.rstrip('/')}/{name}:{tag}" if registry else f"{name}:{tag}"
 
 
-def build_pipeline(image: str, with_secrets: bool = False):  # type: ignore[no-untyped-def]
+def build_pipeline(image: str, with_secrets: bool = False):
     """The pipeline, its components running in ``image``."""
 
-    def component(func):  # type: ignore[no-untyped-def]
+    def component(func):
         return dsl.component(base_image=image)(func)
 
     preprocess = component(c.preprocess_step)
@@ -64,7 +65,7 @@ def build_pipeline(image: str, with_secrets: bool = False):  # type: ignore[no-u
     skip_evaluation = component(c.skip_evaluation_step)
     promote = component(c.promote_step)
 
-    def configure(task):  # type: ignore[no-untyped-def]
+    def configure(task):
         task.set_caching_options(False)  # steps read live stores: never reuse old results
         if with_secrets:
             from kfp import kubernetes
