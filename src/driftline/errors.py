@@ -19,5 +19,9 @@ class ProfileError(ConfigurationError):
     """A schema profile file is malformed."""
 
 
+class StoreError(DriftlineError):
+    """The raw store refused or would have changed a batch (the transaction is rolled back)."""
+
+
 class StoreUnavailable(DriftlineError):
     """The raw store cannot be used now (e.g. its SQLite file was removed or replaced)."""

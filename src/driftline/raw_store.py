@@ -265,8 +265,8 @@ class RawStore:
             if code not in raw_bulk.LOCAL_INFILE_REFUSED:
                 raise
             self._refuse_local_files(f"it refused LOAD DATA LOCAL INFILE: {exc.orig}")
-            rows = [message_row(m, received, self.payload_limit) for m in messages]
-            insert_ignoring_duplicates(self.engine, raw_readings, rows)
+            fallback = [message_row(m, received, self.payload_limit) for m in messages]
+            insert_ignoring_duplicates(self.engine, raw_readings, fallback)
 
     def check_file(self) -> None:
         """Raise StoreUnavailable if the SQLite file this store opened was removed or replaced:

@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -109,7 +109,7 @@ class ColumnDecoder:
                 odd.append(i)
                 continue
             try:
-                doc = decode(raw)  # rejects invalid UTF-8, NaN tokens, wrong types, extras
+                doc: Any = decode(raw)  # rejects invalid UTF-8, NaN tokens, wrong types, extras
             except (msgspec.DecodeError, ValueError):
                 odd.append(i)
                 continue

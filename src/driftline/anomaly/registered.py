@@ -19,6 +19,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from driftline.anomaly.bundle import MANIFEST, ModelBundle
 
@@ -26,7 +27,7 @@ ARTIFACT = "bundle"
 LEGACY_FAMILY = "xgboost-rolling"
 
 
-class AnomalyPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class AnomalyPyfunc(PythonModel):
     """Alarm probabilities of a frame of readings (sensor_id, ts, measurements)."""
 
     def load_context(self, context: Any) -> None:

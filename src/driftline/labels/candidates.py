@@ -129,6 +129,8 @@ class CandidateFinder:
         ]
 
     def _uncertain(self, p: Prediction) -> bool:
+        if p.anomaly_probability is None:  # baseline pending: no score to be unsure of
+            return False
         return abs(p.anomaly_probability - self.config.threshold) <= self.config.uncertainty_margin
 
     def _sample(self, sensor_id: str, ts: datetime) -> bool:

@@ -135,6 +135,7 @@ class LabelStore:
                 "model_version": p.model_version[:64],
             }
             for p in predictions
+            if p.label is not None  # baseline pending: nothing was predicted
         ]
         insert_ignoring_duplicates(self.engine, labelled_predictions, rows)
 

@@ -107,6 +107,8 @@ def train(settings: Settings, tag: str, run_name: str | None = None) -> TrainRes
         score = model.score(record.baseline, record.values)[cut:]
         rows = frame.loc[frame["sensor_id"] == record.name].sort_values("ts", kind="mergesort")
         known = np.isfinite(rows["label"].to_numpy(dtype="float64"))[cut:]
+        if record.labels is None:
+            raise ValueError(f"recording {record.name} has no labels to evaluate on")
         y_held.append(record.labels[cut:][known])
         scores.append(alarm_probability(score[known], spec.threshold))
     y = np.concatenate(y_held) if y_held else np.empty(0)

@@ -32,7 +32,7 @@ from tenacity import RetryCallState, wait_exponential
 
 from driftline import metrics
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
-from driftline.launcher import FINISHED, PipelineLauncher
+from driftline.launcher import FINISHED, PipelineLauncher, RunStatus
 from driftline.policy import Decision, RetrainPolicy
 from driftline.recent_ids import RecentIds
 from driftline.records import DriftEvent, LabelledPerformance, RetrainRequest, new_id
@@ -45,9 +45,9 @@ Publish = Callable[[RetrainRequest], Awaitable[None]]
 class Ledger(Protocol):
     """What the machine writes to the run ledger (driftline.launcher.RunLedger)."""
 
-    def record(self, request: RetrainRequest, launcher: str, status: str) -> None: ...
+    def record(self, request: RetrainRequest, launcher: str, status: RunStatus) -> None: ...
 
-    def set_status(self, request_id: str, status: str, detail: str | None = None) -> None: ...
+    def set_status(self, request_id: str, status: RunStatus, detail: str | None = None) -> None: ...
 
 
 class Decisions(Protocol):
