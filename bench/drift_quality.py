@@ -53,13 +53,13 @@ from nab import Confusion, confusion, detection_windows, nab_scores  # bench/nab
 from rich.console import Console
 from rich.table import Table
 
-from driftline.drift import DriftDetector
-from driftline.profile import load_profile
-from driftline.records import DriftEvent
-from driftline.reference import Reference
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.records import DriftEvent
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.drift.detector import DriftDetector
+from driftline.drift.reference import Reference
+from driftline.drift.windows import ClosedWindow
 from driftline.simulate.signals import read_skab_csv
-from driftline.windows import ClosedWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 SKAB = ROOT.parent / "shared" / "data" / "skab" / "data"

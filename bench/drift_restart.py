@@ -31,12 +31,12 @@ from aiokafka.structs import OffsetAndMetadata
 from rich.console import Console
 from rich.table import Table
 
-from driftline.broker import EmbeddedBroker
-from driftline.drift_recovery import emitted_from, emitted_windows
-from driftline.kafka import client_options, ensure_topics, read_to_end
-from driftline.records import DriftEvent, FeatureDrift
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.core.records import DriftEvent, FeatureDrift
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.drift.recovery import emitted_from, emitted_windows
+from driftline.platform.broker import EmbeddedBroker
+from driftline.streaming.kafka import client_options, ensure_topics, read_to_end
 
 SENSORS = 100
 console = Console(width=120)

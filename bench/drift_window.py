@@ -40,13 +40,13 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from driftline.drift import DriftDetector
-from driftline.profile import load_profile
-from driftline.recent_ids import RecentIds
-from driftline.records import ValidReading, reading_id
-from driftline.reference import Reference
-from driftline.settings import DEFAULT_PROFILE, Settings
-from driftline.windows import ClosedWindow, SensorWindows
+from driftline.core.profile import load_profile
+from driftline.core.recent_ids import RecentIds
+from driftline.core.records import ValidReading, reading_id
+from driftline.core.settings import DEFAULT_PROFILE, Settings
+from driftline.drift.detector import DriftDetector
+from driftline.drift.reference import Reference
+from driftline.drift.windows import ClosedWindow, SensorWindows
 
 ROOT = Path(__file__).resolve().parents[1]
 SKAB = ROOT.parent / "shared" / "data" / "skab" / "data"

@@ -36,13 +36,13 @@ sys.path.insert(0, str(BENCH))
 
 from validation_cost import as_messages, reading_payloads, versions  # noqa: E402
 
-from driftline import raw_bulk  # noqa: E402
-from driftline.messages import Message  # noqa: E402
-from driftline.profile import load_profile  # noqa: E402
-from driftline.raw_store import RawStore  # noqa: E402
-from driftline.service_main import tune_gc  # noqa: E402
-from driftline.settings import Settings  # noqa: E402
-from driftline.strict_json import load_json  # noqa: E402
+from driftline.core.profile import load_profile  # noqa: E402
+from driftline.core.settings import Settings  # noqa: E402
+from driftline.store import bulk_load as raw_bulk  # noqa: E402
+from driftline.store.raw_store import RawStore  # noqa: E402
+from driftline.streaming.messages import Message  # noqa: E402
+from driftline.streaming.service_main import tune_gc  # noqa: E402
+from driftline.validation.strict_json import load_json  # noqa: E402
 
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
 

@@ -45,8 +45,8 @@ from driftline.anomaly.automl import run_search  # noqa: E402
 from driftline.anomaly.model import FAMILIES, LABEL_FREE, AnomalyModel, describe  # noqa: E402
 from driftline.anomaly.recordings import Recording, load_recordings  # noqa: E402
 from driftline.anomaly.scores import outlier_score  # noqa: E402
-from driftline.profile import load_profile  # noqa: E402
-from driftline.settings import DEFAULT_PROFILE, Settings  # noqa: E402
+from driftline.core.profile import load_profile  # noqa: E402
+from driftline.core.settings import DEFAULT_PROFILE, Settings  # noqa: E402
 from driftline.training.scoring import pr_auc  # noqa: E402
 
 SHIFT_BY_UNIT = {"l/min": ("x", 3.0), "A": ("x", 2.0), "bar": ("x", 1.5), "degC": ("+", 10.0)}

@@ -39,16 +39,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from driftline.broker import EmbeddedBroker, free_port
-from driftline.kafka import ensure_topics
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.mqtt.client import make_client, session_properties, subscription
 from driftline.mqtt.publisher import MqttPublisher
-from driftline.profile import load_profile
-from driftline.services import service_script
-from driftline.settings import Settings
+from driftline.platform.broker import EmbeddedBroker, free_port
+from driftline.platform.services import service_script
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import publish_simulation
-from driftline.topics import Topics
+from driftline.streaming.kafka import ensure_topics
 
 console = Console(width=110, stderr=True)
 SENSORS = 20
@@ -57,7 +57,7 @@ BARE = r"""
 import json, sys, time
 import paho.mqtt.client as paho
 from driftline.mqtt.client import make_client, session_properties, subscription
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 
 settings, expected = Settings(), int(sys.argv[1])
 client, address = make_client(settings, settings.mqtt_client_id)

@@ -24,10 +24,10 @@ from driftline.anomaly.baseline import from_first_readings
 from driftline.anomaly.bundle import ModelBundle, OnlineScorer
 from driftline.anomaly.model import AnomalyModel
 from driftline.anomaly.recordings import Recording
-from driftline.profile import load_profile
-from driftline.records import ValidReading
-from driftline.sensor_history import SensorHistory
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.records import ValidReading
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.serving.history import SensorHistory
 from driftline.simulate.signals import SyntheticPump
 from driftline.training import modeling
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftline.champion import load_version, one_thread
-from driftline.profile import load_profile
-from driftline.records import epoch_ns, reading_id
-from driftline.sensor_history import SensorHistory
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.records import epoch_ns, reading_id
+from driftline.core.settings import Settings
+from driftline.serving.champion import load_version, one_thread
+from driftline.serving.history import SensorHistory
 from driftline.training import modeling, registry
 
 settings = Settings()

@@ -33,11 +33,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from driftline import procs
-from driftline.broker import EmbeddedBroker
-from driftline.profile import load_profile
-from driftline.serve import NotReady, serve_command, serve_env, wait_until_ready
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.platform import procs
+from driftline.platform.broker import EmbeddedBroker
+from driftline.serving.serve import NotReady, serve_command, serve_env, wait_until_ready
 from driftline.training import modeling, registry
 from driftline.training.features import add_features
 

@@ -31,14 +31,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from driftline import procs
-from driftline.broker import EmbeddedBroker, free_port
-from driftline.profile import load_profile
-from driftline.records import ValidReading
-from driftline.sensor_history import SensorHistory
-from driftline.sensor_history_redis import RedisHistory
-from driftline.serve import serve_command, serve_env, wait_until_ready
-from driftline.settings import DEFAULT_PROFILE, Settings
+from driftline.core.profile import load_profile
+from driftline.core.records import ValidReading
+from driftline.core.settings import DEFAULT_PROFILE, Settings
+from driftline.platform import procs
+from driftline.platform.broker import EmbeddedBroker, free_port
+from driftline.serving.history import SensorHistory
+from driftline.serving.history_redis import RedisHistory
+from driftline.serving.serve import serve_command, serve_env, wait_until_ready
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parents[0]))  # tests.redis_server: the tests' own Redis

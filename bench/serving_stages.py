@@ -26,15 +26,15 @@ from pydantic import TypeAdapter, create_model
 from rich.console import Console
 from rich.table import Table
 
-from driftline.champion import LoadedModel, one_thread
-from driftline.profile import load_profile
-from driftline.records import Prediction, epoch_ns, reading_id
-from driftline.sensor_history import SensorHistory
-from driftline.serving_path import ServingPath, answers, as_json, checked_items, tag
-from driftline.settings import Settings
-from driftline.strict_json import load_json
+from driftline.core.profile import load_profile
+from driftline.core.records import Prediction, epoch_ns, reading_id
+from driftline.core.settings import Settings
+from driftline.serving.champion import LoadedModel, one_thread
+from driftline.serving.history import SensorHistory
+from driftline.serving.path import ServingPath, answers, as_json, checked_items, tag
 from driftline.training import modeling
 from driftline.training.features import add_features
+from driftline.validation.strict_json import load_json
 
 BENCH = Path(__file__).resolve().parent
 SKAB_VALVE1 = BENCH.parents[1] / "shared" / "data" / "skab" / "data" / "valve1"

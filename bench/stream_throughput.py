@@ -57,16 +57,16 @@ sys.path.insert(0, str(BENCH))
 
 from validation_cost import reading_payloads, versions  # noqa: E402
 
-from driftline import metrics  # noqa: E402
-from driftline.broker import EmbeddedBroker  # noqa: E402
-from driftline.kafka import ensure_topics, make_consumer, make_producer  # noqa: E402
-from driftline.messages import Message  # noqa: E402
-from driftline.parsing import load_json  # noqa: E402
-from driftline.profile import Profile, load_profile  # noqa: E402
-from driftline.service_main import service_main  # noqa: E402
-from driftline.services import load_service  # noqa: E402
-from driftline.settings import Settings  # noqa: E402
-from driftline.topics import Topics  # noqa: E402
+from driftline.core import metrics  # noqa: E402
+from driftline.core.profile import Profile, load_profile  # noqa: E402
+from driftline.core.settings import Settings  # noqa: E402
+from driftline.core.topics import Topics  # noqa: E402
+from driftline.platform.broker import EmbeddedBroker  # noqa: E402
+from driftline.platform.services import load_service  # noqa: E402
+from driftline.streaming.kafka import ensure_topics, make_consumer, make_producer  # noqa: E402
+from driftline.streaming.messages import Message  # noqa: E402
+from driftline.streaming.service_main import service_main  # noqa: E402
+from driftline.validation.parsing import load_json  # noqa: E402
 
 console = Console(width=110, stderr=True)
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
@@ -178,7 +178,7 @@ def faust_agent(settings: Settings, expected: int) -> None:
     awaits each send (the validator's checks and records, one message per call)."""
     import faust
 
-    from driftline.validation import ReadingValidator
+    from driftline.validation.batch import ReadingValidator
 
     topics = Topics(settings.topic_prefix)
     seconds = settings.kafka_session_timeout_ms / 1000
@@ -266,7 +266,7 @@ def publish_valid(
     the number published."""
     import pandas as pd
 
-    from driftline.validation import ReadingValidator
+    from driftline.validation.batch import ReadingValidator
 
     with console.status("validating for the drift target"):
         verdict = ReadingValidator(profile, dedup_capacity=0).validate(

@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
-from driftline.parsing import load_json
-from driftline.profile import load_profile
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.settings import DEFAULT_PROFILE
 from driftline.simulate.signals import SyntheticPump
+from driftline.validation.parsing import load_json
 
 
 def before(raw: bytes) -> Any:

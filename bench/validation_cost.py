@@ -36,15 +36,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from driftline.messages import Message
-from driftline.parsing import MAX_SENSOR_ID, OPTIONAL, REQUIRED
-from driftline.profile import Profile, load_profile
-from driftline.service_main import tune_gc
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import Profile, load_profile
+from driftline.core.settings import DEFAULT_PROFILE
 from driftline.simulate.inject import MALFORMED_KINDS, malform
 from driftline.simulate.plans import sensor_ids
 from driftline.simulate.signals import SyntheticPump
-from driftline.validation import ReadingValidator
+from driftline.streaming.messages import Message
+from driftline.streaming.service_main import tune_gc
+from driftline.validation.batch import ReadingValidator
+from driftline.validation.parsing import MAX_SENSOR_ID, OPTIONAL, REQUIRED
 
 console = Console(width=110, stderr=True)
 

@@ -26,8 +26,8 @@ import bentoml
 from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 
-from driftline.predict_requests import PredictRequests
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.serving.requests import PredictRequests
 
 # Stated, so BentoML need not derive the media type from a JSON schema on every response.
 JsonList = Annotated[list[dict[str, Any]], ContentType("application/json")]
@@ -52,17 +52,17 @@ def make_service(settings: Settings) -> Any:
     )
     class AnomalyService:
         def __init__(self) -> None:
-            from driftline.champion import ChampionWatcher
-            from driftline.logs import configure_package_logging
-            from driftline.prediction_publisher import PredictionPublisher
-            from driftline.profile import load_profile
-            from driftline.serving_path import ServingPath
+            from driftline.core.logs import configure_package_logging
+            from driftline.core.profile import load_profile
+            from driftline.serving.champion import ChampionWatcher
+            from driftline.serving.path import ServingPath
+            from driftline.serving.publisher import PredictionPublisher
 
             configure_package_logging(settings.log_level, "serving")
             self.history = None
             model_history = None
             if settings.serving_history_url is not None:
-                from driftline.sensor_history_redis import RedisHistory
+                from driftline.serving.history_redis import RedisHistory
 
                 self.history = RedisHistory(
                     settings.serving_history_url.get_secret_value(),
@@ -121,7 +121,7 @@ def make_service(settings: Settings) -> Any:
             failed; nothing of it is scored or remembered. 503 while no champion is loaded (or the
             shared history is away).
             """
-            from driftline import serving_metrics
+            from driftline.serving import metrics as serving_metrics
 
             serving_metrics.scoring_batch_size.observe(len(readings))
             return self.path.score(readings)

@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from driftline import procs
-from driftline.broker import free_port
+from driftline.platform import procs
+from driftline.platform.broker import free_port
 
 FLAGS = (
     "--headless",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from driftline.broker import EmbeddedBroker
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.platform.broker import EmbeddedBroker
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SKAB = SHARED / "data" / "skab" / "data"

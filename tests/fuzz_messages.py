@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from driftline.parsing import parse_timestamp
-from driftline.profile import Profile
-from driftline.records import reading_id
+from driftline.core.profile import Profile
+from driftline.core.records import reading_id
+from driftline.validation.parsing import parse_timestamp
 
 MAX_AGE = timedelta(days=6)  # the profile allows 7: a margin for the time a round takes
 MAX_AHEAD = timedelta(seconds=60)  # the profile allows 300 s of clock skew

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from driftline.broker import free_port
 from driftline.labels import server
-from driftline.procs import stop_group
+from driftline.platform.broker import free_port
+from driftline.platform.procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 # The first start migrates a fresh database: minutes on a machine shared with other work.

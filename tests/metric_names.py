@@ -41,8 +41,8 @@ def sample_names(registry: CollectorRegistry) -> set[str]:
 
 def driftline_metric_names() -> set[str]:
     """Every series of ``driftline.metrics`` and ``driftline.serving_metrics``."""
-    import driftline.metrics  # noqa: F401  (registers on import)
-    import driftline.serving_metrics  # noqa: F401
+    import driftline.core.metrics  # noqa: F401  (registers on import)
+    import driftline.serving.metrics  # noqa: F401
 
     return {n for n in sample_names(REGISTRY) if n.startswith("driftline_")}
 

@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from driftline import procs
-from driftline.broker import free_port
+from driftline.platform import procs
+from driftline.platform.broker import free_port
 
 SYSTEM_URL = "mqtt://127.0.0.1:1883"
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftline import procs
-from driftline.broker import free_port
-from driftline.ports import bindable
-from driftline.services import service_script
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.platform import procs
+from driftline.platform.broker import free_port
+from driftline.platform.ports import bindable
+from driftline.platform.services import service_script
 
 
 class ServiceProcess:

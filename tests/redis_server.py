@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from driftline import procs
-from driftline.broker import free_port
+from driftline.platform import procs
+from driftline.platform.broker import free_port
 
 
 class RedisServer:

@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.store.raw_store import RawStore
+from driftline.streaming.messages import Message
 
 
 def land_skab(

@@ -7,12 +7,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from driftline.kafka import ensure_topics, make_producer, read_to_end
-from driftline.messages import Message
-from driftline.services import load_service
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.platform.services import load_service
 from driftline.simulate.publisher import SimulationPlan, SimulationReport, publish_simulation
-from driftline.topics import Topics
+from driftline.streaming.kafka import ensure_topics, make_producer, read_to_end
+from driftline.streaming.messages import Message
 
 
 async def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Message]:

@@ -19,28 +19,28 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from driftline import metrics
-from driftline.dead_letters import dead_letter
-from driftline.drift import DriftDetector
-from driftline.drift_recovery import Emitted, emitted_windows
-from driftline.errors import ConfigurationError
-from driftline.kafka import publish_all, read_to_end
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.recent_ids import RecentIds
-from driftline.records import DriftEvent, FailedCheck, ModelPromoted
-from driftline.reference import Reference, load_reference
-from driftline.runtime import (
+from driftline.core import metrics
+from driftline.core.errors import ConfigurationError
+from driftline.core.profile import load_profile
+from driftline.core.recent_ids import RecentIds
+from driftline.core.records import DriftEvent, FailedCheck, ModelPromoted
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.core.valid_topic import decode_valid_reading
+from driftline.drift.detector import DriftDetector
+from driftline.drift.recovery import Emitted, emitted_windows
+from driftline.drift.reference import Reference, load_reference
+from driftline.drift.windows import ClosedWindow, SensorWindows
+from driftline.streaming.dead_letters import dead_letter
+from driftline.streaming.kafka import publish_all, read_to_end
+from driftline.streaming.messages import Message
+from driftline.streaming.runtime import (
     BatchHandler,
     ServiceContext,
     run_consumer_service,
     wait_for_kafka,
 )
-from driftline.service_main import service_main
-from driftline.settings import Settings
-from driftline.topics import Topics
-from driftline.valid_topic import decode_valid_reading
-from driftline.windows import ClosedWindow, SensorWindows
+from driftline.streaming.service_main import service_main
 
 NAME = "drift"
 log = logging.getLogger(NAME)

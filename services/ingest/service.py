@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-from driftline import metrics
-from driftline.messages import Message
-from driftline.raw_store import RawStore
-from driftline.runtime import BatchHandler, retry_blocking, run_consumer_service
-from driftline.service_main import service_main
-from driftline.settings import Settings
+from driftline.core import metrics
+from driftline.core.settings import Settings
+from driftline.store.raw_store import RawStore
+from driftline.streaming.messages import Message
+from driftline.streaming.runtime import BatchHandler, retry_blocking, run_consumer_service
+from driftline.streaming.service_main import service_main
 
 NAME = "ingest"
 

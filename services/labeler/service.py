@@ -15,19 +15,24 @@ import time
 
 from aiokafka import TopicPartition
 
-from driftline import metrics
-from driftline.dead_letters import dead_letter
-from driftline.kafka import publish_all
+from driftline.core import metrics
+from driftline.core.settings import Settings
 from driftline.labels.client import LabelStudioClient
 from driftline.labels.intake import LabelIntake, candidate_config, subscribed
 from driftline.labels.store import LabelStore, create_label_tables
 from driftline.labels.sync import LabelSync, publish_only, run_pass
 from driftline.labels.webhook import make_app, serve
-from driftline.messages import Message
-from driftline.raw_store import RawStore
-from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
-from driftline.service_main import service_main
-from driftline.settings import Settings
+from driftline.store.raw_store import RawStore
+from driftline.streaming.dead_letters import dead_letter
+from driftline.streaming.kafka import publish_all
+from driftline.streaming.messages import Message
+from driftline.streaming.runtime import (
+    BatchHandler,
+    ServiceContext,
+    retry_blocking,
+    run_consumer_service,
+)
+from driftline.streaming.service_main import service_main
 
 NAME = "labeler"
 log = logging.getLogger(NAME)

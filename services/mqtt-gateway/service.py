@@ -14,14 +14,14 @@ from collections import Counter
 
 from aiokafka import AIOKafkaProducer
 
-from driftline import metrics
-from driftline.dead_letters import dead_letter
-from driftline.kafka import publish_all
+from driftline.core import metrics
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.mqtt.routing import TOO_LARGE, TOPIC_MISMATCH, TopicPattern, rejected_message, route
 from driftline.mqtt.runtime import Received, run_gateway
-from driftline.service_main import service_main
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.streaming.dead_letters import dead_letter
+from driftline.streaming.kafka import publish_all
+from driftline.streaming.service_main import service_main
 
 NAME = "mqtt-gateway"
 

@@ -18,16 +18,21 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from driftline import metrics
-from driftline.dead_letters import dead_letter
-from driftline.kafka import publish_all
-from driftline.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
-from driftline.messages import Message
-from driftline.raw_store import RawStore
-from driftline.records import DriftEvent, FailedCheck, LabelledPerformance, RetrainRequest
-from driftline.runtime import BatchHandler, ServiceContext, retry_blocking, run_consumer_service
-from driftline.service_main import service_main
-from driftline.settings import Settings
+from driftline.core import metrics
+from driftline.core.records import DriftEvent, FailedCheck, LabelledPerformance, RetrainRequest
+from driftline.core.settings import Settings
+from driftline.store.raw_store import RawStore
+from driftline.streaming.dead_letters import dead_letter
+from driftline.streaming.kafka import publish_all
+from driftline.streaming.messages import Message
+from driftline.streaming.runtime import (
+    BatchHandler,
+    ServiceContext,
+    retry_blocking,
+    run_consumer_service,
+)
+from driftline.streaming.service_main import service_main
+from driftline.trigger.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
 from driftline.trigger.machine import Trigger
 from driftline.trigger.recovery import restore
 

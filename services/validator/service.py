@@ -11,14 +11,14 @@ import asyncio
 import time
 from collections import Counter
 
-from driftline import metrics
-from driftline.kafka import publish_all
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.runtime import BatchHandler, ServiceContext, run_consumer_service
-from driftline.service_main import service_main
-from driftline.settings import Settings
-from driftline.validation import ReadingValidator
+from driftline.core import metrics
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.streaming.kafka import publish_all
+from driftline.streaming.messages import Message
+from driftline.streaming.runtime import BatchHandler, ServiceContext, run_consumer_service
+from driftline.streaming.service_main import service_main
+from driftline.validation.batch import ReadingValidator
 
 NAME = "validator"
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.settings import Settings, env_name
+from driftline.core.settings import Settings, env_name
 from tests.deploy import test_dockerfiles as dockerfiles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -387,7 +387,7 @@ def test_kafka_has_an_external_listener_remote_clients_can_use(
 def test_kafka_init_makes_the_sensor_user_and_grants_the_raw_topic(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
-    from driftline.topics import Topics
+    from driftline.core.topics import Topics
 
     jaas = compose["configs"]["kafka-jaas"]["content"]
     assert "ScramLoginModule required" in jaas

@@ -21,8 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from driftline.settings import Settings, env_name
-from driftline.topics import Topics
+from driftline.core.settings import Settings, env_name
+from driftline.core.topics import Topics
 from tests.deploy import crd_schemas
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.services import GATEWAY_NAMES, OPTIONAL_SERVICE_NAMES, SERVICE_NAMES
+from driftline.platform.services import GATEWAY_NAMES, OPTIONAL_SERVICE_NAMES, SERVICE_NAMES
 from tests.metric_names import exported_metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +222,7 @@ def code_labels() -> dict[str, set[str]]:
     """Metric name -> the labels Driftline's code puts on it (driftline.metrics)."""
     from prometheus_client import REGISTRY
 
-    import driftline.metrics  # noqa: F401  # registers the collectors
+    import driftline.core.metrics  # noqa: F401  # registers the collectors
 
     labels: dict[str, set[str]] = {}
     for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001

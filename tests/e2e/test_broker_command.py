@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from driftline.broker import broker_binary
-from driftline.kafka import ensure_topics, make_producer
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.platform.broker import broker_binary
+from driftline.streaming.kafka import ensure_topics, make_producer
 from tests.streams import read_topic
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def start_broker(data_dir: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env["DRIFTLINE_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "broker", "--port", "0"],
+        [sys.executable, "-m", "driftline.cli.main", "broker", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline.broker import free_port
+from driftline.platform.broker import free_port
 from tests.e2e.test_up_demo import clean_env, processes_using
 from tests.processes import port_block
 
@@ -51,7 +51,7 @@ def launch(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     with log.open("ab") as out:
         # A session of its own: the signal goes to driftline alone, as `kill <pid>` would.
         return subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", *argv],
+            [sys.executable, "-m", "driftline.cli.main", *argv],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.raw_store import promotion_decisions, retrain_runs, trigger_decisions
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 from driftline.simulate.signals import PUMP_STATS
+from driftline.store.raw_store import promotion_decisions, retrain_runs, trigger_decisions
 from tests.processes import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -56,7 +56,7 @@ def run_demo(
     env["DRIFTLINE_SERVING_PORT"] = str(port_block(1))
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "up", "--demo", "--headless",
+        [sys.executable, "-m", "driftline.cli.main", "up", "--demo", "--headless",
          "--metrics-base-port", str(port_block())],
         env=env,
         capture_output=True,

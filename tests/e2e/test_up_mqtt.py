@@ -14,9 +14,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
 from driftline.mqtt.publisher import MqttPublisher
-from driftline.profile import load_profile
-from driftline.settings import Settings
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import publish_simulation
 from tests.e2e.test_up_demo import processes_using
@@ -47,7 +47,7 @@ async def test_up_starts_the_mqtt_gateway_when_a_broker_is_set(tmp_path: Path) -
         [
             sys.executable,
             "-m",
-            "driftline.cli",
+            "driftline.cli.main",
             "up",
             "--headless",
             "--metrics-base-port",

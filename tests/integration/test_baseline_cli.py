@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from driftline.anomaly.baseline_store import BaselineStore
-from driftline.cli import app
+from driftline.cli.main import app
 from driftline.labels.store import create_label_tables, labels
-from driftline.raw_store import RawStore
+from driftline.store.raw_store import RawStore
 from tests.skab import land_skab
 
 pytestmark = pytest.mark.integration

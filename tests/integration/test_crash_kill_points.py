@@ -36,21 +36,21 @@ import pytest
 from aiokafka import TopicPartition
 from sqlalchemy import func, select
 
-from driftline.drift import window_event_id
-from driftline.kafka import ensure_topics, make_consumer, make_producer
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, key_columns, trigger_decisions
-from driftline.records import DeadLetter, DriftEvent, ValidReading
-from driftline.reference import load_reference
-from driftline.services import SERVICE_NAMES
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.records import DeadLetter, DriftEvent, ValidReading
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.drift.detector import window_event_id
+from driftline.drift.reference import load_reference
+from driftline.drift.windows import ClosedWindow, SensorWindows
+from driftline.platform.services import SERVICE_NAMES
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.simulate.signals import SyntheticPump
-from driftline.topics import Topics
-from driftline.validation import ReadingValidator
-from driftline.windows import ClosedWindow, SensorWindows
+from driftline.store.raw_store import RawStore, key_columns, trigger_decisions
+from driftline.streaming.kafka import ensure_topics, make_consumer, make_producer
+from driftline.streaming.messages import Message
+from driftline.validation.batch import ReadingValidator
 from tests.processes import ServiceProcess, stop_all
 from tests.streams import read_topic, wait_for
 

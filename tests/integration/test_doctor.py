@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from driftline.broker import free_port
-from driftline.cli import app
-from driftline.doctor import check_database, check_kafka, render, run_checks
-from driftline.settings import Settings
+from driftline.cli.doctor import check_database, check_kafka, render, run_checks
+from driftline.cli.main import app
+from driftline.core.settings import Settings
+from driftline.platform.broker import free_port
 
 
 def test_everything_reachable(kafka_bootstrap: str, mariadb_url: str, tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from driftline import drift_recovery
-from driftline.drift_recovery import emitted_windows
-from driftline.kafka import client_options, ensure_topics
-from driftline.records import DriftEvent
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.core.records import DriftEvent
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.drift import recovery as drift_recovery
+from driftline.drift.recovery import emitted_windows
+from driftline.streaming.kafka import client_options, ensure_topics
 from tests.unit.factories import NOW
 from tests.unit.test_policy import event
 

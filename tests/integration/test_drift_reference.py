@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.kafka import make_producer
-from driftline.profile import load_profile
-from driftline.records import DeadLetter, DriftEvent, ModelPromoted
-from driftline.reference import load_reference
+from driftline.core.profile import load_profile
+from driftline.core.records import DeadLetter, DriftEvent, ModelPromoted
+from driftline.core.topics import Topics
+from driftline.drift.reference import load_reference
 from driftline.simulate.plans import make_plan
 from driftline.simulate.signals import SyntheticPump
-from driftline.topics import Topics
+from driftline.streaming.kafka import make_producer
 from tests.streams import publish, read_topic, running, wait_for
 
 pytestmark = pytest.mark.integration

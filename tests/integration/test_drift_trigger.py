@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, retrain_runs, trigger_decisions
-from driftline.records import DriftEvent, RetrainRequest
-from driftline.reference import build_reference
+from driftline.core.profile import load_profile
+from driftline.core.records import DriftEvent, RetrainRequest
+from driftline.core.topics import Topics
+from driftline.drift.reference import build_reference
 from driftline.simulate.plans import make_plan
 from driftline.simulate.signals import SyntheticPump
-from driftline.topics import Topics
+from driftline.store.raw_store import RawStore, retrain_runs, trigger_decisions
 from tests.streams import publish, read_topic, running, wait_for
 
 pytestmark = pytest.mark.integration

@@ -27,15 +27,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from driftline.dead_letters import PAYLOAD_LIMIT
-from driftline.kafka import client_options, ensure_topics, make_producer
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, key_columns
-from driftline.records import DeadLetter, ValidReading
-from driftline.services import load_service
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.core.profile import load_profile
+from driftline.core.records import DeadLetter, ValidReading
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.platform.services import load_service
+from driftline.store.raw_store import RawStore, key_columns
+from driftline.streaming.dead_letters import PAYLOAD_LIMIT
+from driftline.streaming.kafka import client_options, ensure_topics, make_producer
+from driftline.streaming.messages import Message
 from tests.fuzz_messages import Case, message_cases
 
 pytestmark = [

@@ -30,11 +30,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from driftline.kafka import client_options
-from driftline.messages import Message
-from driftline.raw_store import RawStore, message_id, trigger_decisions
-from driftline.records import DeadLetter, DriftEvent
+from driftline.core.records import DeadLetter, DriftEvent
 from driftline.simulate.signals import SyntheticPump
+from driftline.store.raw_store import RawStore, message_id, trigger_decisions
+from driftline.streaming.kafka import client_options
+from driftline.streaming.messages import Message
 from tests.hostile_messages import Hostile, hostile_message
 from tests.integration.test_fuzz_streams import Pipeline, wait_until
 

@@ -16,8 +16,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from driftline.broker import free_port
-from driftline.kafka import ensure_topics, make_producer, publish_all
+from driftline.core.profile import load_profile
+from driftline.core.records import LabelRecorded, Prediction, Reading, RetrainRequest
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.labels.cli import sync_once
 from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
@@ -25,15 +27,13 @@ from driftline.labels.store import LabelStore, create_label_tables, label_tasks
 from driftline.labels.sync import LabelSync
 from driftline.labels.up import start_labeling
 from driftline.labels.webhook import make_app, serve
-from driftline.messages import Message
-from driftline.ports import PortPlan
-from driftline.procs import signal_group
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, trigger_decisions
-from driftline.records import LabelRecorded, Prediction, Reading, RetrainRequest
-from driftline.settings import Settings
-from driftline.supervisor import Supervisor
-from driftline.topics import Topics
+from driftline.platform.broker import free_port
+from driftline.platform.ports import PortPlan
+from driftline.platform.procs import signal_group
+from driftline.platform.supervisor import Supervisor
+from driftline.store.raw_store import RawStore, trigger_decisions
+from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
+from driftline.streaming.messages import Message
 from driftline.training.datarepo import DataRepo
 from driftline.training.preprocess import preprocess
 from tests.browser import chromium

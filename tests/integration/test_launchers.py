@@ -19,16 +19,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from driftline import procs
-from driftline.launcher import (
+from driftline.core.records import RetrainRequest
+from driftline.core.settings import Settings
+from driftline.platform import procs
+from driftline.store.raw_store import RawStore, retrain_runs
+from driftline.trigger.launcher import (
     ClusterPipelineLauncher,
     LocalPipelineLauncher,
     RunLedger,
 )
-from driftline.policy import Decision
-from driftline.raw_store import RawStore, retrain_runs
-from driftline.records import RetrainRequest
-from driftline.settings import Settings
+from driftline.trigger.policy import Decision
 from driftline.trigger.recovery import restore
 from driftline.trigger.store import DecisionStore, policy_config, policy_from
 from tests.unit.test_policy import event

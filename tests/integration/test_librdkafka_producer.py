@@ -12,8 +12,8 @@ import confluent_kafka
 import orjson
 import pytest
 
-from driftline.messages import Message
-from driftline.raw_store import RawStore, message_id
+from driftline.store.raw_store import RawStore, message_id
+from driftline.streaming.messages import Message
 from tests.integration.test_fuzz_streams import Pipeline, wait_until
 from tests.unit.factories import NORMAL_VALUES
 

@@ -25,11 +25,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.profile import load_profile
-from driftline.raw_store import promotion_decisions
-from driftline.records import ModelPromoted
-from driftline.settings import DEFAULT_PROFILE, Settings
-from driftline.topics import Topics
+from driftline.core.profile import load_profile
+from driftline.core.records import ModelPromoted
+from driftline.core.settings import DEFAULT_PROFILE, Settings
+from driftline.core.topics import Topics
+from driftline.store.raw_store import promotion_decisions
 from driftline.training.features import add_features
 from tests.streams import read_topic
 

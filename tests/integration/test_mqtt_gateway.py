@@ -18,15 +18,15 @@ import paho.mqtt.client as paho
 import pytest
 import sqlalchemy as sa
 
-from driftline.broker import EmbeddedBroker, free_port
-from driftline.messages import Message
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.mqtt.publisher import MqttPublisher
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, key_columns
-from driftline.settings import Settings
+from driftline.platform.broker import EmbeddedBroker, free_port
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
-from driftline.topics import Topics
+from driftline.store.raw_store import RawStore, key_columns
+from driftline.streaming.messages import Message
 from tests.integration.test_outages import ServiceProcess, count
 from tests.mosquitto import SYSTEM_URL, PrivateMosquitto, make_tls_files, reachable
 from tests.processes import port_block

@@ -26,18 +26,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftline.broker import EmbeddedBroker, free_port, wait_for_port
-from driftline.kafka import client_options, make_producer
-from driftline.messages import Message
-from driftline.procs import start, stop_group
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, key_columns, retrain_runs, trigger_decisions
-from driftline.records import DriftEvent, RetrainRequest
-from driftline.reference import build_reference
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.records import DriftEvent, RetrainRequest
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.drift.reference import build_reference
+from driftline.platform.broker import EmbeddedBroker, free_port, wait_for_port
+from driftline.platform.procs import start, stop_group
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport
-from driftline.topics import Topics
+from driftline.store.raw_store import RawStore, key_columns, retrain_runs, trigger_decisions
+from driftline.streaming.kafka import client_options, make_producer
+from driftline.streaming.messages import Message
 from tests import processes
 from tests.integration.test_trigger_launches_pipeline import drift_event
 from tests.streams import publish, running, wait_for

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from driftline.raw_store import RawStore, promotion_decisions
-from driftline.records import ModelPromoted
-from driftline.topics import Topics
+from driftline.core.records import ModelPromoted
+from driftline.core.topics import Topics
+from driftline.store.raw_store import RawStore, promotion_decisions
 from tests.skab import land_skab
 from tests.streams import read_topic
 
@@ -27,7 +27,7 @@ EVAL_FILES = range(8, 12)
 def run_pipeline(settings, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = {**os.environ, **settings.to_env()}
     result = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "pipeline", "run", *args],
+        [sys.executable, "-m", "driftline.cli.main", "pipeline", "run", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -14,11 +14,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from driftline.broker import free_port
-from driftline.error_policy import MAX_POISON_STREAK
-from driftline.raw_store import RawStore, message_id
-from driftline.records import DeadLetter
-from driftline.topics import Topics
+from driftline.core.records import DeadLetter
+from driftline.core.topics import Topics
+from driftline.platform.broker import free_port
+from driftline.store.raw_store import RawStore, message_id
+from driftline.streaming.error_policy import MAX_POISON_STREAK
 from tests.integration.test_outages import (
     ServiceProcess,
     _equals,
@@ -55,7 +55,7 @@ CREATE TRIGGER refuse_all BEFORE INSERT ON raw_readings FOR EACH ROW
 
 
 async def send_raw(settings, items: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    from driftline.kafka import make_producer
+    from driftline.streaming.kafka import make_producer
 
     producer = make_producer(settings)
     await producer.start()

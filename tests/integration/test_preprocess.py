@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from driftline.errors import DriftlineError
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, raw_readings
-from driftline.settings import Settings
+from driftline.core.errors import DriftlineError
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.store.raw_store import RawStore, raw_readings
+from driftline.streaming.messages import Message
 from driftline.training.datarepo import DVC_FILE, DataRepo, DataRepoError
 from driftline.training.dataset import load_readings, read_only_connection, run_select
 from driftline.training.features import add_features, feature_columns

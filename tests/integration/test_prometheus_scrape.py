@@ -20,15 +20,15 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from driftline.broker import free_port
-from driftline.platform import ensure_reference
-from driftline.procs import start, stop_group
-from driftline.profile import load_profile
-from driftline.records import DeadLetter
-from driftline.services import SERVICE_NAMES, service_script
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.records import DeadLetter
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.platform.broker import free_port
+from driftline.platform.procs import start, stop_group
+from driftline.platform.services import SERVICE_NAMES, service_script
+from driftline.platform.up import ensure_reference
 from driftline.simulate.plans import make_plan
-from driftline.topics import Topics
 from tests.streams import publish, read_topic
 
 pytestmark = pytest.mark.integration

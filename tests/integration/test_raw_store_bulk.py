@@ -10,10 +10,10 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from driftline import raw_bulk
-from driftline.errors import StoreError
-from driftline.messages import Message
-from driftline.raw_store import RawStore, make_engine, raw_readings
+from driftline.core.errors import StoreError
+from driftline.store import bulk_load as raw_bulk
+from driftline.store.raw_store import RawStore, make_engine, raw_readings
+from driftline.streaming.messages import Message
 from tests.unit.test_raw_batch import corpus
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def test_a_server_refusing_local_files_gets_the_rows_by_insert(
     try:
         store.create_tables()
         messages = corpus()[:50]
-        with caplog.at_level(logging.WARNING, logger="driftline.raw_store"):
+        with caplog.at_level(logging.WARNING, logger="driftline.store.raw_store"):
             store.add_messages(messages)
         assert not store.bulk_load
         assert "does not load local files" in caplog.text
@@ -138,7 +138,7 @@ def test_local_infile_off_is_said_at_start(
     monkeypatch.setattr(raw_bulk, "local_infile_allowed", lambda engine: False)
     store = RawStore.from_url(mariadb_url, bulk_load=True)
     try:
-        with caplog.at_level(logging.WARNING, logger="driftline.raw_store"):
+        with caplog.at_level(logging.WARNING, logger="driftline.store.raw_store"):
             store.create_tables()
         assert not store.bulk_load
         assert "local_infile is OFF" in caplog.text and "SET GLOBAL local_infile" in caplog.text

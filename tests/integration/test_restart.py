@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore, key_columns
-from driftline.records import DeadLetter, ValidReading
+from driftline.core.profile import load_profile
+from driftline.core.records import DeadLetter, ValidReading
+from driftline.core.topics import Topics
 from driftline.simulate.plans import make_plan
-from driftline.topics import Topics
+from driftline.store.raw_store import RawStore, key_columns
+from driftline.streaming.messages import Message
 from tests.processes import ServiceProcess
 from tests.streams import publish, read_topic, wait_for
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftline.broker import free_port
-from driftline.sensor_history import HistoryUnavailable, SensorHistory
-from driftline.sensor_history_redis import RedisHistory
+from driftline.platform.broker import free_port
+from driftline.serving.history import HistoryUnavailable, SensorHistory
+from driftline.serving.history_redis import RedisHistory
 from tests.redis_server import redis_url
 from tests.unit.factories import valid_reading
 from tests.unit.test_serving_path import FEATURES, START, WINDOW, offline, series

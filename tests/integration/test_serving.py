@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import procs
-from driftline.records import Prediction
-from driftline.serve import NotReady, serve_command, serve_env, wait_until_ready
-from driftline.topics import Topics
+from driftline.core.records import Prediction
+from driftline.core.topics import Topics
+from driftline.platform import procs
+from driftline.serving.serve import NotReady, serve_command, serve_env, wait_until_ready
 from driftline.training.features import add_features
 from tests.integration.test_model_steps import (
     FEATURES,

@@ -15,9 +15,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from driftline import procs
-from driftline.serve import serve_command, serve_env
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.platform import procs
+from driftline.serving.serve import serve_command, serve_env
 from tests.integration.test_model_steps import (
     FEATURES,
     StandInRepo,

@@ -23,8 +23,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 
-from driftline.profile import load_profile
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.settings import DEFAULT_PROFILE
 from tests.fuzz_messages import message_cases
 from tests.hostile_bodies import HOSTILE_EXAMPLES, hostile_bodies
 from tests.integration.test_serving import wire

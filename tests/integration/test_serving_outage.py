@@ -16,9 +16,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from driftline import procs
-from driftline.broker import wait_for_port
-from driftline.serve import serve_command, serve_env
+from driftline.platform import procs
+from driftline.platform.broker import wait_for_port
+from driftline.serving.serve import serve_command, serve_env
 from driftline.training.features import add_features
 from tests.integration.test_model_steps import (
     FEATURES,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 def test_keeps_serving_the_champion_while_mlflow_is_unreachable(
     kafka_bootstrap: str, skab_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from driftline.champion import ChampionWatcher
+    from driftline.serving.champion import ChampionWatcher
     from driftline.training.promote import promote
     from driftline.training.train import train
 

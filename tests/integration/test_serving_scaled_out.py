@@ -20,7 +20,7 @@ import pytest
 
 from driftline.anomaly.baseline import SensorBaseline, from_first_readings
 from driftline.anomaly.baseline_store import BaselineStore
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 from tests.integration.test_model_steps import FEATURES
 from tests.integration.test_serving import wire
 from tests.integration.test_serving_auth import promoted_champion, serving_process

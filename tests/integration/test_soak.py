@@ -31,15 +31,15 @@ import orjson
 import pandas as pd
 import pytest
 
-from driftline.kafka import ensure_topics, make_producer
-from driftline.profile import load_profile
-from driftline.raw_store import RawStore
-from driftline.services import SERVICE_NAMES
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
+from driftline.platform.services import SERVICE_NAMES
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.simulate.signals import SyntheticPump
-from driftline.topics import Topics
+from driftline.store.raw_store import RawStore
+from driftline.streaming.kafka import ensure_topics, make_producer
 from tests.processes import ServiceProcess, stop_all
 from tests.streams import read_topic, wait_for
 

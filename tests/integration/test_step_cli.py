@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from driftline.cli import app
-from driftline.raw_store import RawStore
+from driftline.cli.main import app
+from driftline.store.raw_store import RawStore
 from tests.skab import land_skab
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from driftline.kafka import make_producer
-from driftline.launcher import FINISHED
-from driftline.raw_store import RawStore, promotion_decisions, retrain_runs
-from driftline.records import DriftEvent, FeatureDrift
-from driftline.topics import Topics
+from driftline.core.records import DriftEvent, FeatureDrift
+from driftline.core.topics import Topics
+from driftline.store.raw_store import RawStore, promotion_decisions, retrain_runs
+from driftline.streaming.kafka import make_producer
+from driftline.trigger.launcher import FINISHED
 from tests.skab import land_skab
 from tests.streams import running, wait_for
 

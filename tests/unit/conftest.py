@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from driftline.profile import Profile, load_profile
-from driftline.settings import DEFAULT_PROFILE
-from driftline.validation import ReadingValidator
+from driftline.core.profile import Profile, load_profile
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.validation.batch import ReadingValidator
 from tests.unit.factories import NOW
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from driftline.messages import Message
-from driftline.records import ValidReading, reading_id
+from driftline.core.records import ValidReading, reading_id
+from driftline.streaming.messages import Message
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ import pytest
 from driftline.anomaly.automl import defaults
 from driftline.anomaly.bundle import PENDING, READY, ModelBundle, OnlineScorer, alarm_probability
 from driftline.anomaly.model import AnomalyModel
-from driftline.records import ValidReading
+from driftline.core.records import ValidReading
 from tests.pumps import MEASUREMENTS, pump
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

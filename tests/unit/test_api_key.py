@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from driftline.api_key import ApiKeyGuard
+from driftline.serving.api_key import ApiKeyGuard
 
 KEY = "k3y"
 

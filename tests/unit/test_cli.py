@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli.main import app
 
 COMMANDS = [
     [],

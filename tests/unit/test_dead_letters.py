@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from driftline.dead_letters import PAYLOAD_LIMIT, dead_letter
-from driftline.messages import Message
-from driftline.records import DeadLetter, FailedCheck
+from driftline.core.records import DeadLetter, FailedCheck
+from driftline.streaming.dead_letters import PAYLOAD_LIMIT, dead_letter
+from driftline.streaming.messages import Message
 
 TOO_LARGE = [FailedCheck(check="too_large", detail="over the limit")]
 

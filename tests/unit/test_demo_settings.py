@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from driftline.platform import _demo_settings
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.platform.up import _demo_settings
 
 
 def test_demo_defaults_fill_what_the_user_left_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from driftline.drift_recovery import Emitted, emitted_from
-from driftline.messages import Message
+from driftline.drift.recovery import Emitted, emitted_from
+from driftline.streaming.messages import Message
 from tests.unit.factories import NOW, valid_reading
 from tests.unit.test_policy import event
 

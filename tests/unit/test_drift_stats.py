@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.drift import DriftDetector, window_event_id
-from driftline.drift_stats import (
+from driftline.drift.detector import DriftDetector, window_event_id
+from driftline.drift.reference import Reference
+from driftline.drift.stats import (
     EvidentlyStatTest,
     NormedWasserstein,
     is_flatlined,
     make_feature_test,
 )
-from driftline.reference import Reference
-from driftline.windows import ClosedWindow
+from driftline.drift.windows import ClosedWindow
 from tests.unit.factories import NOW
 
 THRESHOLDS = (2.0, 0.1)

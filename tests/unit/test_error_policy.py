@@ -13,11 +13,11 @@ from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
-from driftline.backoff import Backoff
-from driftline.error_policy import MAX_POISON_STREAK, ErrorPolicy
-from driftline.health import STREAM, ServiceHealth
-from driftline.messages import Message
-from driftline.records import DeadLetter
+from driftline.core.backoff import Backoff
+from driftline.core.health import STREAM, ServiceHealth
+from driftline.core.records import DeadLetter
+from driftline.streaming.error_policy import MAX_POISON_STREAK, ErrorPolicy
+from driftline.streaming.messages import Message
 
 DLQ = "dlq"
 
@@ -221,8 +221,8 @@ def test_stopping_leaves_the_batch_unhandled() -> None:
 
 
 def test_a_dead_letter_of_thousands_of_failures_stays_small() -> None:
-    from driftline.dead_letters import MAX_REASONS, dead_letter_bytes
-    from driftline.records import FailedCheck
+    from driftline.core.records import FailedCheck
+    from driftline.streaming.dead_letters import MAX_REASONS, dead_letter_bytes
 
     reasons = [
         FailedCheck(check="unexpected_field", column=f"f{i}", detail="x" * 300) for i in range(5000)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 from driftline.training.features import add_features, feature_columns
 
 FEATURES = ["a", "b"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from driftline.health import KAFKA, HealthRegistry, ServiceHealth, serve
+from driftline.core.health import KAFKA, HealthRegistry, ServiceHealth, serve
 
 
 @pytest.fixture

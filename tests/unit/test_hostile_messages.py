@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.settings import DEFAULT_PROFILE
-from driftline.validation import ReadingValidator
+from driftline.core.profile import load_profile
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.streaming.messages import Message
+from driftline.validation.batch import ReadingValidator
 from tests.hostile_messages import hostile_message
 from tests.unit.factories import NORMAL_VALUES
 

@@ -10,8 +10,8 @@ import certifi
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from driftline.kafka import client_options, make_consumer, make_producer
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.streaming.kafka import client_options, make_consumer, make_producer
 
 CAFILE = Path(certifi.where())
 

@@ -8,6 +8,9 @@ import pandas as pd
 import pytest
 
 from driftline.anomaly.baseline import BaselineError, extend, from_period
+from driftline.core.profile import load_profile
+from driftline.core.records import LabelledPerformance, Prediction, RetrainRequest
+from driftline.core.settings import DEFAULT_PROFILE
 from driftline.labels.annotations import AnnotationError, TaskInfo, label_rows, to_datetime
 from driftline.labels.baseline import labelled_normal
 from driftline.labels.candidates import CandidateConfig, CandidateFinder, drift_candidates
@@ -20,10 +23,7 @@ from driftline.labels.performance import (
     rolling_scores,
 )
 from driftline.labels.trigger_rule import LabelledTrigger
-from driftline.policy import PolicyConfig, RetrainPolicy
-from driftline.profile import load_profile
-from driftline.records import LabelledPerformance, Prediction, RetrainRequest
-from driftline.settings import DEFAULT_PROFILE
+from driftline.trigger.policy import PolicyConfig, RetrainPolicy
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from driftline.dead_letters import dead_letter
-from driftline.errors import ConfigurationError
+from driftline.core.errors import ConfigurationError
+from driftline.core.settings import Settings
 from driftline.mqtt.client import parse_url, subscription
 from driftline.mqtt.publisher import sensor_topic
 from driftline.mqtt.routing import (
@@ -17,8 +17,8 @@ from driftline.mqtt.routing import (
     rejected_message,
     route,
 )
-from driftline.parsing import parse_reading
-from driftline.settings import Settings
+from driftline.streaming.dead_letters import dead_letter
+from driftline.validation.parsing import parse_reading
 from tests.unit.factories import NORMAL_VALUES, reading_doc
 
 PATTERN = TopicPattern.parse("sensors/{sensor_id}/readings")

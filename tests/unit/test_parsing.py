@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from driftline.parsing import parse_reading, parse_timestamp
-from driftline.records import reading_id
+from driftline.core.records import reading_id
+from driftline.validation.parsing import parse_reading, parse_timestamp
 from tests.unit.factories import NORMAL_VALUES, reading_doc
 
 FEATURES = list(NORMAL_VALUES)

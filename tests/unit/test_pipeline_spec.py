@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from driftline.core.settings import Settings, env_name
 from driftline.pipelines.retrain import COMPILED, SECRET_ENV, SECRET_NAME, compile_pipeline
-from driftline.settings import Settings, env_name
 from driftline.training.local_run import STEPS, PipelineParams
 
 

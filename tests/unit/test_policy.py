@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from driftline.policy import PolicyConfig, RetrainPolicy
-from driftline.records import DriftEvent, FeatureDrift
+from driftline.core.records import DriftEvent, FeatureDrift
+from driftline.trigger.policy import PolicyConfig, RetrainPolicy
 from tests.unit.factories import NOW
 
 _windows = itertools.count()

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from driftline.predict_requests import PredictRequests
-from driftline.serving_path import UNAVAILABLE
+from driftline.serving.path import UNAVAILABLE
+from driftline.serving.requests import PredictRequests
 
 Message = dict[str, Any]
 
@@ -83,7 +83,7 @@ def test_a_failure_of_ours_is_answered_500_at_once_and_logged_with_its_traceback
     path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = b'{"sensor_id": "a", "ts": "2026-01-01T00:00:00Z", "values": {}}'
-    with caplog.at_level(logging.ERROR, logger="driftline.predict_requests"):
+    with caplog.at_level(logging.ERROR, logger="driftline.serving.requests"):
         status, _, payload = call(PredictRequests(Inner(fail=True)), body, path)
     assert status == 500 and payload["error"] == "internal error"
     [record] = caplog.records

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from driftline.errors import ConfigurationError, DriftlineError, ProfileError
-from driftline.profile import Profile, load_profile
-from driftline.settings import DEFAULT_PROFILE, Settings
+from driftline.core.errors import ConfigurationError, DriftlineError, ProfileError
+from driftline.core.profile import Profile, load_profile
+from driftline.core.settings import DEFAULT_PROFILE, Settings
 from driftline.simulate.signals import PUMP_STATS
 
 SKAB_COLUMNS = [

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.messages import Message
-from driftline.profile import load_profile
-from driftline.raw_batch import BatchKeys, timestamp_text
-from driftline.raw_bulk import COLUMNS, LoadDataFile, escape, sqlite_rows
-from driftline.raw_rows import key_columns, message_row
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.settings import DEFAULT_PROFILE
 from driftline.simulate.inject import MALFORMED_KINDS, malform
+from driftline.store.batch import BatchKeys, timestamp_text
+from driftline.store.bulk_load import COLUMNS, LoadDataFile, escape, sqlite_rows
+from driftline.store.rows import key_columns, message_row
+from driftline.streaming.messages import Message
 from tests.hostile_messages import hostile_message
 from tests.unit.factories import NORMAL_VALUES
 

@@ -9,9 +9,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from driftline.messages import Message
-from driftline.raw_store import key_columns, message_id
-from driftline.records import (
+from driftline.core.records import (
     DeadLetter,
     DriftEvent,
     FailedCheck,
@@ -24,7 +22,9 @@ from driftline.records import (
     ValidReading,
     reading_id,
 )
-from driftline.validation import ReadingValidator
+from driftline.store.raw_store import key_columns, message_id
+from driftline.streaming.messages import Message
+from driftline.validation.batch import ReadingValidator
 from tests.unit.factories import NORMAL_VALUES, NOW, message, reading_doc, valid_reading
 
 CEST = timezone(timedelta(hours=2))

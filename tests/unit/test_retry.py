@@ -1,4 +1,4 @@
-"""driftline.retry: the one retry loop (tenacity) every service uses."""
+"""driftline.core.retry: the one retry loop (tenacity) every service uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from tenacity import wait_fixed
 
-from driftline.retry import BACKOFF, retry
+from driftline.core.retry import BACKOFF, retry
 
 
 async def test_retries_the_named_failures_until_the_action_succeeds() -> None:

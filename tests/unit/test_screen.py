@@ -11,10 +11,16 @@ import pandera.errors as pa_errors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.profile import load_profile
-from driftline.schema import READING_ID, SENSOR_ID, TS, BatchContext, build_reading_schema
-from driftline.screen import NAT, Columns, Screen
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import load_profile
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.validation.schema import (
+    READING_ID,
+    SENSOR_ID,
+    TS,
+    BatchContext,
+    build_reading_schema,
+)
+from driftline.validation.screen import NAT, Columns, Screen
 from tests.unit.factories import NORMAL_VALUES, NOW
 
 PROFILE = load_profile(DEFAULT_PROFILE)

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from driftline.broker import free_port
-from driftline.logs import redact
-from driftline.services import service_script
-from driftline.settings import Settings
+from driftline.core.logs import redact
+from driftline.core.settings import Settings
+from driftline.platform.broker import free_port
+from driftline.platform.services import service_script
 
 DB_SECRET = "dbS3cret-4f1e"
 SASL_SECRET = "saslS3cret-93ab"
@@ -56,7 +56,7 @@ def test_settings_repr_and_str_hide_secrets(tmp_path, monkeypatch) -> None:
 
 def test_driftline_settings_prints_no_secret(tmp_path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "driftline.cli", "settings"],
+        [sys.executable, "-m", "driftline.cli.main", "settings"],
         env={**os.environ, **secret_env(tmp_path)},
         capture_output=True,
         text=True,

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.profile import load_profile
-from driftline.records import Prediction
-from driftline.sensor_history import SensorHistory
-from driftline.serving_path import (
+from driftline.core.profile import load_profile
+from driftline.core.records import Prediction
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.serving.history import SensorHistory
+from driftline.serving.path import (
     RejectedRequest,
     ServingPath,
     Unavailable,
@@ -21,7 +22,6 @@ from driftline.serving_path import (
     checked_items,
     tag,
 )
-from driftline.settings import DEFAULT_PROFILE
 from driftline.training.features import add_features, feature_columns
 from tests.unit.factories import reading_doc, valid_reading
 
@@ -159,7 +159,7 @@ def test_no_model_yet_is_unavailable_and_logged_once_per_change(
     model: MeanOfInputs | None = None
     path = make_path(None, [])
     path.model = lambda: model
-    with caplog.at_level("INFO", logger="driftline.serving_path"):
+    with caplog.at_level("INFO", logger="driftline.serving.path"):
         for i in range(5):
             out = path.score(tag(docs("pump-001", 1, offset=i), "r"))
             with pytest.raises(Unavailable, match="no champion"):
@@ -192,7 +192,7 @@ def test_a_record_version_that_is_not_the_integer_1_is_rejected(version: Any) ->
 
 
 def test_a_prediction_as_json_is_its_json_dump() -> None:
-    from driftline.serving_path import as_json
+    from driftline.serving.path import as_json
 
     naive = datetime(2026, 1, 2, 3, 4, 5, 6)
     for ts in (START, naive, START.astimezone(timezone(timedelta(hours=2)))):

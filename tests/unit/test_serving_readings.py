@@ -10,13 +10,13 @@ import numpy as np
 import orjson
 from hypothesis import HealthCheck, given, settings
 
-from driftline.messages import Message
-from driftline.profile import Profile, load_profile
-from driftline.records import epoch_ns
-from driftline.serving_readings import BatchChecker
-from driftline.settings import DEFAULT_PROFILE
-from driftline.strict_json import MalformedJson, load_json
-from driftline.validation import ReadingValidator
+from driftline.core.profile import Profile, load_profile
+from driftline.core.records import epoch_ns
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.serving.readings import BatchChecker
+from driftline.streaming.messages import Message
+from driftline.validation.batch import ReadingValidator
+from driftline.validation.strict_json import MalformedJson, load_json
 from tests.fuzz_messages import Case, message_cases
 from tests.unit.factories import NOW, reading_doc
 

@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from driftline import __version__
-from driftline.settings import Settings
-from driftline.settings_errors import describe_validation_error, setting_problems
+from driftline.core.settings import Settings
+from driftline.core.settings_errors import describe_validation_error, setting_problems
 
 DRIFTLINE = Path(sys.executable).parent / "driftline"
 

@@ -15,7 +15,7 @@ import pytest
 from driftline.simulate.inject import MALFORMED_KINDS, DriftInjection, malform
 from driftline.simulate.plans import make_plan, sensor_ids
 from driftline.simulate.signals import PUMP_STATS, CsvReplay, SyntheticPump
-from driftline.validation import ReadingValidator
+from driftline.validation.batch import ReadingValidator
 from tests.unit.factories import NORMAL_VALUES, NOW, iso, message
 
 FEATURES = list(NORMAL_VALUES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 from driftline.training.sql_guard import check_select
 
 

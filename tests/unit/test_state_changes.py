@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from driftline.state_changes import StateChanges
+from driftline.core.state_changes import StateChanges
 
 log = logging.getLogger("driftline.test_state_changes")
 

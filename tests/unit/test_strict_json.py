@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from driftline.parsing import load_json
-from driftline.strict_json import INT_MAX, INT_MIN, MAX_DEPTH, MalformedJson
+from driftline.validation.parsing import load_json
+from driftline.validation.strict_json import INT_MAX, INT_MIN, MAX_DEPTH, MalformedJson
 
 CHECKS = {
     "too_large",

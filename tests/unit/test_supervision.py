@@ -7,9 +7,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driftline.demo_runs import KEEP_RUNS, new_run_dir
-from driftline.demo_stages import STAGES, StageClock, log_tail
-from driftline.supervisor import RestartBudget, Supervisor
+from driftline.platform.demo_runs import KEEP_RUNS, new_run_dir
+from driftline.platform.demo_stages import STAGES, StageClock, log_tail
+from driftline.platform.supervisor import RestartBudget, Supervisor
 
 
 def test_backoff_doubles_within_the_window_and_resets_after_it() -> None:

@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from driftline.core.recent_ids import RecentIds
+from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.labels.performance import LabelledRule
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
-from driftline.launcher import RunStatus
-from driftline.policy import Decision, RetrainPolicy
-from driftline.recent_ids import RecentIds
-from driftline.records import DriftEvent, LabelledPerformance, RetrainRequest
+from driftline.trigger.launcher import RunStatus
 from driftline.trigger.machine import RelaunchRule, Trigger
+from driftline.trigger.policy import Decision, RetrainPolicy
 from driftline.trigger.store import policy_from
 from tests.unit.factories import NOW
 from tests.unit.test_policy import config, event

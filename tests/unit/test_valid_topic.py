@@ -9,8 +9,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from driftline.records import ValidReading
-from driftline.valid_topic import WireValidReading, decode_valid_reading
+from driftline.core.records import ValidReading
+from driftline.core.valid_topic import WireValidReading, decode_valid_reading
 from tests.unit.factories import NOW, message, reading_doc
 from tests.unit.test_wire_verdict import validator
 

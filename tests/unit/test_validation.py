@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from driftline.messages import Message
-from driftline.records import reading_id
-from driftline.validation import BatchVerdict, ReadingValidator, RecentIds
+from driftline.core.records import reading_id
+from driftline.streaming.messages import Message
+from driftline.validation.batch import BatchVerdict, ReadingValidator, RecentIds
 from tests.unit.factories import NORMAL_VALUES, NOW, message, reading_doc
 
 MakeValidator = Callable[..., ReadingValidator]

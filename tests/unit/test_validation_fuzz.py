@@ -9,12 +9,12 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from driftline.messages import Message
-from driftline.parsing import parse_timestamp
-from driftline.profile import Profile, load_profile
-from driftline.raw_store import key_columns
-from driftline.settings import DEFAULT_PROFILE
-from driftline.validation import ReadingValidator
+from driftline.core.profile import Profile, load_profile
+from driftline.core.settings import DEFAULT_PROFILE
+from driftline.store.raw_store import key_columns
+from driftline.streaming.messages import Message
+from driftline.validation.batch import ReadingValidator
+from driftline.validation.parsing import parse_timestamp
 from tests.fuzz_messages import Case, message_cases
 from tests.unit.factories import NOW, message, reading_doc
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from driftline.windows import SensorWindows
+from driftline.drift.windows import SensorWindows
 from tests.unit.factories import NORMAL_VALUES, NOW, valid_reading
 
 FEATURES = list(NORMAL_VALUES)

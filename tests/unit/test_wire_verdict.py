@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from driftline.messages import Message
-from driftline.profile import Profile, load_profile
-from driftline.records import ValidReading, reading_id
-from driftline.settings import DEFAULT_PROFILE
+from driftline.core.profile import Profile, load_profile
+from driftline.core.records import ValidReading, reading_id
+from driftline.core.settings import DEFAULT_PROFILE
 from driftline.simulate.inject import MALFORMED_KINDS, malform
-from driftline.validation import ReadingValidator
+from driftline.streaming.messages import Message
+from driftline.validation.batch import ReadingValidator
 from tests.fuzz_messages import Case, message_cases
 from tests.hostile_messages import hostile_message
 from tests.unit.factories import NOW, iso, message, reading_doc

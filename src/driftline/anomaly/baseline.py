@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 
 SCHEMA_VERSION = 1
 BaselineSource = Literal["first-readings", "period", "labelled-normal"]

@@ -27,9 +27,9 @@ from driftline.anomaly.baseline import BaselineError, SensorBaseline, from_first
 from driftline.anomaly.baseline_store import BaselineStore
 from driftline.anomaly.features import relative_features
 from driftline.anomaly.model import AnomalyModel
-from driftline.records import ValidReading, epoch_ns
-from driftline.schema import SENSOR_ID, TS
-from driftline.sensor_history import HistoryStore, MemoryHistory
+from driftline.core.records import ValidReading, epoch_ns
+from driftline.serving.history import HistoryStore, MemoryHistory
+from driftline.validation.schema import SENSOR_ID, TS
 
 MODEL_DIR = "model"
 BASELINES_DIR = "baselines"

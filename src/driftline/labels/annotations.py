@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 from driftline.labels.interface import CHOICES, REGIONS, VERDICT
 
 Source = Literal["webhook", "pull"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from driftline.records import Prediction, RetrainRequest, as_utc
+from driftline.core.records import Prediction, RetrainRequest, as_utc
 
 TaskKind = Literal["anomaly_episode", "drift_episode", "uncertain"]
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 
 labels_app = typer.Typer(help="Operators' labels through Label Studio (see docs/labels.md).")
 log = logging.getLogger("driftline.labels")
@@ -30,15 +30,15 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
     close open episodes, then push tasks, pull annotations, publish labels and score."""
     from aiokafka import TopicPartition
 
-    from driftline.dead_letters import dead_letter
-    from driftline.kafka import ensure_topics, make_consumer, make_producer, publish_all
+    from driftline.core.topics import Topics
     from driftline.labels.client import LabelStudioClient
     from driftline.labels.intake import LabelIntake, candidate_config, subscribed
     from driftline.labels.store import LabelStore, create_label_tables
     from driftline.labels.sync import LabelSync, run_pass
-    from driftline.messages import Message
-    from driftline.raw_store import RawStore
-    from driftline.topics import Topics
+    from driftline.store.raw_store import RawStore
+    from driftline.streaming.dead_letters import dead_letter
+    from driftline.streaming.kafka import ensure_topics, make_consumer, make_producer, publish_all
+    from driftline.streaming.messages import Message
 
     url, token = _require_label_studio(settings)
     topics = Topics(settings.topic_prefix)
@@ -107,7 +107,7 @@ def sync_command(
     annotations come back as labels (the labels table and topic), and the labelled scores are
     updated. Running it twice changes nothing. Exit 1 if a part failed (it is retried next time).
     """
-    from driftline.cli import _settings
+    from driftline.cli.main import _settings
 
     summary = asyncio.run(sync_once(_settings(), idle))
     typer.echo(json.dumps(summary, indent=2))

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 
 
 class LabelStudioUnavailable(DriftlineError):

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from driftline.core.records import FailedCheck, Prediction, RetrainRequest
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.labels.candidates import CandidateConfig, CandidateFinder, drift_candidates
 from driftline.labels.store import LabelStore
-from driftline.messages import Message
-from driftline.records import FailedCheck, Prediction, RetrainRequest
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.streaming.messages import Message
 
 
 def candidate_config(settings: Settings) -> CandidateConfig:

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import quoteattr  # nosec B406  # escapes attributes we write; parses nothing
 
+from driftline.core.profile import Profile
+from driftline.core.records import as_utc
 from driftline.labels.candidates import TaskCandidate
-from driftline.profile import Profile
-from driftline.records import as_utc
 
 CHOICES = ("fault", "normal", "unsure")
 TIME_SERIES = "ts"

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from driftline import procs
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
+from driftline.platform import procs
 
 DEFAULT_VENV = Path(".labelstudio-venv")
 

@@ -39,10 +39,10 @@ from sqlalchemy import (
     update,
 )
 
+from driftline.core.records import Prediction, as_utc
 from driftline.labels.annotations import LabelRow
 from driftline.labels.candidates import TaskCandidate
-from driftline.raw_store import Timestamp, insert_ignoring_duplicates, naive_utc
-from driftline.records import Prediction, as_utc
+from driftline.store.raw_store import Timestamp, insert_ignoring_duplicates, naive_utc
 
 metadata = MetaData()
 
@@ -98,7 +98,7 @@ labelled_predictions = Table(
 def create_label_tables(engine: Engine) -> None:
     """Create or upgrade the tables: the raw store's migrations, which include these (processes
     starting together take turns)."""
-    from driftline.store_migrations import migrate
+    from driftline.store.migrations import migrate
 
     migrate(engine)
 

@@ -20,18 +20,18 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import and_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from driftline import metrics
-from driftline.kafka import publish_all
+from driftline.core import metrics
+from driftline.core.profile import Profile, load_profile
+from driftline.core.records import LabelledPerformance, LabelRecorded, Reading, as_utc
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.labels.annotations import AnnotationError, Source, label_rows, task_info
 from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
 from driftline.labels.performance import LabelledScore, join_labels, rolling_scores
 from driftline.labels.store import LabelStore
-from driftline.profile import Profile, load_profile
-from driftline.raw_store import naive_utc, raw_readings
-from driftline.records import LabelledPerformance, LabelRecorded, Reading, as_utc
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.store.raw_store import naive_utc, raw_readings
+from driftline.streaming.kafka import publish_all
 
 log = logging.getLogger("driftline.labels")
 

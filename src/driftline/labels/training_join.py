@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import Connection, and_, inspect, select
 
 from driftline.labels.store import labels
-from driftline.raw_store import naive_utc
+from driftline.store.raw_store import naive_utc
 
 LABEL_VALUES = {"fault": 1.0, "normal": 0.0}
 

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from driftline.core.records import LabelledPerformance, RetrainRequest
+from driftline.core.settings import Settings
 from driftline.labels.performance import LabelledRule, LabelledScore, labelled_decision
-from driftline.policy import Decision, RetrainPolicy
-from driftline.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
-from driftline.records import LabelledPerformance, RetrainRequest
-from driftline.settings import Settings
+from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
+from driftline.trigger.policy import Decision, RetrainPolicy
 
 
 def rule_from(settings: Settings) -> LabelledRule:

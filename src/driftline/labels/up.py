@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from driftline.core.settings import Settings
 from driftline.labels import server
-from driftline.ports import PortPlan
-from driftline.settings import Settings
-from driftline.supervisor import Supervisor
+from driftline.platform.ports import PortPlan
+from driftline.platform.supervisor import Supervisor
 
 log = logging.getLogger("driftline.labels")
 CHECKOUT = Path(__file__).resolve().parents[3]

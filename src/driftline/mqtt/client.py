@@ -16,8 +16,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from driftline.errors import ConfigurationError
-from driftline.settings import Settings
+from driftline.core.errors import ConfigurationError
+from driftline.core.settings import Settings
 
 SCHEMES = {"mqtt": (1883, False), "tcp": (1883, False), "mqtts": (8883, True), "ssl": (8883, True)}
 

@@ -15,11 +15,11 @@ from typing import Any
 import paho.mqtt.client as paho
 from rich.console import Console
 
-from driftline.errors import ConfigurationError
+from driftline.core.errors import ConfigurationError
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
 from driftline.mqtt.client import make_client
 from driftline.mqtt.routing import SENSOR_ID
-from driftline.profile import load_profile
-from driftline.settings import Settings
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from driftline.errors import ConfigurationError
-from driftline.messages import Message
-from driftline.records import FailedCheck
+from driftline.core.errors import ConfigurationError
+from driftline.core.records import FailedCheck
+from driftline.streaming.messages import Message
 
 SENSOR_ID = "{sensor_id}"
 TOO_LARGE = "too_large"

@@ -27,15 +27,15 @@ import paho.mqtt.client as paho
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from driftline import metrics
-from driftline.errors import BrokerError
-from driftline.health import KAFKA, ServiceHealth, registry
-from driftline.kafka import ensure_topics, make_producer
+from driftline.core import metrics
+from driftline.core.errors import BrokerError
+from driftline.core.health import KAFKA, ServiceHealth, registry
+from driftline.core.retry import retry
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.mqtt.client import make_client, session_properties, subscription
-from driftline.retry import retry
-from driftline.runtime import _retry, pause
-from driftline.settings import Settings
-from driftline.topics import Topics
+from driftline.streaming.kafka import ensure_topics, make_producer
+from driftline.streaming.runtime import _retry, pause
 
 log = logging.getLogger(__name__)
 MQTT = "mqtt"

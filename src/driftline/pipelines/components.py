@@ -11,7 +11,7 @@ from kfp.dsl import HTML, Markdown, Metrics, Output
 
 def preprocess_step(tag: str, data_start: str, data_end: str, sensors: str) -> str:
     """Raw store -> validated, featured dataset, versioned with DVC under ``tag``."""
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.kfp_support import parse_sensors, parse_time, step_log
     from driftline.training.preprocess import preprocess
 
@@ -31,7 +31,7 @@ def preprocess_step(tag: str, data_start: str, data_end: str, sensors: str) -> s
 
 def existing_dataset_step(tag: str) -> str:
     """Instead of preprocess: use the dataset already versioned under ``tag``."""
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.datarepo import DataRepo
     from driftline.training.kfp_support import step_log
 
@@ -42,7 +42,7 @@ def existing_dataset_step(tag: str) -> str:
 
 def tune_step(tag: str, count: int) -> str:
     """AutoML search (families, windows, parameters, threshold) on the dataset ``tag``."""
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.kfp_support import step_log
     from driftline.training.tune import tune
 
@@ -63,7 +63,7 @@ def skip_tuning_step(tag: str) -> str:
 def train_step(tag: str, run_name: str) -> str:
     """The anomaly model of ``tag`` (its AutoML pick, else a family's defaults) with its
     per-sensor baselines, tracked and registered in MLflow."""
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.kfp_support import step_log
     from driftline.training.train import train
 
@@ -78,7 +78,7 @@ def train_step(tag: str, run_name: str) -> str:
 
 def existing_model_step(model_version: str) -> str:
     """Instead of train: evaluate or promote a version already registered."""
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.kfp_support import resolve_version, step_log
 
     with step_log("existing model") as log:
@@ -98,7 +98,7 @@ def evaluate_step(
     """Scores the model on recent raw data; Evidently drift and quality report as artifacts."""
     import shutil
 
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.evaluate import evaluate
     from driftline.training.kfp_support import parse_time, step_log
 
@@ -125,7 +125,7 @@ def skip_evaluation_step(model_version: str) -> str:
 
 def promote_step(model_version: str, eval_start: str, eval_end: str, request_id: str) -> str:
     """Champion/challenger on the same recent data; moves the alias only if the challenger wins."""
-    from driftline.settings import load_settings
+    from driftline.core.settings import load_settings
     from driftline.training.kfp_support import parse_time, step_log
     from driftline.training.promote import promote
 

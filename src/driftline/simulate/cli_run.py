@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.status import Status
 
-from driftline.kafka import ensure_topics, make_producer
-from driftline.profile import load_profile
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
+from driftline.core.topics import Topics
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
-from driftline.topics import Topics
+from driftline.streaming.kafka import ensure_topics, make_producer
 
 
 async def run_simulation(settings: Settings, **options: object) -> SimulationReport:

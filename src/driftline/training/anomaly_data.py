@@ -19,8 +19,8 @@ from driftline.anomaly.baseline import SensorBaseline, from_first_readings, vali
 from driftline.anomaly.baseline_store import BaselineStore
 from driftline.anomaly.model import ModelSpec
 from driftline.anomaly.recordings import Recording
-from driftline.schema import SENSOR_ID, TS
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.validation.schema import SENSOR_ID, TS
 
 log = logging.getLogger(__name__)
 

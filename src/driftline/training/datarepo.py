@@ -26,8 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from driftline.anomaly.baseline import SensorBaseline
-from driftline.errors import DriftlineError
-from driftline.settings import Settings
+from driftline.core.errors import DriftlineError
+from driftline.core.settings import Settings
 
 DATASET_PATH = "data/dataset.parquet"
 DVC_FILE = DATASET_PATH + ".dvc"

@@ -19,15 +19,15 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.pool import NullPool
 
-from driftline.messages import Message
-from driftline.parsing import PLAUSIBLE_FROM
-from driftline.profile import Profile, TimestampPolicy, load_profile
-from driftline.raw_store import make_engine, naive_utc, raw_readings
-from driftline.records import ValidReading
-from driftline.schema import READING_ID, SENSOR_ID, TS
-from driftline.settings import Settings
+from driftline.core.profile import Profile, TimestampPolicy, load_profile
+from driftline.core.records import ValidReading
+from driftline.core.settings import Settings
+from driftline.store.raw_store import make_engine, naive_utc, raw_readings
+from driftline.streaming.messages import Message
 from driftline.training.sql_guard import check_select
-from driftline.validation import ReadingValidator
+from driftline.validation.batch import ReadingValidator
+from driftline.validation.parsing import PLAUSIBLE_FROM
+from driftline.validation.schema import READING_ID, SENSOR_ID, TS
 
 LABEL = "label"
 CHUNK_ROWS = 5000

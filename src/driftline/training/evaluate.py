@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from driftline.errors import DriftlineError
-from driftline.profile import load_profile
-from driftline.settings import Settings
+from driftline.core.errors import DriftlineError
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
 from driftline.training import modeling, registry
 from driftline.training.scoring import classification_metrics, labelled
 

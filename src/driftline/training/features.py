@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from driftline.errors import DriftlineError
-from driftline.schema import SENSOR_ID, TS
+from driftline.core.errors import DriftlineError
+from driftline.validation.schema import SENSOR_ID, TS
 
 MEAN = "_mean"
 STD = "_std"

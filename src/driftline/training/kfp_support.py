@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from driftline.parsing import parse_timestamp
-from driftline.settings import Settings
+from driftline.core.settings import Settings
+from driftline.validation.parsing import parse_timestamp
 
 
 def parse_time(value: str) -> datetime | None:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 
 STEPS = ("preprocess", "tune", "train", "evaluate", "promote")
 

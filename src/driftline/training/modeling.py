@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -6,14 +6,14 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
 from driftline.labels.training_join import apply_operator_labels, label_spans
-from driftline.profile import load_profile
-from driftline.schema import SENSOR_ID, TS
-from driftline.settings import Settings
 from driftline.training.datarepo import DataRepo
 from driftline.training.dataset import load_readings, read_only_connection
 from driftline.training.features import add_features
+from driftline.validation.schema import SENSOR_ID, TS
 
 
 class PreprocessResult(BaseModel):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from driftline.settings import Settings
+from driftline.core.settings import Settings
 from driftline.training import modeling, registry
 from driftline.training.scoring import PromotionMetric, labelled, promotion_score
 
@@ -110,8 +110,8 @@ def import_to_bentoml(settings: Settings, model_name: str, version: str, run_id:
 
 
 async def _publish(settings: Settings, key: str, value: bytes) -> None:
-    from driftline.kafka import ensure_topics, make_producer, publish_all
-    from driftline.topics import Topics
+    from driftline.core.topics import Topics
+    from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
 
     topic = Topics(settings.topic_prefix).model_promotions
     await ensure_topics(settings, [topic])
@@ -124,7 +124,7 @@ async def _publish(settings: Settings, key: str, value: bytes) -> None:
 
 
 def _record(settings: Settings, result: PromotionResult) -> None:
-    from driftline.raw_store import RawStore, naive_utc, promotion_decisions
+    from driftline.store.raw_store import RawStore, naive_utc, promotion_decisions
 
     store = RawStore.from_url(settings.resolved_database_url)
     try:
@@ -226,7 +226,7 @@ def _carry_out(
     settings: Settings, result: PromotionResult, champion: str | None
 ) -> PromotionResult:
     """Reference, BentoML import, aliases, event; on failure the old champion is restored."""
-    from driftline.records import ModelPromoted
+    from driftline.core.records import ModelPromoted
 
     name, version = result.model_name, result.challenger_version
     client = modeling.mlflow_client(settings)

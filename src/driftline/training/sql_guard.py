@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from driftline.errors import DriftlineError
+from driftline.core.errors import DriftlineError
 
 # Statement words with no business in a read-only query (the first word must be SELECT/WITH).
 # fmt: off

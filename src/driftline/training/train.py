@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from driftline.profile import load_profile
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
 from driftline.training import modeling
 from driftline.training.registry import REFERENCE_ARTIFACT
 from driftline.training.scoring import classification_metrics

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from driftline.profile import load_profile
-from driftline.settings import Settings
+from driftline.core.profile import load_profile
+from driftline.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

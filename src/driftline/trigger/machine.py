@@ -30,12 +30,12 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from tenacity import RetryCallState, wait_exponential
 
-from driftline import metrics
+from driftline.core import metrics
+from driftline.core.recent_ids import RecentIds
+from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest, new_id
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
-from driftline.launcher import FINISHED, PipelineLauncher, RunStatus
-from driftline.policy import Decision, RetrainPolicy
-from driftline.recent_ids import RecentIds
-from driftline.records import DriftEvent, LabelledPerformance, RetrainRequest, new_id
+from driftline.trigger.launcher import FINISHED, PipelineLauncher, RunStatus
+from driftline.trigger.policy import Decision, RetrainPolicy
 
 log = logging.getLogger("retrain-trigger")
 

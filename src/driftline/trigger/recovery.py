@@ -5,10 +5,10 @@ still going is followed again (its outcome, not the deadline, ends the in-flight
 
 from __future__ import annotations
 
+from driftline.core.records import RetrainRequest
+from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledTrigger, rule_from
-from driftline.launcher import PipelineLauncher, RunLedger
-from driftline.records import RetrainRequest
-from driftline.settings import Settings
+from driftline.trigger.launcher import PipelineLauncher, RunLedger
 from driftline.trigger.machine import Publish, RelaunchRule, Trigger
 from driftline.trigger.store import DecisionStore, policy_config, policy_from
 

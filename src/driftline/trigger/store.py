@@ -7,13 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
+from driftline.core.recent_ids import RecentIds
+from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
+from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledOutcome, record_decision
-from driftline.launcher import FINISHED, RunLedger
-from driftline.policy import Decision, PolicyConfig, RetrainPolicy
-from driftline.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
-from driftline.recent_ids import RecentIds
-from driftline.records import DriftEvent, LabelledPerformance, RetrainRequest
-from driftline.settings import Settings
+from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
+from driftline.trigger.launcher import FINISHED, RunLedger
+from driftline.trigger.policy import Decision, PolicyConfig, RetrainPolicy
 
 DECIDED_MEMORY = 200_000  # event ids remembered; a redelivery is never that far back
 

@@ -1,0 +1,155 @@
+"""``driftline step ...``: each pipeline step on its own, as the KFP components run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from driftline.core.settings import Settings
+
+step_app = typer.Typer(
+    help="Run one step of the retraining pipeline on its own and print its result (JSON).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+Tag = Annotated[str, typer.Option(help="Dataset version tag (a git tag in the data repository).")]
+Start = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC).")]
+End = Annotated[str | None, typer.Option(help="Until this time (ISO 8601, UTC).")]
+ModelName = Annotated[str | None, typer.Option(help="Registered model (default: the setting).")]
+ModelVersion = Annotated[str, typer.Option(help="Registered model version.")]
+
+
+def _settings() -> Settings:
+    from driftline.cli.main import _settings as settings
+
+    return settings()
+
+
+def _time(value: str | None) -> datetime | None:
+    from driftline.training.kfp_support import parse_time
+
+    try:
+        return parse_time(value or "")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _print(result: BaseModel) -> None:
+    typer.echo(result.model_dump_json(indent=2))
+
+
+@step_app.command()
+def preprocess(
+    tag: Tag,
+    start: Start = None,
+    end: End = None,
+    sensors: Annotated[str, typer.Option(help="Comma-separated sensor ids (default: all).")] = "",
+) -> None:
+    """Raw store -> schema-checked, featured dataset, versioned with DVC under --tag."""
+    from driftline.training.preprocess import preprocess as step
+
+    chosen = [s.strip() for s in sensors.split(",") if s.strip()] or None
+    _print(step(_settings(), tag, _time(start), _time(end), chosen))
+
+
+@step_app.command()
+def tune(
+    tag: Tag,
+    count: Annotated[
+        int | None, typer.Option(help="Most trials (default: until the time budget is spent).")
+    ] = None,
+) -> None:
+    """AutoML search of model families, feature windows, parameters and threshold on dataset
+    --tag, within DRIFTLINE_AUTOML_BUDGET_SECONDS; saves the pick with the data."""
+    from driftline.training.tune import tune as step
+
+    _print(step(_settings(), tag, count))
+
+
+@step_app.command()
+def train(
+    tag: Tag,
+    run_name: Annotated[
+        str | None, typer.Option(help="MLflow run name (default: the tag).")
+    ] = None,
+) -> None:
+    """The anomaly model of dataset --tag (its AutoML pick, else a family's defaults) with
+    its per-sensor baselines; MLflow run and registered version."""
+    from driftline.training.train import train as step
+
+    _print(step(_settings(), tag, run_name))
+
+
+def _on_version(
+    step: Callable[[Settings, str, str, datetime | None, datetime | None], BaseModel],
+    model_version: str,
+    model_name: str | None,
+    start: str | None,
+    end: str | None,
+) -> None:
+    """Run a step that judges ``model_version`` on the data between ``start`` and ``end``."""
+    settings = _settings()
+    _print(
+        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
+    )
+
+
+@step_app.command()
+def evaluate(
+    model_version: ModelVersion,
+    model_name: ModelName = None,
+    start: Start = None,
+    end: End = None,
+) -> None:
+    """Score a registered version on recent raw data; writes the Evidently report."""
+    from driftline.training.evaluate import evaluate as step
+
+    _on_version(step, model_version, model_name, start, end)
+
+
+@step_app.command()
+def promote(
+    model_version: ModelVersion,
+    model_name: ModelName = None,
+    start: Start = None,
+    end: End = None,
+) -> None:
+    """Champion/challenger on recent data; promotes --model-version only if it wins."""
+    from driftline.training.promote import promote as step
+
+    _on_version(step, model_version, model_name, start, end)
+
+
+@step_app.command()
+def bootstrap(
+    data: Annotated[
+        Path, typer.Option(help="Parquet of labelled readings: sensor_id, ts, label, values.")
+    ],
+    mlflow_template: Annotated[
+        Path | None,
+        typer.Option(
+            help="An empty SQLite MLflow store to start a new local store from (made here on "
+            "first use): migrating a new store's schema takes seconds."
+        ),
+    ] = None,
+) -> None:
+    """A first champion: train on --data, version, register and promote it (as the demo does
+    before its pumps start). A registry that has a champion already is left as it is."""
+    import pandas as pd
+
+    from driftline.core.profile import load_profile
+    from driftline.platform.demo_bootstrap import bootstrap_champion, start_mlflow_store
+
+    settings = _settings()
+    if mlflow_template is not None:
+        start_mlflow_store(settings, mlflow_template)
+    features = load_profile(settings.profile_path).features
+    version = bootstrap_champion(settings, features, pd.read_parquet(data))
+    typer.echo(f'{{"model_version": "{version}"}}')

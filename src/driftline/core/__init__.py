@@ -1,0 +1,1 @@
+"""The shared core: settings, typed event records, topics, profiles, logs, metrics, health."""

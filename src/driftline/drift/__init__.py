@@ -1,0 +1,1 @@
+"""Drift detection: per-sensor windows, the reference data, per-feature statistical tests."""

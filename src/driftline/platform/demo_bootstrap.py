@@ -1,0 +1,100 @@
+"""The demo's first champion: a model trained on normal synthetic pumps (with labelled bearing
+faults), versioned, registered and promoted like any other, so the loop has something to
+protect before any drift."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from driftline.core.settings import Settings
+from driftline.simulate.signals import SyntheticPump
+from driftline.training import modeling, registry
+from driftline.training.features import add_features
+from driftline.validation.schema import SENSOR_ID, TS
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_TAG = "bootstrap"
+
+
+def pump_frame(
+    sensors: list[str], rows: int, fault_share: float, seed: int, end: datetime
+) -> pd.DataFrame:
+    """``rows`` readings a second per sensor, ending at ``end``: sensor_id, ts, label, values."""
+    frames = []
+    for i, sensor in enumerate(sensors):
+        pump = SyntheticPump(seed=seed + i, fault_share=fault_share)
+        data = [(t, values, label) for t, values, label in pump.rows(rows)]
+        frame = pd.DataFrame([values for _, values, _ in data])
+        frame.insert(0, SENSOR_ID, sensor)
+        frame.insert(1, TS, [end - timedelta(seconds=rows - t) for t, _, _ in data])
+        frame.insert(2, "label", [float(label or 0) for _, _, label in data])
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    out[TS] = pd.to_datetime(out[TS], utc=True)
+    return out
+
+
+def bootstrap_data(
+    settings: Settings, features: list[str], sensors: list[str], rows: int, fault_share: float
+) -> pd.DataFrame:
+    """The first champion's training data. Its features become the drift service's reference
+    unless there is one already, so the services can start while the model trains."""
+    frame = pump_frame(sensors, rows, fault_share, seed=900, end=datetime.now(UTC))
+    path = settings.resolved_reference_path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame[features].to_parquet(path, index=False)
+    return frame
+
+
+def start_mlflow_store(settings: Settings, template: Path) -> None:
+    """A new local MLflow store as a copy of ``template``, an empty store of this MLflow
+    version (made, schema migrated, on first use). A store that exists is left alone."""
+    if settings.mlflow_tracking_uri:
+        return
+    store = settings.data_dir / "mlflow.db"
+    if store.exists():
+        return
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        partial = template.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        uri = f"sqlite:///{partial.resolve()}"
+        from mlflow import MlflowClient
+
+        # `driftline up` makes it in its own process: MLflow's schema INFO lines would land on
+        # the user's terminal (mlflow sets up its own stderr handler on import).
+        mlflow_log = logging.getLogger("mlflow")
+        level = mlflow_log.level
+        mlflow_log.setLevel(logging.WARNING)
+        try:
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        finally:
+            mlflow_log.setLevel(level)
+        partial.replace(template)
+    shutil.copyfile(template, store)
+
+
+def bootstrap_champion(settings: Settings, features: list[str], frame: pd.DataFrame) -> str:
+    """The champion's version: the one in the registry, else a model trained on ``frame``,
+    versioned, registered and promoted."""
+    from driftline.training.datarepo import DataRepo
+    from driftline.training.promote import install_first_champion
+    from driftline.training.train import train
+
+    existing = registry.champion_version(modeling.mlflow_client(settings), settings.model_name)
+    if existing is not None:
+        return existing
+
+    dataset = add_features(frame, features, settings.feature_window)
+    DataRepo(settings).save_dataset(BOOTSTRAP_TAG, dataset)
+    trained = train(settings, BOOTSTRAP_TAG, run_name="bootstrap")
+    install_first_champion(settings, trained.model_version)
+    log.info("bootstrap: %s version %s is champion", settings.model_name, trained.model_version)
+    return trained.model_version

@@ -1,0 +1,1 @@
+"""Serving: the champion model, the scoring path, request decoding, predictions published."""

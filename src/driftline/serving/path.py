@@ -1,0 +1,200 @@
+"""Serving's scoring path, without BentoML: tagged wire-format readings in, a Prediction or the
+failed checks per reading out. The BentoML scorer runs it on each adaptive batch: the batch is
+validated as columns (``driftline.serving_readings``), and the same columns give the model
+inputs (``SensorHistory.inputs``).
+
+A batch may hold readings of several requests (each item is tagged with its request). A
+request with any invalid reading is rejected whole: none of its readings is scored or
+remembered, and its valid ones come back with no reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from driftline.anomaly.bundle import READY, Scored
+from driftline.core.profile import Profile
+from driftline.core.records import FailedCheck, Prediction, ValidReading, as_utc
+from driftline.core.state_changes import StateChanges
+from driftline.serving import metrics as serving_metrics
+from driftline.serving.history import HistoryStore, HistoryUnavailable, SensorHistory
+from driftline.serving.readings import BatchChecker
+from driftline.validation.batch import ReadingValidator
+
+STAGE = "serving"
+REQUEST = "request"
+READING = "reading"
+UNAVAILABLE = "unavailable"
+
+log = logging.getLogger(__name__)
+
+
+class Model(Protocol):
+    name: str
+    version: str
+
+    def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray: ...
+
+
+def _scored(model: Model, readings: list[ValidReading], inputs: pd.DataFrame) -> list[Scored]:
+    """The model's outcome per reading; a model without ``score_readings`` (one of before the
+    anomaly families, a test's stand-in) scores the rolling-feature inputs alone."""
+    score_readings = getattr(model, "score_readings", None)
+    if score_readings is not None:
+        return list(score_readings(readings, inputs))
+    return [Scored(float(p), READY, None) for p in model.anomaly_probabilities(inputs)]
+
+
+class ServingPath:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        feature_window: int,
+        threshold: float,
+        max_message_bytes: int,
+        model: Callable[[], Model | None],
+        publish: Callable[[list[Prediction]], None] | None = None,
+        history: HistoryStore | None = None,
+    ) -> None:
+        self.validator = ReadingValidator(
+            profile, max_message_bytes=max_message_bytes, dedup_capacity=0, stage=STAGE
+        )
+        self.checker = BatchChecker(self.validator, STAGE)
+        self.history = SensorHistory(profile.features, feature_window, history)
+        self.threshold = threshold
+        self.model = model
+        self.publish = publish
+        self.state = StateChanges(log, "scoring")
+
+    def score(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per item ``{"request": id, "reading": <decoded JSON>}``: a Prediction as JSON, or
+        ``{"reasons": [...]}`` (empty for a valid reading of a rejected request), or, for
+        every item, ``{"unavailable": why}`` when nothing can be scored now."""
+        model = self.model()  # read once: this batch finishes on it whatever a swap does
+        if model is None:
+            return self._unavailable(items, "no champion model is loaded yet")
+        checked = self.checker.check([item.get(READING) for item in items])
+        out: list[dict[str, Any]] = [{"reasons": []} for _ in items]
+        rejected = set()
+        for i, reasons in checked.reasons.items():
+            out[i] = {"reasons": reasons}
+            rejected.add(items[i].get(REQUEST))
+        if rejected:
+            checked = checked.keep(
+                [
+                    row
+                    for row, i in enumerate(checked.positions)
+                    if items[i].get(REQUEST) not in rejected
+                ]
+            )
+        if not checked.positions:
+            return out
+        try:
+            inputs = self.history.inputs(checked.sensor_ids, checked.stamps, checked.values)
+            scored = _scored(model, checked.readings, inputs)
+        except HistoryUnavailable as exc:
+            return self._unavailable(items, str(exc), traceback=True)
+        self.state.ok("scoring again")
+        family = getattr(model, "family", None)
+        predictions = [
+            Prediction(
+                reading_id=r.reading_id,
+                sensor_id=r.sensor_id,
+                ts=r.ts,
+                seq=r.seq,
+                anomaly_probability=s.probability,
+                label=None if s.probability is None else int(s.probability >= self.threshold),
+                model_name=model.name,
+                model_version=model.version,
+                family=family,
+                baseline=s.baseline,
+                baseline_version=s.baseline_version,
+            )
+            for r, s in zip(checked.readings, scored, strict=True)
+        ]
+        for i, prediction in zip(checked.positions, predictions, strict=True):
+            out[i] = as_json(prediction)
+        pending = sum(p.anomaly_probability is None for p in predictions)
+        if pending:
+            serving_metrics.baseline_pending.inc(pending)
+        if self.publish is not None:
+            # Monitoring and labelling work on scores: a pending prediction has none.
+            self.publish([p for p in predictions if p.anomaly_probability is not None])
+        return out
+
+    def _unavailable(
+        self, items: Sequence[Any], why: str, traceback: bool = False
+    ) -> list[dict[str, Any]]:
+        self.state.failing(f"answering 503: {why}", traceback=traceback)
+        return [{UNAVAILABLE: why} for _ in items]
+
+
+def as_json(record: BaseModel) -> dict[str, Any]:
+    """``record.model_dump(mode="json")`` of a record of plain fields, in a fraction of the
+    time: the python dump does not call the records' per-field serializer, which only
+    rewrites times."""
+    out = record.model_dump()
+    for name, value in out.items():
+        if type(value) is datetime:
+            out[name] = as_utc(value).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return out
+
+
+def tag(items: Sequence[Any], request: str) -> list[dict[str, Any]]:
+    return [{REQUEST: request, READING: item} for item in items]
+
+
+class RejectedRequest(ValueError):
+    """A request held invalid readings: every reason, by reading index."""
+
+    def __init__(self, reasons: dict[int, list[dict[str, Any]]]) -> None:
+        super().__init__(f"{len(reasons)} invalid reading(s)")
+        self.reasons = reasons
+
+    @classmethod
+    def one(cls, check: str, detail: str) -> RejectedRequest:
+        return cls({0: [FailedCheck(check=check, detail=detail).model_dump(mode="json")]})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "error": "invalid readings: nothing was scored",
+            "readings": [
+                {"index": i, "reasons": reasons} for i, reasons in sorted(self.reasons.items())
+            ],
+        }
+
+
+class Unavailable(RuntimeError):
+    """Nothing can be scored now (503); the message says why."""
+
+
+def answers(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The predictions of one request's results, or RejectedRequest with its reasons, or
+    Unavailable."""
+    for result in results:
+        if UNAVAILABLE in result:
+            raise Unavailable(str(result[UNAVAILABLE]))
+    reasons = {i: r["reasons"] for i, r in enumerate(results) if r.get("reasons")}
+    if reasons:
+        raise RejectedRequest(reasons)
+    return list(results)
+
+
+def checked_items(body: Any, max_readings: int) -> list[Any]:
+    """The readings of a request body (one reading or a list), or RejectedRequest."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise RejectedRequest.one("not_empty", "the request holds no reading")
+    if len(items) > max_readings:
+        raise RejectedRequest.one(
+            "too_many", f"{len(items)} readings; at most {max_readings} a request"
+        )
+    return items

@@ -1,0 +1,1 @@
+"""Validating readings: strict JSON, parsing, the pandera schema and its vectorised screen."""
