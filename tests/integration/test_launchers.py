@@ -235,7 +235,7 @@ def test_the_local_launcher_records_a_run_before_starting_it(tmp_path: Path) -> 
         assert list(launcher._runs.values()) == [child]
     finally:
         for proc in launcher._runs.values():
-            procs.stop(proc)
+            procs.stop_group(proc)
         store.engine.dispose()
 
 
