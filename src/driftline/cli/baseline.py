@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from driftline.cli.steps import _time
+from driftline.cli.common import time_option
 from driftline.core.settings import Settings
 from driftline.core.settings_errors import settings_or_exit
 
@@ -52,7 +52,7 @@ def baseline_set(
     from driftline.training.dataset import load_readings
 
     settings = settings_or_exit()
-    start, end = _time(start_text), _time(end_text)
+    start, end = time_option(start_text), time_option(end_text)
     if (start is None) != (end is None):
         raise typer.BadParameter("give both --from and --to, or neither")
     if max_added is not None and not from_labels:

@@ -1,6 +1,6 @@
 """Operator commands of the command line: ``--version`` and ``driftline doctor``.
 
-``install`` adds them to the app in cli.py, which stays the one place commands are listed.
+``install`` adds them to the app in main.py, which stays the one place their order is set.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import BaseModel
 
+from driftline.cli.common import command_settings, time_option
+
 if TYPE_CHECKING:
     from driftline.core.settings import Settings
 
@@ -24,21 +26,6 @@ Start = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC).
 End = Annotated[str | None, typer.Option(help="Until this time (ISO 8601, UTC).")]
 ModelName = Annotated[str | None, typer.Option(help="Registered model (default: the setting).")]
 ModelVersion = Annotated[str, typer.Option(help="Registered model version.")]
-
-
-def _settings() -> Settings:
-    from driftline.cli.main import _settings as settings
-
-    return settings()
-
-
-def _time(value: str | None) -> datetime | None:
-    from driftline.training.kfp_support import parse_time
-
-    try:
-        return parse_time(value or "")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 def _print(result: BaseModel) -> None:
@@ -56,7 +43,7 @@ def preprocess(
     from driftline.training.preprocess import preprocess as step
 
     chosen = [s.strip() for s in sensors.split(",") if s.strip()] or None
-    _print(step(_settings(), tag, _time(start), _time(end), chosen))
+    _print(step(command_settings(), tag, time_option(start), time_option(end), chosen))
 
 
 @step_app.command()
@@ -70,7 +57,7 @@ def tune(
     --tag, within DRIFTLINE_AUTOML_BUDGET_SECONDS; saves the pick with the data."""
     from driftline.training.tune import tune as step
 
-    _print(step(_settings(), tag, count))
+    _print(step(command_settings(), tag, count))
 
 
 @step_app.command()
@@ -84,7 +71,7 @@ def train(
     its per-sensor baselines; MLflow run and registered version."""
     from driftline.training.train import train as step
 
-    _print(step(_settings(), tag, run_name))
+    _print(step(command_settings(), tag, run_name))
 
 
 def _on_version(
@@ -95,9 +82,15 @@ def _on_version(
     end: str | None,
 ) -> None:
     """Run a step that judges ``model_version`` on the data between ``start`` and ``end``."""
-    settings = _settings()
+    settings = command_settings()
     _print(
-        step(settings, model_name or settings.model_name, model_version, _time(start), _time(end))
+        step(
+            settings,
+            model_name or settings.model_name,
+            model_version,
+            time_option(start),
+            time_option(end),
+        )
     )
 
 
@@ -147,7 +140,7 @@ def bootstrap(
     from driftline.core.profile import load_profile
     from driftline.platform.demo_bootstrap import bootstrap_champion, start_mlflow_store
 
-    settings = _settings()
+    settings = command_settings()
     if mlflow_template is not None:
         start_mlflow_store(settings, mlflow_template)
     features = load_profile(settings.profile_path).features

@@ -107,9 +107,9 @@ def sync_command(
     annotations come back as labels (the labels table and topic), and the labelled scores are
     updated. Running it twice changes nothing. Exit 1 if a part failed (it is retried next time).
     """
-    from driftline.cli.main import _settings
+    from driftline.cli.common import command_settings
 
-    summary = asyncio.run(sync_once(_settings(), idle))
+    summary = asyncio.run(sync_once(command_settings(), idle))
     typer.echo(json.dumps(summary, indent=2))
     if summary["failures"]:
         raise typer.Exit(1)

@@ -22,14 +22,14 @@ from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DeadLetter, FailedCheck, ValidReading, epoch_ns
 from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.messages import Message
-from driftline.validation.columns import ColumnDecoder, valid_payload
-from driftline.validation.parsing import ParsedReading, parse_reading
+from driftline.validation.parsing import ParsedReading, key_mismatch, parse_reading
 from driftline.validation.schema import (
     BatchContext,
     build_reading_schema,
     describe_failure,
 )
 from driftline.validation.screen import NAT, Columns, Screen
+from driftline.validation.wire import WirePath, WireVerdict
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +38,6 @@ log = logging.getLogger(__name__)
 class BatchVerdict:
     valid: list[tuple[Message, ValidReading]] = field(default_factory=list)
     invalid: list[tuple[Message, DeadLetter]] = field(default_factory=list)
-
-
-@dataclass
-class WireVerdict:
-    """``validate_wire``'s verdict: each valid reading as its ValidReading JSON (v1), ready to
-    publish, with its id and sensor; invalid ones dead-lettered as by ``validate``."""
-
-    valid: list[tuple[Message, bytes]] = field(default_factory=list)
-    reading_ids: list[str] = field(default_factory=list)
-    sensor_ids: list[str] = field(default_factory=list)
-    invalid: list[tuple[Message, DeadLetter]] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, verdict: BatchVerdict) -> WireVerdict:
-        return cls(
-            valid=[(m, r.to_bytes()) for m, r in verdict.valid],
-            reading_ids=[r.reading_id for _, r in verdict.valid],
-            sensor_ids=[r.sensor_id for _, r in verdict.valid],
-            invalid=verdict.invalid,
-        )
 
 
 class ReadingValidator:
@@ -84,7 +64,18 @@ class ReadingValidator:
         self._schema = build_reading_schema(profile, self._context)
         self._screen = Screen(profile)
         self._get_values = operator.itemgetter(*self.features)
-        self._decoder = ColumnDecoder(self.features, max_message_bytes)
+        self._wire = WirePath(
+            features=self.features,
+            max_message_bytes=max_message_bytes,
+            stage=stage,
+            deduplicates=self.deduplicates,
+            recent=self.recent,
+            context=self._context,
+            screen=self._screen,
+            values_row=self._values_row,
+            clock=clock,
+        )
+        self._decoder = self._wire.decoder
         self._key_of: dict[str, bytes] = {}
 
     def validate(self, messages: Sequence[Message]) -> BatchVerdict:
@@ -99,7 +90,7 @@ class ReadingValidator:
         for position, (message, reading, rid) in enumerate(zip(messages, parsed, ids, strict=True)):
             reasons = list(reading.problems)
             if message.key is not None and reading.sensor_id is not None:
-                mismatch = _key_mismatch(message.key, reading.sensor_id)
+                mismatch = key_mismatch(message.key, reading.sensor_id)
                 if mismatch is not None:
                     reasons.append(mismatch)
             failures = schema_failures.get(row_of.get(position, -1)) if schema_failures else None
@@ -143,108 +134,9 @@ class ReadingValidator:
         return verdict
 
     def validate_wire(self, messages: Sequence[Message]) -> WireVerdict:
-        """The verdict of ``validate``, computed on columns: the batch is decoded once into
-        arrays (``driftline.reading_columns``), checked with whole-array operations, reasons
-        built only for the rows that fail, and valid readings forwarded as their own bytes
-        with the reading id spliced in. Messages off the canonical shape are parsed one by
-        one by ``parse_reading``, as ``validate`` parses all. ``tests/unit/test_wire_verdict.py``
-        holds the two verdicts equal."""
-        n = len(messages)
-        raws = [m.value for m in messages]
-        cols = self._decoder.decode(raws)
-        sensor, ids, ts, values = cols.sensor_id, cols.reading_id, cols.ts, cols.values
-        parsed: dict[int, ParsedReading] = {}
-        fatal = np.zeros(n, dtype=bool)
-        for i in np.flatnonzero(cols.slow).tolist():
-            p = parsed[i] = parse_reading(raws[i], self.features, self.max_message_bytes)
-            sensor[i], ids[i], fatal[i] = p.sensor_id, p.reading_id, p.fatal
-            if not p.fatal:  # a fatal row's time may be out of range: the schema skips it
-                ts[i] = NAT if p.ts is None else epoch_ns(p.ts)
-                values[i] = self._values_row(p.values)
-        rows = np.flatnonzero(~fatal)
-        self._context.now = now = self.clock()
-        failures = self._screen.reasons(
-            Columns(
-                sensor_id=[sensor[i] for i in rows] if len(rows) < n else sensor,
-                ts=ts[rows],
-                reading_id=[ids[i] for i in rows] if len(rows) < n else ids,
-                values=values[rows],
-            ),
-            now,
-            self.recent,
-        )
-        # Reasons, only for the rows that have some: parse problems, a key that is not the
-        # sensor's, failed schema checks.
-        reasons: dict[int, list[FailedCheck]] = {
-            i: list(p.problems) for i, p in parsed.items() if p.problems
-        }
-        keys = [m.key for m in messages]
-        for i in [
-            i
-            for i, key, sensor_id in zip(range(n), keys, sensor, strict=True)
-            if key is not None and sensor_id is not None and key != sensor_id.encode()
-        ]:
-            reasons.setdefault(i, []).append(_key_mismatch(keys[i], sensor[i]))  # type: ignore[arg-type]
-        for r, schema in failures.items():
-            i = int(rows[r])
-            flagged = {f.column for f in reasons.get(i, ())}
-            reasons.setdefault(i, []).extend(
-                f for f in schema if not (f.check == "not_nullable" and f.column in flagged)
-            )
-        good = [i for i in range(n) if i not in reasons] if reasons else list(range(n))
-        if self.deduplicates:
-            good_ids = [ids[i] for i in good]
-            if len(set(good_ids)) < len(good_ids):  # a reading twice in the batch: first wins
-                accepted: set[str | None] = set()
-                first = []
-                for i, rid in zip(good, good_ids, strict=True):
-                    if rid in accepted:
-                        reasons[i] = [
-                            FailedCheck(
-                                check="not_duplicate",
-                                column="reading_id",
-                                detail="same sensor, ts and seq as an earlier reading",
-                            )
-                        ]
-                    else:
-                        accepted.add(rid)
-                        first.append(i)
-                good = first
-
-        if any(ids[i] is None or not sensor[i] for i in good):
-            # Passing every check implies these; a gap is a bug in the checks.
-            raise DriftlineError("a reading that passed every check has no identity")
-        out = {i: self._reference_bytes(parsed[i], ids[i]) for i in good if i in parsed}
-        missing = cols.missing
-        verdict = WireVerdict()
-        verdict.valid = [
-            (
-                messages[i],
-                out[i] if i in out else valid_payload(raws[i], ids[i], missing[i]),  # type: ignore[arg-type]
-            )
-            for i in good
-        ]
-        verdict.reading_ids = [ids[i] for i in good]  # type: ignore[misc]
-        verdict.sensor_ids = [sensor[i] for i in good]  # type: ignore[misc]
-        verdict.invalid = [
-            (messages[i], dead_letter(messages[i], self.stage, reasons[i], sensor[i]))
-            for i in sorted(reasons)
-        ]
-        return verdict
-
-    @staticmethod
-    def _reference_bytes(reading: ParsedReading, rid: str | None) -> bytes:
-        """The ValidReading JSON of a reading parsed by ``parse_reading``."""
-        if rid is None or reading.sensor_id is None or reading.ts is None:
-            raise DriftlineError("a reading that passed every check has no identity")
-        return ValidReading(
-            reading_id=rid,
-            sensor_id=reading.sensor_id,
-            ts=reading.ts,
-            seq=reading.seq,
-            values=reading.values,
-            label=reading.label,
-        ).to_bytes()
+        """The verdict of ``validate``, computed on columns (``driftline.validation.wire``);
+        ``tests/unit/test_wire_verdict.py`` holds the two verdicts equal."""
+        return self._wire.validate(messages)
 
     def validate_wire_isolating_errors(self, messages: Sequence[Message]) -> WireVerdict:
         """``validate_wire``; if it fails, ``validate_isolating_errors`` (one message at a
@@ -341,19 +233,6 @@ class ReadingValidator:
         self, message: Message, reading: ParsedReading | None, reasons: list[FailedCheck]
     ) -> DeadLetter:
         return dead_letter(message, self.stage, reasons, reading.sensor_id if reading else None)
-
-
-def _key_mismatch(key: bytes, sensor_id: str) -> FailedCheck | None:
-    """A keyed message must be keyed by its sensor: the key decides the partition, and one
-    sensor's readings stay in order only in one partition."""
-    if key == sensor_id.encode():
-        return None
-    shown = key[:60].decode("utf-8", "backslashreplace")
-    return FailedCheck(
-        check="key_mismatch",
-        column="key",
-        detail=f"message key {shown!r} is not the reading's sensor_id {sensor_id[:60]!r}",
-    )
 
 
 def _failures_by_row(profile: Profile, cases: pd.DataFrame) -> dict[int, list[FailedCheck]]:

@@ -167,3 +167,16 @@ def parse_reading(raw: bytes | None, features: list[str], max_bytes: int) -> Par
             if name not in values:
                 fail("missing_measurement", "measurement absent", column=name)
     return out
+
+
+def key_mismatch(key: bytes, sensor_id: str) -> FailedCheck | None:
+    """A keyed message must be keyed by its sensor: the key decides the partition, and one
+    sensor's readings stay in order only in one partition."""
+    if key == sensor_id.encode():
+        return None
+    shown = key[:60].decode("utf-8", "backslashreplace")
+    return FailedCheck(
+        check="key_mismatch",
+        column="key",
+        detail=f"message key {shown!r} is not the reading's sensor_id {sensor_id[:60]!r}",
+    )
