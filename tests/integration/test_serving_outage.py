@@ -105,7 +105,7 @@ def test_keeps_serving_the_champion_while_mlflow_is_unreachable(
         assert child.poll() is None
     finally:
         if child is not None:
-            procs.stop(child)
+            procs.stop_group(child)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(registry.pid, signal.SIGKILL)
         registry.wait()
