@@ -32,7 +32,8 @@ from driftline.streaming.runtime import (
     run_consumer_service,
 )
 from driftline.streaming.service_main import service_main
-from driftline.trigger.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
+from driftline.trigger.launcher import PipelineLauncher, make_launcher
+from driftline.trigger.ledger import FINISHED, RunLedger
 from driftline.trigger.machine import Trigger
 from driftline.trigger.recovery import restore
 
