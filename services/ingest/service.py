@@ -13,7 +13,8 @@ from driftline.core import metrics
 from driftline.core.settings import Settings
 from driftline.store.raw_store import RawStore
 from driftline.streaming.messages import Message
-from driftline.streaming.runtime import BatchHandler, retry_blocking, run_consumer_service
+from driftline.streaming.readiness import retry_blocking
+from driftline.streaming.runtime import BatchHandler, run_consumer_service
 from driftline.streaming.service_main import service_main
 
 NAME = "ingest"

@@ -25,14 +25,15 @@ from driftline.store.raw_store import RawStore
 from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.kafka import publish_all
 from driftline.streaming.messages import Message
+from driftline.streaming.readiness import retry_blocking
 from driftline.streaming.runtime import (
     BatchHandler,
     ServiceContext,
-    retry_blocking,
     run_consumer_service,
 )
 from driftline.streaming.service_main import service_main
-from driftline.trigger.launcher import FINISHED, PipelineLauncher, RunLedger, make_launcher
+from driftline.trigger.launcher import PipelineLauncher, make_launcher
+from driftline.trigger.ledger import FINISHED, RunLedger
 from driftline.trigger.machine import Trigger
 from driftline.trigger.recovery import restore
 

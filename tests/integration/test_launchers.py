@@ -23,11 +23,9 @@ from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
 from driftline.platform import procs
 from driftline.store.raw_store import RawStore, retrain_runs
-from driftline.trigger.launcher import (
-    ClusterPipelineLauncher,
-    LocalPipelineLauncher,
-    RunLedger,
-)
+from driftline.trigger.cluster import ClusterPipelineLauncher
+from driftline.trigger.launcher import LocalPipelineLauncher
+from driftline.trigger.ledger import RunLedger
 from driftline.trigger.policy import Decision
 from driftline.trigger.recovery import restore
 from driftline.trigger.store import DecisionStore, policy_config, policy_from

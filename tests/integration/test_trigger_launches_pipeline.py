@@ -12,7 +12,7 @@ from driftline.core.records import DriftEvent, FeatureDrift
 from driftline.core.topics import Topics
 from driftline.store.raw_store import RawStore, promotion_decisions, retrain_runs
 from driftline.streaming.kafka import make_producer
-from driftline.trigger.launcher import FINISHED
+from driftline.trigger.ledger import FINISHED
 from tests.skab import land_skab
 from tests.streams import running, wait_for
 

@@ -13,7 +13,7 @@ from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.labels.performance import LabelledRule
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
-from driftline.trigger.launcher import RunStatus
+from driftline.trigger.ledger import RunStatus
 from driftline.trigger.machine import RelaunchRule, Trigger
 from driftline.trigger.policy import Decision, RetrainPolicy
 from driftline.trigger.store import policy_from

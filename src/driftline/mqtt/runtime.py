@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from driftline.core import metrics
+from driftline.core.backoff import pause
 from driftline.core.errors import BrokerError
 from driftline.core.health import KAFKA, ServiceHealth, registry
 from driftline.core.retry import retry
@@ -35,7 +36,7 @@ from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.mqtt.client import make_client, session_properties, subscription
 from driftline.streaming.kafka import ensure_topics, make_producer
-from driftline.streaming.runtime import _retry, pause
+from driftline.streaming.readiness import retry_kafka
 
 log = logging.getLogger(__name__)
 MQTT = "mqtt"
@@ -199,8 +200,8 @@ async def run_gateway(
     watcher: asyncio.Task[None] | None = None
     try:
         if not (
-            await _retry(name, lambda: ensure_topics(settings, topics.all()), stop, health)
-            and await _retry(f"{name} producer", producer.start, stop, health)
+            await retry_kafka(name, lambda: ensure_topics(settings, topics.all()), stop, health)
+            and await retry_kafka(f"{name} producer", producer.start, stop, health)
         ):
             return
         health.ok(KAFKA)

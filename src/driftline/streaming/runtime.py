@@ -6,7 +6,9 @@ retried with backoff and its offsets stay uncommitted, so the service applies ba
 instead of losing or skipping readings; any other failure is retried a bounded number of
 times, then the record that causes it is dead-lettered. Kafka going away at start or
 mid-stream is waited out the same way; meanwhile the service reports not ready
-(``driftline.health``), from a watcher that checks Kafka and the service's dependencies.
+(``driftline.health``), from a watcher that checks Kafka and the service's dependencies
+(``driftline.streaming.readiness``). Committing and counting a handled batch is
+``driftline.streaming.commits``.
 """
 
 from __future__ import annotations
@@ -16,24 +18,21 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy.exc import SQLAlchemyError
+from aiokafka.errors import KafkaError
 
 from driftline.core import metrics
 from driftline.core.backoff import pause
-from driftline.core.errors import BrokerError
 from driftline.core.health import KAFKA, ServiceHealth, registry
-from driftline.core.retry import retry
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
+from driftline.streaming.commits import commit_until_done, count_and_measure_lag, kafka_failed
 from driftline.streaming.error_policy import ErrorPolicy
 from driftline.streaming.kafka import (
-    commit,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -41,8 +40,8 @@ from driftline.streaming.kafka import (
     publish_all,
 )
 from driftline.streaming.messages import Message
+from driftline.streaming.readiness import Ping, check_health, retry_kafka, watch_health
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -81,88 +80,6 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _retry(
-    what: str,
-    action: Callable[[], Awaitable[object]],
-    stop: asyncio.Event,
-    health: ServiceHealth | None = None,
-) -> bool:
-    """Run ``action`` until it succeeds (True) or ``stop`` is set (False)."""
-
-    def failed(exc: BaseException, delay: float) -> None:
-        if health is not None:
-            health.failed(KAFKA, f"{what}: {exc}")
-        log.warning("%s: Kafka not reachable (%s); retrying in %.1fs", what, exc, delay)
-
-    retry_on = (KafkaError, BrokerError, OSError)
-    return await retry(action, retry_on=retry_on, on_failure=failed, stop=stop) is not None
-
-
-async def retry_blocking(
-    what: str, action: Callable[[], T], stop: asyncio.Event
-) -> tuple[T] | None:
-    """Run blocking ``action`` in a thread until it succeeds (its result, boxed) or ``stop`` is
-    set (None): e.g. creating tables while the database is not up yet, which must not crash
-    the service."""
-
-    def failed(exc: BaseException, delay: float) -> None:
-        log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
-
-    return await retry(
-        lambda: asyncio.to_thread(action),
-        retry_on=(SQLAlchemyError, OSError),
-        on_failure=failed,
-        stop=stop,
-    )
-
-
-async def wait_for_kafka(name: str, settings: Settings, stop: asyncio.Event) -> bool:
-    """Until Kafka answers and the topics exist (True), or ``stop`` is set (False): for a
-    service that reads Kafka before its consumer loop starts."""
-    topics = Topics(settings.topic_prefix)
-    return await _retry(name, lambda: ensure_topics(settings, topics.all()), stop)
-
-
-Ping = Callable[[], object]
-
-
-async def check_health(
-    consumer: AIOKafkaConsumer,
-    health: ServiceHealth,
-    dependencies: Mapping[str, Ping],
-    timeout: float,
-) -> None:
-    """Check Kafka (a metadata request, and partitions assigned) and each dependency once."""
-    try:
-        await asyncio.wait_for(consumer.topics(), timeout)
-    except (KafkaError, OSError, TimeoutError) as exc:
-        health.failed(KAFKA, f"metadata request failed: {exc or type(exc).__name__}")
-    else:
-        if consumer.assignment():
-            health.ok(KAFKA)
-        else:
-            health.down(KAFKA, "connected, no partitions assigned (yet)")
-    for name, ping in dependencies.items():
-        try:
-            await asyncio.wait_for(asyncio.to_thread(ping), timeout)
-        except Exception as exc:  # whatever the driver raises, the dependency did not answer
-            health.failed(name, f"{type(exc).__name__}: {str(exc)[:200]}")
-        else:
-            health.ok(name)
-
-
-async def _watch_health(
-    consumer: AIOKafkaConsumer,
-    health: ServiceHealth,
-    dependencies: Mapping[str, Ping],
-    interval: float,
-    stop: asyncio.Event,
-) -> None:
-    while not stop.is_set():
-        await check_health(consumer, health, dependencies, timeout=max(1.0, interval))
-        await pause(stop, interval)
-
-
 async def run_consumer_service(
     name: str,
     settings: Settings,
@@ -184,7 +101,7 @@ async def run_consumer_service(
     health.down(KAFKA, "connecting")
     topics = Topics(settings.topic_prefix)
     try:
-        if not await _retry(name, lambda: ensure_topics(settings, topics.all()), stop, health):
+        if not await retry_kafka(name, lambda: ensure_topics(settings, topics.all()), stop, health):
             return
         await _run_clients(
             name, settings, topics, subscribe, make_handler, stop, health, dependencies
@@ -208,14 +125,14 @@ async def _run_clients(
     watcher: asyncio.Task[None] | None = None
     try:
         if not (
-            await _retry(f"{name} producer", producer.start, stop, health)
-            and await _retry(f"{name} consumer", consumer.start, stop, health)
+            await retry_kafka(f"{name} producer", producer.start, stop, health)
+            and await retry_kafka(f"{name} consumer", consumer.start, stop, health)
         ):
             return
         ctx = ServiceContext(name, settings, topics, producer, consumer, health)
         handler = make_handler(ctx)
         watcher = asyncio.create_task(
-            _watch_health(consumer, health, dependencies, settings.health_check_seconds, stop),
+            watch_health(consumer, health, dependencies, settings.health_check_seconds, stop),
             name=f"{name}-health",
         )
         log.info("%s running, consuming %s", name, ", ".join(subscribe(topics)))
@@ -269,7 +186,7 @@ async def _loop(
         try:
             batch = await poll_batch(ctx.consumer, s.batch_max_records, s.batch_max_wait_ms)
         except KafkaError as exc:  # e.g. the broker went away mid-fetch: poll again later
-            _kafka_failed(ctx, "poll", exc)
+            kafka_failed(ctx, "poll", exc)
             await pause(stop, 1.0)
             continue
         if not batch:
@@ -278,17 +195,11 @@ async def _loop(
         if not await policy.run(batch):
             return  # stopping with the batch unhandled: it stays uncommitted
         offsets = handler.commit_offsets(batch)
-        if not await _commit_until_done(ctx, batch, offsets, stop):
+        if not await commit_until_done(ctx, batch, offsets, stop):
             return
         metrics.batch_seconds.labels(ctx.name).observe(time.perf_counter() - started)
         metrics.batch_size.labels(ctx.name).observe(len(batch))
-        _count_and_measure_lag(ctx, batch)
-
-
-def _kafka_failed(ctx: ServiceContext, what: str, exc: BaseException) -> None:
-    metrics.service_errors.labels(ctx.name, type(exc).__name__).inc()
-    if ctx.health is not None:
-        ctx.health.failed(KAFKA, f"{what}: {type(exc).__name__}: {exc}")
+        count_and_measure_lag(ctx, batch)
 
 
 async def _tick(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event) -> None:
@@ -300,48 +211,3 @@ async def _tick(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event)
         metrics.service_errors.labels(ctx.name, type(exc).__name__).inc()
         log.error("%s: tick failed (%s: %s); trying again", ctx.name, type(exc).__name__, exc)
         await pause(stop, 1.0)
-
-
-async def _commit_until_done(
-    ctx: ServiceContext,
-    batch: list[Message],
-    offsets: dict[TopicPartition, int] | None,
-    stop: asyncio.Event,
-) -> bool:
-    """Commit past ``batch``, retrying while Kafka is away. False: stopping uncommitted."""
-
-    async def commit_once() -> None:
-        try:
-            if offsets is None:
-                await commit(ctx.consumer, batch)
-            elif offsets:
-                await ctx.consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The partitions went to another member (or this one rejoined): the batch will be
-            # delivered again, and handlers are idempotent. Nothing to retry here.
-            _kafka_failed(ctx, "commit", exc)
-            log.warning("%s: commit refused after a rebalance (%s); moving on", ctx.name, exc)
-
-    def failed(exc: BaseException, delay: float) -> None:
-        _kafka_failed(ctx, "commit", exc)
-        log.warning("%s: commit failed (%s); retrying in %.1fs", ctx.name, exc, delay)
-
-    done = await retry(commit_once, retry_on=KafkaError, on_failure=failed, stop=stop)
-    return done is not None
-
-
-def _count_and_measure_lag(ctx: ServiceContext, batch: list[Message]) -> None:
-    last: dict[TopicPartition, int] = {}
-    per_topic: dict[str, int] = {}
-    for m in batch:
-        last[TopicPartition(m.topic, m.partition)] = m.offset
-        per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
-    for topic, n in per_topic.items():
-        metrics.messages_consumed.labels(ctx.name, topic).inc(n)
-    lag: dict[str, int] = {}
-    for tp, offset in last.items():
-        high = ctx.consumer.highwater(tp)
-        if high is not None:
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - offset - 1)
-    for topic, value in lag.items():
-        metrics.consumer_lag.labels(ctx.name, topic).set(value)

@@ -1,36 +1,29 @@
 """Pipeline launchers: what the retrain-trigger calls when it fires.
 
 ``LocalPipelineLauncher`` (the embedded default) runs the KFP pipeline with KFP's local runner;
-``ClusterPipelineLauncher`` submits it to a KFP cluster; ``RecordingLauncher`` only records the
-request (for tests of the policy, and platforms that retrain by hand).
+``ClusterPipelineLauncher`` (``driftline.trigger.cluster``) submits it to a KFP cluster;
+``RecordingLauncher`` only records the request (for tests of the policy, and platforms that
+retrain by hand). ``make_launcher`` picks one by ``retrain_launcher``.
 
-Every launcher names a run by its request's id, records it in retrain_runs before starting it
-(status 'starting': a database error then starts nothing, and the trigger tries again), and a
-launch of a request already started returns that run instead of starting a second one.
+Every launcher names a run by its request's id, records it in retrain_runs
+(``driftline.trigger.ledger``) before starting it (status 'starting': a database error then
+starts nothing, and the trigger tries again), and a launch of a request already started
+returns that run instead of starting a second one.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
-
-from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
-from driftline.platform.procs import die_with_parent
-from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, retrain_runs
+from driftline.platform import procs
 from driftline.training.local_run import PipelineParams
-
-RunStatus = Literal["starting", "running", "succeeded", "failed", "recorded"]
-FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "recorded"})
-
-log = logging.getLogger(__name__)
+from driftline.trigger.ledger import RunLedger, RunStatus, mark_running
 
 
 class PipelineLauncher(Protocol):
@@ -46,65 +39,6 @@ class PipelineLauncher(Protocol):
     def reconcile(self) -> list[str]:
         """At start-up: write the outcome of runs that finished while no trigger watched them;
         returns the runs still going that ``status`` can follow, oldest first."""
-
-
-class RunLedger:
-    """The retrain_runs table: every launched run, its status and when it finished."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def record(self, request: RetrainRequest, launcher: str, status: RunStatus) -> None:
-        insert_ignoring_duplicates(
-            self.engine,
-            retrain_runs,
-            [
-                {
-                    "request_id": request.request_id,
-                    "requested_at": naive_utc(request.requested_at),
-                    "launcher": launcher,
-                    "status": status,
-                    "request": request.model_dump_json(),
-                    "finished_at": naive_utc(datetime.now(UTC)) if status in FINISHED else None,
-                }
-            ],
-        )
-
-    def set_status(self, request_id: str, status: RunStatus, detail: str | None = None) -> None:
-        values: dict[str, object] = {"status": status, "detail": detail}
-        if status in FINISHED:
-            values["finished_at"] = naive_utc(datetime.now(UTC))
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(retrain_runs).where(retrain_runs.c.request_id == request_id).values(values)
-            )
-
-    def latest(self) -> tuple[datetime, str] | None:
-        """(requested_at as UTC, status) of the newest run, if any."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(retrain_runs.c.requested_at, retrain_runs.c.status)
-                .order_by(retrain_runs.c.requested_at.desc())
-                .limit(1)
-            ).first()
-        return None if row is None else (row[0].replace(tzinfo=UTC), row[1])
-
-    def unfinished(self, launcher: str) -> list[tuple[str, str | None]]:
-        """(request_id, detail) of ``launcher``'s runs not finished, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(retrain_runs.c.request_id, retrain_runs.c.detail)
-                .where(retrain_runs.c.launcher == launcher)
-                .where(retrain_runs.c.status.not_in(sorted(FINISHED)))
-                .order_by(retrain_runs.c.requested_at)
-            ).all()
-        return [(r[0], r[1]) for r in rows]
-
-    def detail(self, request_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(retrain_runs.c.detail).where(retrain_runs.c.request_id == request_id)
-            ).scalar_one_or_none()
 
 
 def episode_split(request: RetrainRequest) -> datetime:
@@ -134,17 +68,9 @@ def pipeline_params(request: RetrainRequest, settings: Settings) -> PipelinePara
     )
 
 
-def _mark_running(ledger: RunLedger, run_id: str, detail: str | None = None) -> None:
-    """The run started: say so. A database error here must not fail the launch (the run is
-    going, and 'starting' blocks a new one as 'running' does); its outcome is written later."""
-    try:
-        ledger.set_status(run_id, "running", detail)
-    except SQLAlchemyError as exc:
-        log.warning("run %s started; recording it as running failed: %s", run_id, exc)
-
-
 class LocalPipelineLauncher:
-    """Runs the KFP pipeline with the local runner, in a child process of its own.
+    """Runs the KFP pipeline with the local runner, in a child process of its own (started by
+    ``driftline.platform.procs``: its own session, SIGTERMed by Linux if the trigger dies).
 
     The run's time range is the drift episode's; the model is then evaluated and promoted on
     the same recent data. The run is recorded in retrain_runs with its outcome.
@@ -183,14 +109,10 @@ class LocalPipelineLauncher:
         log_dir = self.settings.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         with open(log_dir / f"pipeline-{run_id[:12]}.log", "ab") as out:
-            self._runs[run_id] = subprocess.Popen(  # nosec B603  # our own CLI, no shell
-                argv,
-                env={**os.environ, **self.settings.to_env()},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
+            self._runs[run_id] = procs.start(
+                argv, env={**os.environ, **self.settings.to_env()}, stdout=out
             )
-        _mark_running(self.ledger, run_id)
+        mark_running(self.ledger, run_id)
         return run_id
 
     def status(self, run_id: str) -> RunStatus:
@@ -209,104 +131,9 @@ class LocalPipelineLauncher:
         return []  # its runs die with the process that started them
 
 
-KFP_RUN = "kfp run "  # the detail of a cluster run: "kfp run <KFP's run id>[: <state>]"
-
-
-def kfp_run_id(detail: str | None) -> str | None:
-    if not detail or not detail.startswith(KFP_RUN):
-        return None
-    return detail.removeprefix(KFP_RUN).split(":", 1)[0].strip() or None
-
-
-def run_status(state: str | None) -> RunStatus:
-    """A KFP run state (v2 API, or v1's phase) as the ledger's status."""
-    s = str(state or "").upper()
-    if s == "SUCCEEDED":
-        return "succeeded"
-    if s in ("FAILED", "CANCELED", "CANCELLED", "SKIPPED", "ERROR"):
-        return "failed"
-    return "running"
-
-
-class ClusterPipelineLauncher:
-    """Submits the compiled pipeline (deploy/kfp/retrain.yaml) to a KFP cluster.
-
-    The run's id is the request's; KFP's own run id is kept in the row's detail
-    (``kfp run <id>``), so a restarted trigger can ask KFP how the run ended.
-    """
-
-    name = "kfp"
-
-    def __init__(self, ledger: RunLedger, settings: Settings) -> None:
-        self.ledger = ledger
-        self.settings = settings
-        self._client: Any = None
-        self._kfp_ids: dict[str, str] = {}
-
-    @property
-    def client(self) -> Any:
-        """The KFP client, made at first use: making one asks the cluster's healthz, and a
-        cluster that is away then must fail a launch (recorded, retried), not the trigger."""
-        if self._client is None:
-            from kfp import Client
-
-            self._client = Client(host=self.settings.kfp_host)
-        return self._client
-
-    def launch(self, request: RetrainRequest) -> str:
-        from driftline.pipelines.retrain import COMPILED
-
-        run_id = request.request_id
-        if run_id in self._kfp_ids:
-            return run_id  # submitted already (recording it as running failed): not twice
-        arguments = pipeline_params(request, self.settings).arguments()
-        self.ledger.record(request, self.name, "starting")
-        run = self.client.create_run_from_pipeline_package(
-            str(COMPILED), arguments=arguments, run_name=f"retrain-{run_id[:12]}"
-        )
-        self._kfp_ids[run_id] = str(run.run_id)
-        _mark_running(self.ledger, run_id, f"{KFP_RUN}{run.run_id}")
-        return run_id
-
-    def _kfp_id(self, run_id: str) -> str | None:
-        found = self._kfp_ids.get(run_id)
-        if found is None:
-            found = kfp_run_id(self.ledger.detail(run_id))
-            if found is not None:
-                self._kfp_ids[run_id] = found
-        return found
-
-    def status(self, run_id: str) -> RunStatus:
-        kfp_id = self._kfp_id(run_id)
-        if kfp_id is None:
-            return "running"  # submitted, its KFP id not recorded: the policy's deadline applies
-        state = self.client.get_run(kfp_id).state
-        status = run_status(state)
-        if status in FINISHED:
-            self.ledger.set_status(run_id, status, f"{KFP_RUN}{kfp_id}: {state}")
-            self._kfp_ids.pop(run_id, None)
-        return status
-
-    def reconcile(self) -> list[str]:
-        going = []
-        for run_id, detail in self.ledger.unfinished(self.name):
-            kfp_id = kfp_run_id(detail)
-            if kfp_id is None:
-                continue  # never got as far as KFP, or not recorded: the deadline applies
-            self._kfp_ids[run_id] = kfp_id
-            try:
-                status = self.status(run_id)
-            except SQLAlchemyError:
-                raise  # the trigger retries its start
-            except Exception as exc:  # whatever the KFP client raises: KFP is away
-                log.warning("cannot ask KFP about run %s (%s); following it", run_id, exc)
-                status = "running"
-            if status not in FINISHED:
-                going.append(run_id)
-        return going
-
-
 def make_launcher(settings: Settings, ledger: RunLedger) -> PipelineLauncher:
+    from driftline.trigger.cluster import ClusterPipelineLauncher  # it imports this module
+
     match settings.retrain_launcher:
         case "record":
             return RecordingLauncher(ledger)

@@ -34,7 +34,8 @@ from driftline.core import metrics
 from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest, new_id
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
-from driftline.trigger.launcher import FINISHED, PipelineLauncher, RunStatus
+from driftline.trigger.launcher import PipelineLauncher
+from driftline.trigger.ledger import FINISHED, RunStatus
 from driftline.trigger.policy import Decision, RetrainPolicy
 
 log = logging.getLogger("retrain-trigger")

@@ -8,7 +8,8 @@ from __future__ import annotations
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledTrigger, rule_from
-from driftline.trigger.launcher import PipelineLauncher, RunLedger
+from driftline.trigger.launcher import PipelineLauncher
+from driftline.trigger.ledger import RunLedger
 from driftline.trigger.machine import Publish, RelaunchRule, Trigger
 from driftline.trigger.store import DecisionStore, policy_config, policy_from
 

@@ -12,7 +12,7 @@ from driftline.core.records import DriftEvent, LabelledPerformance, RetrainReque
 from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledOutcome, record_decision
 from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
-from driftline.trigger.launcher import FINISHED, RunLedger
+from driftline.trigger.ledger import FINISHED, RunLedger
 from driftline.trigger.policy import Decision, PolicyConfig, RetrainPolicy
 
 DECIDED_MEMORY = 200_000  # event ids remembered; a redelivery is never that far back
