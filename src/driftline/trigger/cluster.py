@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
-from driftline.trigger.launcher import pipeline_params
 from driftline.trigger.ledger import FINISHED, RunLedger, RunStatus, mark_running
+from driftline.trigger.run_params import pipeline_params
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta
 from typing import Protocol
 
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
 from driftline.platform import procs
-from driftline.training.local_run import PipelineParams
+from driftline.trigger.cluster import ClusterPipelineLauncher
 from driftline.trigger.ledger import RunLedger, RunStatus, mark_running
+from driftline.trigger.run_params import pipeline_params
 
 
 class PipelineLauncher(Protocol):
@@ -39,33 +39,6 @@ class PipelineLauncher(Protocol):
     def reconcile(self) -> list[str]:
         """At start-up: write the outcome of runs that finished while no trigger watched them;
         returns the runs still going that ``status`` can follow, oldest first."""
-
-
-def episode_split(request: RetrainRequest) -> datetime:
-    """Where a drift episode is cut: the challenger trains on everything up to the middle of
-    the episode and is compared with the champion on the rest, which neither has seen."""
-    return request.data_start + (request.data_end - request.data_start) / 2
-
-
-def pipeline_params(request: RetrainRequest, settings: Settings) -> PipelineParams:
-    """The pipeline's parameters for ``request``, the same for every launcher: train up to the
-    episode's middle (from ``retrain_lookback_seconds`` before it when set), evaluate on the
-    rest, skip ``retrain_skip_steps``."""
-    split = episode_split(request)
-    start = None
-    if settings.retrain_lookback_seconds is not None:
-        start = request.data_start - timedelta(seconds=settings.retrain_lookback_seconds)
-    skip = frozenset(s.strip() for s in settings.retrain_skip_steps.split(",") if s.strip())
-    return PipelineParams(
-        tag=f"drift-{request.request_id[:12]}",
-        data_start=start,
-        data_end=split,
-        eval_start=split,
-        eval_end=request.data_end,
-        tune_count=settings.tune_samples,
-        request_id=request.request_id,
-        skip=skip,
-    )
 
 
 class LocalPipelineLauncher:
@@ -132,8 +105,6 @@ class LocalPipelineLauncher:
 
 
 def make_launcher(settings: Settings, ledger: RunLedger) -> PipelineLauncher:
-    from driftline.trigger.cluster import ClusterPipelineLauncher  # it imports this module
-
     match settings.retrain_launcher:
         case "record":
             return RecordingLauncher(ledger)
