@@ -77,9 +77,7 @@ def test_keeps_serving_the_champion_while_mlflow_is_unreachable(
     try:
         wait_for_port("127.0.0.1", mlflow_port, 240)  # its migrations take a while
         with log_path.open("wb") as log:
-            child = subprocess.Popen(
-                serve_command(port), env=env, stdout=log, stderr=subprocess.STDOUT
-            )
+            child = procs.start(serve_command(port), env=env, stdout=log)
         wait_ready(base, child, timeout=120, log=log_path)
 
         def versions() -> set[str]:

@@ -69,6 +69,7 @@ def wait_group(child: subprocess.Popen[bytes], timeout: float, name: str | None 
         if name is not None:
             log.warning("%s did not stop in %.0fs; killing it", name, timeout)
         signal_group(child.pid, signal.SIGKILL)
+        child.kill()  # a child without a session of its own leads no group
         code = child.wait()
     signal_group(child.pid, signal.SIGKILL)
     return code
@@ -80,4 +81,7 @@ def stop_group(
     """SIGTERM to ``child``'s process group, SIGKILL to what is left after ``timeout`` (or
     once the child is gone: a grandchild must not outlive it); the child's exit code."""
     signal_group(child.pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(child.pid) != child.pid:  # started without a session of its own
+            child.terminate()
     return wait_group(child, timeout, name)
