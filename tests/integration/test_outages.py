@@ -279,7 +279,8 @@ class PrivateMariaDB:
     """A MariaDB server of the test's own (own datadir, port and socket), to stop and start:
     the shared server on 3306 serves other tests and must stay up."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, options: tuple[str, ...] = ()) -> None:
+        self.options = options  # more server options, e.g. --local-infile=0
         self.datadir = base / "mariadb"
         self.rundir = Path(tempfile.mkdtemp(prefix="mdb"))  # sockets need a short path
         self.port = free_port()
@@ -318,6 +319,7 @@ class PrivateMariaDB:
                     "--skip-log-bin",
                     "--innodb-buffer-pool-size=32M",
                     "--skip-name-resolve",
+                    *self.options,
                 ],
                 stdout=log,
             )

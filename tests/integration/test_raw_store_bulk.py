@@ -5,7 +5,9 @@ nothing; and a server that refuses local files gets the same rows by INSERT, wit
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +16,7 @@ from driftline.core.errors import StoreError
 from driftline.store import bulk_load as raw_bulk
 from driftline.store.raw_store import RawStore, make_engine, raw_readings
 from driftline.streaming.messages import Message
+from tests.integration.test_outages import PrivateMariaDB
 from tests.unit.test_raw_batch import corpus
 
 pytestmark = pytest.mark.integration
@@ -131,12 +134,16 @@ def test_a_server_refusing_local_files_gets_the_rows_by_insert(
 
 
 def test_local_infile_off_is_said_at_start(
-    mariadb_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # SET GLOBAL would change the server every test shares: what the server answers is
-    # replaced here, the rest is real.
-    monkeypatch.setattr(raw_bulk, "local_infile_allowed", lambda engine: False)
-    store = RawStore.from_url(mariadb_url, bulk_load=True)
+    # A server of the test's own started with local_infile OFF (SET GLOBAL would change the
+    # server every test shares).
+    db = PrivateMariaDB(tmp_path, ("--local-infile=0",)).start()
+    admin = sa.create_engine(f"{db.url}/mysql")
+    with admin.begin() as conn:
+        conn.exec_driver_sql("CREATE DATABASE driftline")
+    admin.dispose()
+    store = RawStore.from_url(f"{db.url}/driftline", bulk_load=True)
     try:
         with caplog.at_level(logging.WARNING, logger="driftline.store.raw_store"):
             store.create_tables()
@@ -146,6 +153,8 @@ def test_local_infile_off_is_said_at_start(
         assert len(stored(store)) == 10
     finally:
         store.engine.dispose()
+        db.stop()
+        shutil.rmtree(db.rundir, ignore_errors=True)
 
 
 def test_a_row_the_server_would_change_fails_the_load_and_stores_nothing(mariadb_url: str) -> None:
