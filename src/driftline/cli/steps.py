@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -74,50 +75,32 @@ def train(
     _print(step(command_settings(), tag, run_name))
 
 
-def _on_version(
-    step: Callable[[Settings, str, str, datetime | None, datetime | None], BaseModel],
-    model_version: str,
-    model_name: str | None,
-    start: str | None,
-    end: str | None,
-) -> None:
-    """Run a step that judges ``model_version`` on the data between ``start`` and ``end``."""
-    settings = command_settings()
-    _print(
-        step(
-            settings,
-            model_name or settings.model_name,
-            model_version,
-            time_option(start),
-            time_option(end),
-        )
-    )
+def _judge_version_command(name: str, summary: str) -> None:
+    """Register ``driftline step <name>``: the step of ``driftline.training.<name>`` that
+    judges ``--model-version`` on the data between ``--start`` and ``--end``."""
+
+    def command(
+        model_version: ModelVersion,
+        model_name: ModelName = None,
+        start: Start = None,
+        end: End = None,
+    ) -> None:
+        step: Callable[[Settings, str, str, datetime | None, datetime | None], BaseModel]
+        step = getattr(importlib.import_module(f"driftline.training.{name}"), name)
+        settings = command_settings()
+        model = model_name or settings.model_name
+        _print(step(settings, model, model_version, time_option(start), time_option(end)))
+
+    command.__doc__ = summary
+    step_app.command(name)(command)
 
 
-@step_app.command()
-def evaluate(
-    model_version: ModelVersion,
-    model_name: ModelName = None,
-    start: Start = None,
-    end: End = None,
-) -> None:
-    """Score a registered version on recent raw data; writes the Evidently report."""
-    from driftline.training.evaluate import evaluate as step
-
-    _on_version(step, model_version, model_name, start, end)
-
-
-@step_app.command()
-def promote(
-    model_version: ModelVersion,
-    model_name: ModelName = None,
-    start: Start = None,
-    end: End = None,
-) -> None:
-    """Champion/challenger on recent data; promotes --model-version only if it wins."""
-    from driftline.training.promote import promote as step
-
-    _on_version(step, model_version, model_name, start, end)
+_judge_version_command(
+    "evaluate", "Score a registered version on recent raw data; writes the Evidently report."
+)
+_judge_version_command(
+    "promote", "Champion/challenger on recent data; promotes --model-version only if it wins."
+)
 
 
 @step_app.command()
