@@ -16,7 +16,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from driftline.platform import procs
 from driftline.platform.services import service_script
@@ -191,12 +190,7 @@ class Supervisor:
     def __enter__(self) -> Supervisor:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop_all()
 
 
