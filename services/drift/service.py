@@ -35,11 +35,7 @@ from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.kafka import publish_all, read_to_end
 from driftline.streaming.messages import Message
 from driftline.streaming.readiness import wait_for_kafka
-from driftline.streaming.runtime import (
-    BatchHandler,
-    ServiceContext,
-    run_consumer_service,
-)
+from driftline.streaming.runtime import BatchHandler, ServiceContext, run_consumer_service
 from driftline.streaming.service_main import service_main
 
 NAME = "drift"
