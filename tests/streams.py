@@ -35,6 +35,22 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def wait_for_count(
+    measure: Callable[[], int], target: int, what: str, stall: float = 60.0, interval: float = 0.5
+) -> int:
+    """Wait until ``measure()`` reaches ``target``, for as long as it keeps growing: fail once it
+    has not grown for ``stall`` seconds (a loaded machine is slow, a lost message stalls it)."""
+    last, grew = measure(), time.monotonic()
+    while last < target:
+        await asyncio.sleep(interval)
+        now = measure()
+        if now > last:
+            last, grew = now, time.monotonic()
+        elif time.monotonic() - grew > stall:
+            raise AssertionError(f"{what}: stuck at {last:,} of {target:,} for {stall:.0f}s")
+    return last
+
+
 @contextlib.asynccontextmanager
 async def running(
     settings: Settings, names: Sequence[str], **kwargs: object
