@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from driftline.serving.path import UNAVAILABLE
 from driftline.serving.requests import PredictRequests
@@ -98,3 +99,18 @@ def test_nothing_to_score_with_is_503_with_retry_after() -> None:
     assert status == 503
     assert payload == {"error": "unavailable", "detail": "no champion model is loaded yet"}
     assert int(headers[b"retry-after"]) > 0
+
+
+def test_predictions_are_counted_by_label_and_pending_ones_as_pending() -> None:
+    def counted(label: str) -> float:
+        value = REGISTRY.get_sample_value("driftline_serving_predictions_total", {"label": label})
+        return value or 0.0
+
+    before = {label: counted(label) for label in ("pending", "0", "None")}
+    body = f"[{GOOD}, {GOOD}]".encode()
+    for result in ({"label": None, "anomaly_probability": None}, {"label": 0}):
+        status, _, _ = call(PredictRequests(Inner(result)), body)
+        assert status == 200
+    assert counted("pending") - before["pending"] == 2
+    assert counted("0") - before["0"] == 2
+    assert counted("None") == before["None"]

@@ -13,7 +13,9 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 predictions = Counter(
-    "driftline_serving_predictions_total", "Readings scored, by predicted label.", ["label"]
+    "driftline_serving_predictions_total",
+    "Readings answered, by predicted label (pending: no score yet).",
+    ["label"],
 )
 baseline_pending = Counter(
     "driftline_serving_baseline_pending_total",

@@ -136,9 +136,15 @@ class PredictRequests:
             await _respond(send, 503, {"error": "unavailable", "detail": str(exc)}, retry)
             return
         serving_metrics.readings_per_request.observe(len(predictions))
-        for label, count in Counter(str(p["label"]) for p in predictions).items():
+        for label, count in Counter(label_value(p["label"]) for p in predictions).items():
             serving_metrics.predictions.labels(label).inc(count)  # once a label, not a reading
         await _respond(send, 200, predictions if isinstance(decoded, list) else predictions[0])
+
+
+def label_value(label: object) -> str:
+    """The predictions counter's label value: the predicted label, or ``pending`` for a reading
+    answered ``baseline: pending`` (no score, so no label)."""
+    return "pending" if label is None else str(label)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
