@@ -88,15 +88,20 @@ def load_model_dir(path: Path) -> LoadedVersion:
     return LoadedVersion(None, mlflow.xgboost.load_model(str(path)))
 
 
-def load_registered(tracking_uri: str, name: str, version: str) -> LoadedVersion:
-    """``models:/<name>/<version>`` from the registry."""
+def download_registered(tracking_uri: str, name: str, version: str, directory: str) -> Path:
+    """``models:/<name>/<version>`` from the registry, downloaded into ``directory``."""
     import mlflow.artifacts
 
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version}",
+        dst_path=directory,
+        tracking_uri=tracking_uri,
+        registry_uri=tracking_uri,
+    )
+    return Path(local)
+
+
+def load_registered(tracking_uri: str, name: str, version: str) -> LoadedVersion:
+    """``models:/<name>/<version>`` from the registry."""
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}",
-            dst_path=tmp,
-            tracking_uri=tracking_uri,
-            registry_uri=tracking_uri,
-        )
-        return load_model_dir(Path(local))
+        return load_model_dir(download_registered(tracking_uri, name, version, tmp))

@@ -91,19 +91,14 @@ def import_to_bentoml(settings: Settings, model_name: str, version: str, run_id:
     """Copy the registered version into the BentoML model store; returns its bento tag."""
     modeling.use_bentoml_home(settings)
     import bentoml
-    import mlflow.artifacts
 
-    uri = settings.resolved_mlflow_uri
+    from driftline.anomaly.registered import download_registered
+
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model_name}/{version}",
-            dst_path=tmp,
-            tracking_uri=uri,
-            registry_uri=uri,
-        )
+        local = download_registered(settings.resolved_mlflow_uri, model_name, version, tmp)
         model = bentoml.mlflow.import_model(
             model_name,
-            local,
+            str(local),
             labels={"mlflow_model": model_name, "mlflow_version": version, "mlflow_run": run_id},
         )
     return str(model.tag)
@@ -129,19 +124,12 @@ def _record(settings: Settings, result: PromotionResult) -> None:
     store = RawStore.from_url(settings.resolved_database_url)
     try:
         store.create_tables()
+        # The decision's fields the table has a column of (each under the same name).
+        recorded = result.model_dump(include=set(promotion_decisions.columns.keys()))
         with store.engine.begin() as conn:
             conn.execute(
                 promotion_decisions.insert().values(
-                    decided_at=naive_utc(datetime.now(UTC)),
-                    model_name=result.model_name,
-                    challenger_version=result.challenger_version,
-                    champion_version=result.champion_version,
-                    metric=result.metric,
-                    challenger_score=result.challenger_score,
-                    champion_score=result.champion_score,
-                    promoted=result.promoted,
-                    reason=result.reason,
-                    request_id=result.request_id,
+                    decided_at=naive_utc(datetime.now(UTC)), **recorded
                 )
             )
     finally:
