@@ -10,7 +10,7 @@ import contextlib
 import json
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
@@ -49,30 +49,25 @@ class Outcome:
     log_pattern: str | None = None  # the log that explains it
 
 
+@dataclass(eq=False)
 class DemoWatch:
-    def __init__(
-        self,
-        settings: Settings,
-        supervisor: Supervisor,
-        demo: DemoOptions | None,
-        features: list[str],
-        serving_url: str,
-        console: Console,
-        headless: bool,
-    ) -> None:
-        self.settings = settings
-        self.supervisor = supervisor
-        self.demo = demo
-        self.features = features
-        self.serving_url = serving_url
-        self.console = console
-        self.headless = headless
-        self.monitor = PlatformMonitor(settings, serving_url)
-        self.sim: dict[str, SimulationReport] = {}
-        self.sim_task: asyncio.Task[None] | None = None
+    settings: Settings
+    supervisor: Supervisor
+    demo: DemoOptions | None
+    features: list[str]
+    serving_url: str
+    console: Console
+    headless: bool
+    monitor: PlatformMonitor = field(init=False)
+    sim: dict[str, SimulationReport] = field(default_factory=dict, init=False)
+    sim_task: asyncio.Task[None] | None = field(default=None, init=False)
+    clock: StageClock = field(init=False)
+    first_champion: str | None = field(default=None, init=False)
+    runs_done_at: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.monitor = PlatformMonitor(self.settings, self.serving_url)
         self.clock = StageClock(time.monotonic())
-        self.first_champion: str | None = None
-        self.runs_done_at: float | None = None
 
     @staticmethod
     def _interrupted(sig: int, interrupted: list[int], stop: asyncio.Event) -> None:

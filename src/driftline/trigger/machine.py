@@ -109,33 +109,25 @@ class RelaunchRule:
         return float(self._wait(state))
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(eq=False)
 class Trigger:
-    def __init__(
-        self,
-        policy: RetrainPolicy,
-        labelled: LabelledTrigger,
-        launcher: PipelineLauncher,
-        ledger: Ledger,
-        decisions: Decisions,
-        publish: Publish,
-        relaunch_rule: RelaunchRule,
-        seen: RecentIds,
-        clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.policy = policy
-        self.labelled = labelled
-        self.launcher = launcher
-        self.ledger = ledger
-        self.decisions = decisions
-        self.publish = publish
-        self.rule = relaunch_rule
-        self.seen = seen
-        self.clock = clock
-        self.now = now
-        self.pending: dict[str, Pending] = {}
-        self.in_flight: InFlight | None = None
-        self.relaunch: Relaunch | None = None
+    policy: RetrainPolicy
+    labelled: LabelledTrigger
+    launcher: PipelineLauncher
+    ledger: Ledger
+    decisions: Decisions
+    publish: Publish
+    rule: RelaunchRule
+    seen: RecentIds
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = _utc_now
+    pending: dict[str, Pending] = field(default_factory=dict, init=False)
+    in_flight: InFlight | None = field(default=None, init=False)
+    relaunch: Relaunch | None = field(default=None, init=False)
 
     def resume(self, run_ids: list[str]) -> None:
         """Restart recovery: follow the newest run the launcher says is still going (its
