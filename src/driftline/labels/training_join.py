@@ -26,7 +26,7 @@ PINNED = [c for c in labels.c if c.name != "published"]
 TIMES = ["start_ts", "end_ts", "annotated_at", "recorded_at"]
 
 
-def label_rows(
+def labels_touching(
     conn: Connection,
     start: datetime | None,
     end: datetime | None,
@@ -58,11 +58,11 @@ def label_spans(
     sensors: list[str] | None,
 ) -> pd.DataFrame:
     """Labelled ranges that touch [start, end] (sensor_id, start_ts, end_ts, label)."""
-    return label_rows(conn, start, end, sensors)[SPAN_COLUMNS]
+    return labels_touching(conn, start, end, sensors)[SPAN_COLUMNS]
 
 
 def pinned_labels(rows: pd.DataFrame) -> pd.DataFrame:
-    """``label_rows`` as a dataset version keeps them: times as UTC, whole numbers as int64."""
+    """``labels_touching`` as a dataset version keeps them: times as UTC, whole numbers as int64."""
     out = rows.reset_index(drop=True).copy()
     for column in TIMES:
         out[column] = pd.to_datetime(out[column]).dt.tz_localize("UTC")

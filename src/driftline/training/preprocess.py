@@ -13,7 +13,7 @@ from driftline.core.settings import Settings
 from driftline.labels.training_join import (
     SPAN_COLUMNS,
     apply_operator_labels,
-    label_rows,
+    labels_touching,
     pinned_labels,
 )
 from driftline.training.datarepo import DataRepo
@@ -55,7 +55,7 @@ def preprocess(
             f"no valid readings for {tag!r} ({report.rows_read} read, {report.invalid_by_check})"
         )
     with read_only_connection(settings.resolved_readonly_url) as conn:
-        joined = label_rows(conn, start, end, sensors)
+        joined = labels_touching(conn, start, end, sensors)
     readings = apply_operator_labels(readings, joined[SPAN_COLUMNS])  # operators' labels win
     dataset = add_features(readings, features, settings.feature_window)
     version = DataRepo(settings).save_dataset(tag, dataset, pinned_labels(joined))
