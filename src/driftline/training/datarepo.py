@@ -97,8 +97,8 @@ class DataRepo:
             if self._has_tag(tag):
                 if self.dataset_hash(tag) != md5:
                     raise DataRepoError(f"dataset tag {tag!r} exists with other data")
-                pinned = self.labels_hash(tag)
-                if label_data is not None and pinned not in (None, _md5(label_data)):
+                labels_md5 = self.labels_hash(tag)
+                if label_data is not None and labels_md5 not in (None, _md5(label_data)):
                     raise DataRepoError(f"dataset tag {tag!r} exists with other labels")
             else:
                 files = {DATASET_PATH: data}
@@ -113,7 +113,7 @@ class DataRepo:
                     message += f", {len(labels)} label rows"
                 self._git("commit", "-q", "--allow-empty", "-m", message)
                 self._git("tag", "-a", tag, "-m", f"Dataset {tag}")
-            labels_md5 = self.labels_hash(tag)
+                labels_md5 = None if label_data is None else _md5(label_data)
         return DatasetVersion(
             tag=tag,
             dvc_md5=md5,
@@ -121,7 +121,7 @@ class DataRepo:
             git_commit=self._git("rev-parse", f"refs/tags/{tag}^{{commit}}"),
             path=DATASET_PATH,
             labels_md5=labels_md5,
-            label_rows=0 if labels is None else len(labels),
+            label_rows=0 if labels is None or labels_md5 is None else len(labels),
         )
 
     def _track(self, files: dict[str, bytes]) -> None:
