@@ -160,6 +160,12 @@ def test_a_labelled_normal_period_extends_the_baseline(
     expected = np.vstack([values[:450], values[1000:1050], values[1060:1100]])
     np.testing.assert_allclose(extended.values(), expected)
     assert (extended.start, extended.end) == (t0, t0 + timedelta(seconds=1099))
+    # The spans it covers: its first readings and the runs labelled normal (the fault inside
+    # the second task splits it).
+    assert extended.spans() == [
+        (pd.Timestamp(at(timedelta(seconds=a))), pd.Timestamp(at(timedelta(seconds=b))))
+        for a, b in [(0, 449), (1000, 1049), (1060, 1099)]
+    ]
     np.testing.assert_allclose(extended.mean, expected.mean(axis=0))
     assert (baselines.directory / f"pump-001.{first.version}.json").exists()
 
@@ -167,6 +173,19 @@ def test_a_labelled_normal_period_extends_the_baseline(
     result = runner.invoke(app, extend, env=env)
     assert result.exit_code == 0 and "unchanged" in result.output
     assert baselines.get("pump-001") == extended
+
+    # A period labelled normal later, between spans it covers, is added too.
+    gap = _label("pump-001", at(timedelta(seconds=500)), at(timedelta(seconds=549)), "normal", 5)
+    store = RawStore.from_url(database_url)
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(labels), [gap])
+    store.engine.dispose()
+    result = runner.invoke(app, extend, env=env)
+    assert result.exit_code == 0 and "50 of 290 labelled normal added, 3 periods" in result.output
+    later = baselines.get("pump-001")
+    assert later is not None and later.count == extended.count + 50
+    np.testing.assert_allclose(later.values(), np.vstack([expected, values[500:550]]))
+    assert len(later.spans()) == 4
 
     # No baseline yet: the labelled normal readings make one, at most --max-added of them.
     result = runner.invoke(

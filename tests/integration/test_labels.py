@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from driftline.anomaly.baseline_store import BaselineStore
+from driftline.cli.main import app
 from driftline.core.profile import load_profile
 from driftline.core.records import LabelRecorded, Prediction, Reading, RetrainRequest
 from driftline.core.settings import Settings
@@ -34,8 +37,10 @@ from driftline.platform.supervisor import Supervisor
 from driftline.store.raw_store import RawStore, trigger_decisions
 from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
 from driftline.streaming.messages import Message
+from driftline.training.anomaly_data import recordings
 from driftline.training.datarepo import DataRepo
 from driftline.training.preprocess import preprocess
+from driftline.training.train import versioned_baselines
 from tests.browser import chromium
 from tests.label_studio import (
     LabelStudioForTests,
@@ -277,6 +282,31 @@ async def test_tasks_from_episodes_and_drift_then_annotations_once_and_scores_mo
     seconds = (pd.to_datetime(dataset["ts"], utc=True) - pd.Timestamp(T0)).dt.total_seconds()
     assert len(dataset) == SECONDS
     assert dataset["label"].tolist() == [float(20 <= s < 40) for s in seconds]
+    # The dataset version pins the label rows it was joined with.
+    pinned = DataRepo(settings).load_labels("labelled")
+    assert pinned is not None
+    assert sorted(pinned["label_id"]) == sorted(r["label_id"] for r in rows)
+
+    # The period labelled normal makes pump-001's baseline (the operator's step), and the train
+    # step's baselines for the dataset are it, versioned with it; the rows after its first span
+    # are scored.
+    extend = ["baseline", "set", "pump-001", "--from-labels"]
+    made = CliRunner().invoke(app, extend, env=settings.to_env())
+    assert made.exit_code == 0, made.output
+    assert "40 of 40 labelled normal added, 1 period)" in made.output
+    baseline = BaselineStore(settings.data_dir / "baselines").get("pump-001")
+    assert baseline is not None and baseline.source == "labelled-normal"
+    at = T0.__add__
+    assert [(a, b) for a, b in baseline.spans()] == [
+        (pd.Timestamp(at(timedelta(seconds=a))), pd.Timestamp(at(timedelta(seconds=b))))
+        for a, b in [(0, 19), (40, 59)]
+    ]
+    features = load_profile(settings.profile_path).features
+    used = versioned_baselines(settings, "labelled", dataset, features)
+    assert used == {"pump-001": baseline}
+    assert DataRepo(settings).load_baselines("labelled") == [baseline]
+    (record,) = recordings(dataset, used, features)
+    assert record.scored_from == 20
 
 
 async def test_a_task_sent_before_a_crash_is_not_sent_again_and_stored_labels_are_published_once(
@@ -370,6 +400,10 @@ async def test_webhook_delivers_at_once_and_bad_annotations_are_refused(
                     {**task, "data": {**task["data"], "task_key": "nope"}},
                     [verdict("fault")],
                 ),
+                "unknown_sensor": (
+                    {**task, "data": {**task["data"], "sensor_id": "no such sensor!"}},
+                    [verdict("fault")],
+                ),
             }
             for check, (bad_task, result) in cases.items():
                 before = sample("driftline_annotations_rejected_total", check=check)
@@ -388,6 +422,21 @@ async def test_webhook_delivers_at_once_and_bad_annotations_are_refused(
         await runner.cleanup()
         client.close()
         raw.engine.dispose()
+
+    # An annotation refused (a region outside its task) stays in Label Studio and is tried
+    # again on each pass: corrected, it arrives.
+    drift = next(t for t in project_tasks(settings) if t["data"]["kind"] == "drift_episode")
+    outside = region(T0.timestamp() - 3600, T0.timestamp() - 3000, "fault")
+    with client_for(settings) as ls:
+        refused = ls.create_annotation(drift["id"], [outside])
+        before = sample("driftline_annotations_rejected_total", check="range_outside_task")
+        assert (await sync_once(settings, idle_seconds=1))["labels_new"] == 0
+        assert (await sync_once(settings, idle_seconds=1))["labels_new"] == 0
+        after = sample("driftline_annotations_rejected_total", check="range_outside_task")
+        assert after == before + 2  # once per pass
+        ls.update_annotation(refused["id"], [verdict("normal")])
+    assert (await sync_once(settings, idle_seconds=1))["labels_new"] == 1
+    assert sorted(r["label"] for r in label_rows(settings)) == ["fault", "normal"]
 
     # Label Studio away: the pass says so, and what is stored still goes out.
     away = settings.model_copy(update={"label_studio_url": f"http://127.0.0.1:{free_port()}"})

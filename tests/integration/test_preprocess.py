@@ -241,3 +241,79 @@ def test_baselines_are_versioned_with_the_dataset(settings: Settings, skab: pd.D
     assert other is not None
     with pytest.raises(DataRepoError, match="exist and differ"):
         repo.save_baselines("with-baselines", [other])
+
+
+def label_row(sensor: str, start: datetime, end: datetime, label: str, n: int) -> dict:
+    naive = {"start_ts": start, "end_ts": end, "annotated_at": end, "recorded_at": end}
+    return {
+        "label_id": f"{n:032x}",
+        "task_key": "t" * 32,
+        "ls_task_id": 10 + n,
+        "annotation_id": 100 + n,
+        "annotation_version": "v1",
+        "sensor_id": sensor,
+        "label": label,
+        "annotator": "operator@plant",
+        "source": "pull",
+        "published": n % 2 == 0,
+        **{k: v.replace(tzinfo=None) for k, v in naive.items()},
+    }
+
+
+def test_a_dataset_version_pins_the_labels_it_joined(settings: Settings, skab: pd.DataFrame):
+    """The label rows preprocess joined are DVC-tracked under the dataset's tag (from the remote
+    too); rows outside the range or of other sensors are not; a retry with other labels fails."""
+    from driftline.labels.store import create_label_tables, labels
+    from driftline.training.datarepo import LABELS_PATH
+
+    land(settings, skab)
+    store = RawStore.from_url(settings.resolved_database_url)
+    create_label_tables(store.engine)
+    at = START.__add__
+    rows = [
+        label_row(SENSORS[0], at(timedelta(minutes=1)), at(timedelta(minutes=2)), "fault", 1),
+        label_row(SENSORS[1], START - timedelta(minutes=1), at(timedelta(seconds=30)), "normal", 2),
+        label_row(SENSORS[0], END + timedelta(minutes=1), END + timedelta(minutes=2), "fault", 3),
+        label_row(SENSORS[2], at(timedelta(minutes=1)), at(timedelta(minutes=2)), "fault", 4),
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(labels), rows)
+
+    result = preprocess(settings, tag="pinned", start=START, end=END, sensors=SENSORS[:2])
+
+    repo = DataRepo(settings)
+    assert result.label_rows == 2 and result.labels_md5 == repo.labels_hash("pinned")
+    root = settings.resolved_data_repo
+    assert f"{LABELS_PATH}.dvc" in git(root, "ls-tree", "-r", "--name-only", "pinned").split()
+    shutil.rmtree(root / ".dvc" / "cache")  # from the DVC remote
+    pinned = repo.load_labels("pinned")
+    assert pinned is not None
+    assert pinned["label_id"].tolist() == [rows[0]["label_id"], rows[1]["label_id"]]
+    assert "published" not in pinned.columns
+    first = pinned.iloc[0]
+    assert [first["sensor_id"], first["label"], first["annotation_id"]] == [
+        SENSORS[0],
+        "fault",
+        101,
+    ]
+    assert first["start_ts"] == pd.Timestamp(at(timedelta(minutes=1)))
+    # The dataset's labels are the pinned rows joined onto the readings.
+    dataset = repo.load_dataset("pinned")
+    ts = pd.to_datetime(dataset["ts"], utc=True)
+    faulty = (dataset["sensor_id"] == SENSORS[0]) & ts.between(
+        at(timedelta(minutes=1)), at(timedelta(minutes=2))
+    )
+    assert (dataset.loc[faulty, "label"] == 1.0).all() and faulty.sum() > 0
+
+    # A retry with the same labels is a no-op; labels changed since are refused.
+    assert preprocess(settings, "pinned", START, END, SENSORS[:2]).labels_md5 == result.labels_md5
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(labels).values(annotator="someone@else"))
+    with pytest.raises(DataRepoError, match="other labels"):
+        preprocess(settings, tag="pinned", start=START, end=END, sensors=SENSORS[:2])
+    store.engine.dispose()
+
+    # A version saved without labels does not inherit the previous tag's.
+    repo.save_dataset("unlabelled", dataset.head(5))
+    assert repo.labels_hash("unlabelled") is None and repo.load_labels("unlabelled") is None
+    assert repo.load_labels("pinned") is not None

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from driftline.anomaly.baseline import BaselineError, extend, from_period
+from driftline.anomaly.baseline import BaselineError, SensorBaseline, extend, from_period
 from driftline.core.profile import load_profile
 from driftline.core.records import LabelledPerformance, Prediction, RetrainRequest
 from driftline.core.settings import DEFAULT_PROFILE
 from driftline.labels.annotations import AnnotationError, TaskInfo, label_rows, to_datetime
-from driftline.labels.baseline import labelled_normal
+from driftline.labels.baseline import labelled_normal, normal_runs
 from driftline.labels.candidates import CandidateConfig, CandidateFinder, drift_candidates
 from driftline.labels.interface import channel_names, label_config, task_data
 from driftline.labels.performance import (
@@ -379,3 +379,65 @@ def test_extend_puts_labelled_readings_around_the_baseline_in_time_order() -> No
     assert added == 4 and thinned.values()[:, 0].tolist() == [0.0, 10.0, 19.0, 29.0]
     with pytest.raises(BaselineError, match="not the profile's"):
         extend(base, labelled, "p1", ["b", "a"], limit=100)
+
+
+def test_normal_runs_are_the_periods_labelled_normal_without_a_break() -> None:
+    t0 = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    readings = _readings("p1", range(20), t0).sample(frac=1, random_state=1)  # any order
+    spans = pd.DataFrame(
+        [
+            _span("p1", t0, 0, 9, "normal"),
+            _span("p1", t0, 3, 4, "unsure"),
+            _span("p1", t0, 12, 15, "fault"),
+            _span("p1", t0, 10, 19, "normal"),
+        ]
+    )
+    at = lambda s: pd.Timestamp(t0 + timedelta(seconds=s))  # noqa: E731
+    assert normal_runs(readings, spans) == [(at(0), at(2)), (at(5), at(11)), (at(16), at(19))]
+    assert normal_runs(readings, spans.iloc[0:0]) == []
+
+
+def test_a_baseline_extended_by_periods_covers_them_and_training_scores_the_rows_between() -> None:
+    """The spans a baseline covers are its first readings' and each labelled period's, not the
+    hull: a period labelled later in a gap is still added, and a recording scores every row
+    after the first span (its baseline's rows before it are never scored)."""
+    from driftline.training.anomaly_data import recordings
+
+    t0 = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    at = lambda s: pd.Timestamp(t0 + timedelta(seconds=s))  # noqa: E731
+    frame = _readings("p1", range(100), t0)
+    base = from_period(frame, "p1", ["a", "b"], t0, t0 + timedelta(seconds=9))
+    extended, added = extend(base, frame[frame["a"] >= 80], "p1", ["a", "b"], 100, periods=[
+        (at(80), at(99))
+    ])  # fmt: skip
+    assert added == 20 and extended.spans() == [(at(0), at(9)), (at(80), at(99))]
+    assert (extended.start, extended.end) == (t0, t0 + timedelta(seconds=99))
+    assert SensorBaseline.from_json(extended.to_json()) == extended
+    gap = frame[frame["a"].between(40, 49)]
+    later, added = extend(extended, gap, "p1", ["a", "b"], 100, periods=[(at(40), at(49))])
+    assert added == 10 and later.spans() == [(at(0), at(9)), (at(40), at(49)), (at(80), at(99))]
+    assert later.values()[:, 0].tolist() == [*range(10), *range(80, 100), *range(40, 50)]
+
+    (record,) = recordings(frame.assign(label=0.0), {"p1": later}, ["a", "b"])
+    assert record.scored_from == 10  # not 100: the rows after second 9 are scored
+    old = base.model_copy(update={"end": t0 + timedelta(seconds=49)})  # one span, as before
+    (record,) = recordings(frame.assign(label=0.0), {"p1": old}, ["a", "b"])
+    assert record.scored_from == 50
+
+
+def test_up_starts_no_labeling_when_turned_off(tmp_path, caplog) -> None:
+    """DRIFTLINE_LABEL_STUDIO_START=false: `driftline up` starts neither Label Studio (installed
+    or not) nor the labeler, and says why."""
+    import logging
+
+    from driftline.core.settings import Settings
+    from driftline.labels.up import start_labeling
+    from driftline.platform.ports import PortPlan
+    from driftline.platform.supervisor import Supervisor
+
+    settings = Settings(data_dir=tmp_path, label_studio_start=False, label_studio_url=None)
+    supervisor = Supervisor(tmp_path / "logs")
+    with caplog.at_level(logging.INFO, logger="driftline.labels"):
+        assert start_labeling(settings, supervisor, PortPlan(), 9406) is None
+    assert supervisor.children == []
+    assert "DRIFTLINE_LABEL_STUDIO_START=false" in caplog.text

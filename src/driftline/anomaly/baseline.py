@@ -42,6 +42,9 @@ class SensorBaseline(BaseModel):
     source: BaselineSource
     start: datetime | None = None
     end: datetime | None = None
+    # The spans its readings were taken from, when more than start..end says (a baseline
+    # extended by periods labelled normal); empty: start..end.
+    periods: tuple[tuple[datetime, datetime], ...] = ()
     readings: tuple[tuple[float, ...], ...] = Field(repr=False)
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -51,6 +54,14 @@ class SensorBaseline(BaseModel):
     @property
     def count(self) -> int:
         return len(self.readings)
+
+    def spans(self) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """The spans (UTC) its readings were taken from, in time order; none when unknown."""
+        if self.periods:
+            return sorted((_utc(a), _utc(b)) for a, b in self.periods)
+        if self.start is not None and self.end is not None:
+            return [(_utc(self.start), _utc(self.end))]
+        return []
 
     @cached_property
     def version(self) -> str:
@@ -184,11 +195,14 @@ def extend(
     measurements: list[str],
     limit: int,
     ts: str = "ts",
+    periods: list[tuple[datetime, datetime]] | None = None,
 ) -> tuple[SensorBaseline, int]:
     """``base`` extended with the valid readings of ``frame`` (readings of the sensor labelled
-    normal) that lie outside the span it covers already, at most ``limit`` of them, evenly
-    spread over time; without a base, the baseline of those readings. Returns the baseline (with
-    its readings in time order) and how many readings were added."""
+    normal, from ``periods``) that lie outside the spans it covers already, at most ``limit`` of
+    them, evenly spread over time; without a base, the baseline of those readings. Returns the
+    baseline (readings before its start first, then its own, then the later ones) and how
+    many readings were added. It covers its spans and ``periods`` (default: the first to the
+    last reading added), so a period added once is not added again."""
     if base is not None and list(base.measurements) != measurements:
         raise BaselineError(
             f"sensor {sensor_id}: baseline measurements {list(base.measurements)} are not the "
@@ -198,34 +212,37 @@ def extend(
         raise BaselineError(f"may add at most {limit} readings: nothing to extend with")
     rows = valid_rows(frame, measurements).sort_values(ts, kind="mergesort")
     times = pd.to_datetime(rows[ts], utc=True)
-    if base is not None and base.start is not None and base.end is not None:
-        outside = ((times < _utc(base.start)) | (times > _utc(base.end))).to_numpy()
-        rows, times = rows[outside], times[outside]
+    covered = base.spans() if base is not None else []
+    if covered:
+        inside = np.zeros(len(rows), dtype=bool)
+        for first, last in covered:
+            inside |= ((times >= first) & (times <= last)).to_numpy()
+        rows, times = rows[~inside], times[~inside]
+    if periods is None:
+        periods = [(times.iloc[0], times.iloc[-1])] if len(times) else []
     if len(rows) > limit:
         keep = np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))
         rows, times = rows.iloc[keep], times.iloc[keep]
     if base is not None and rows.empty:
         return base, 0
     added = rows[measurements].to_numpy(dtype="float64")
-    stamps = [t.to_pydatetime() for t in times]
-    if base is None:
+    if base is None or base.start is None:
         values = added
     else:
-        before = np.asarray(
-            [base.start is not None and _utc(t) < _utc(base.start) for t in stamps], dtype=bool
-        )
+        before = (times < _utc(base.start)).to_numpy()
         values = np.vstack([added[before], base.values(), added[~before]])
-        stamps += [t for t in (base.start, base.end) if t is not None]
     if len(values) < 2:
         raise BaselineError(f"sensor {sensor_id}: {len(values)} valid readings, need at least 2")
+    spans = _merged(covered + [(_utc(a), _utc(b)) for a, b in periods])
     median = np.median(values, axis=0)
     return (
         SensorBaseline(
             sensor_id=sensor_id,
             measurements=tuple(measurements),
             source="labelled-normal",
-            start=min(stamps, key=_utc) if stamps else None,
-            end=max(stamps, key=_utc) if stamps else None,
+            start=spans[0][0].to_pydatetime() if spans else None,
+            end=max(b for _, b in spans).to_pydatetime() if spans else None,
+            periods=tuple((a.to_pydatetime(), b.to_pydatetime()) for a, b in spans),
             readings=tuple(tuple(float(v) for v in row) for row in values),
             mean=tuple(float(v) for v in values.mean(axis=0)),
             std=tuple(float(v) for v in values.std(axis=0, ddof=1)),
@@ -234,3 +251,16 @@ def extend(
         ),
         len(added),
     )
+
+
+def _merged(
+    spans: list[tuple[pd.Timestamp, pd.Timestamp]],
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Overlapping spans joined, in time order."""
+    out: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for first, last in sorted(spans):
+        if out and first <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out

@@ -30,7 +30,7 @@ def baseline_set(
         typer.Option(
             "--from-labels",
             help="Extend the sensor's baseline (or make one) with its readings operators "
-            "labelled normal in Label Studio (the labels table), outside the span it covers.",
+            "labelled normal in Label Studio (the labels table), outside the spans it covers.",
         ),
     ] = False,
     max_added: Annotated[
@@ -109,7 +109,7 @@ def _extend_from_labels(settings: Settings, sensor: str, limit: int) -> None:
     from driftline.anomaly.baseline_store import BaselineStore
     from driftline.core.profile import load_profile
     from driftline.core.records import as_utc
-    from driftline.labels.baseline import labelled_normal, normal_periods
+    from driftline.labels.baseline import labelled_normal, normal_periods, normal_runs
     from driftline.labels.training_join import label_spans
     from driftline.training.dataset import load_readings, read_only_connection
 
@@ -124,8 +124,11 @@ def _extend_from_labels(settings: Settings, sensor: str, limit: int) -> None:
     readings = labelled_normal(frame, spans)
     store = BaselineStore(baseline_dir(settings))
     measurements = load_profile(settings.profile_path).features
+    runs = normal_runs(frame, spans)
     try:
-        baseline, added = extend(store.get(sensor), readings, sensor, measurements, limit)
+        baseline, added = extend(
+            store.get(sensor), readings, sensor, measurements, limit, periods=runs
+        )
     except BaselineError as exc:
         typer.echo(f"{sensor}: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -135,5 +138,6 @@ def _extend_from_labels(settings: Settings, sensor: str, limit: int) -> None:
     path = store.save(baseline)
     typer.echo(
         f"{sensor}: baseline {baseline.version} of {baseline.count} readings "
-        f"({added} of {len(readings)} labelled normal added, {len(normal)} periods) -> {path}"
+        f"({added} of {len(readings)} labelled normal added, {len(normal)} "
+        f"period{'' if len(normal) == 1 else 's'}) -> {path}"
     )

@@ -2,8 +2,8 @@
 
 Each reading inside a labelled range of its sensor takes that range's label (``fault`` 1,
 ``normal`` 0; ``unsure`` leaves the reading as it was); where ranges overlap, the narrowest wins
-(a region inside a task beats the task's verdict). The labels then travel with the dataset
-version DVC keeps.
+(a region inside a task beats the task's verdict). The label rows joined are saved beside the
+dataset, under its tag (``DataRepo.save_dataset``), so a dataset version pins its labels.
 """
 
 from __future__ import annotations
@@ -19,18 +19,26 @@ from driftline.store.raw_store import naive_utc
 LABEL_VALUES = {"fault": 1.0, "normal": 0.0}
 
 
-def label_spans(
+SPAN_COLUMNS = ["sensor_id", "start_ts", "end_ts", "label"]
+# What a dataset version pins of each label row: all but ``published``, which changes as the
+# labeler publishes and would make a retried step's labels differ.
+PINNED = [c for c in labels.c if c.name != "published"]
+TIMES = ["start_ts", "end_ts", "annotated_at", "recorded_at"]
+
+
+def labels_touching(
     conn: Connection,
     start: datetime | None,
     end: datetime | None,
     sensors: list[str] | None,
 ) -> pd.DataFrame:
-    """Labelled ranges that touch [start, end] (sensor_id, start_ts, end_ts, label); empty when
-    the database has no labels table (labeling never ran there)."""
-    columns = ["sensor_id", "start_ts", "end_ts", "label"]
+    """The label rows whose range touches [start, end] (of ``sensors``, all if None), by
+    ``label_id``, times naive UTC as stored; empty when the database has no labels table
+    (labeling never ran there)."""
+    columns = [c.name for c in PINNED]
     if not inspect(conn).has_table(labels.name):
         return pd.DataFrame(columns=columns)
-    query = select(labels.c.sensor_id, labels.c.start_ts, labels.c.end_ts, labels.c.label)
+    query = select(*PINNED).order_by(labels.c.label_id)
     conditions = []
     if start is not None:
         conditions.append(labels.c.end_ts >= naive_utc(start))
@@ -41,6 +49,26 @@ def label_spans(
     if conditions:
         query = query.where(and_(*conditions))
     return pd.DataFrame(conn.execute(query).all(), columns=columns)
+
+
+def label_spans(
+    conn: Connection,
+    start: datetime | None,
+    end: datetime | None,
+    sensors: list[str] | None,
+) -> pd.DataFrame:
+    """Labelled ranges that touch [start, end] (sensor_id, start_ts, end_ts, label)."""
+    return labels_touching(conn, start, end, sensors)[SPAN_COLUMNS]
+
+
+def pinned_labels(rows: pd.DataFrame) -> pd.DataFrame:
+    """``labels_touching`` as a dataset version keeps them: times as UTC, whole numbers as int64."""
+    out = rows.reset_index(drop=True).copy()
+    for column in TIMES:
+        out[column] = pd.to_datetime(out[column]).dt.tz_localize("UTC")
+    for column in ("ls_task_id", "annotation_id"):
+        out[column] = out[column].astype("int64")
+    return out
 
 
 def apply_operator_labels(readings: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:

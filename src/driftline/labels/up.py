@@ -28,8 +28,11 @@ def start_labeling(
     url = settings.label_studio_url
     token = settings.label_studio_token.get_secret_value() if settings.label_studio_token else None
     if url is None:
+        if not settings.label_studio_start:
+            log.info("labeling off: DRIFTLINE_LABEL_STUDIO_START=false")
+            return None
         executable = server.installed_executable(CHECKOUT / server.DEFAULT_VENV)
-        if not settings.label_studio_start or executable is None:
+        if executable is None:
             log.info("labeling off: Label Studio not installed (bash scripts/label-studio.sh)")
             return None
         secrets_dir = settings.data_dir / "label-studio-secrets"

@@ -75,7 +75,7 @@ def recordings(
     frame: pd.DataFrame, baselines: dict[str, SensorBaseline], measurements: list[str]
 ) -> list[Recording]:
     """One recording per sensor that has a baseline. Unknown labels count as normal (0).
-    Scoring starts after the baseline's last reading (its rows are never scored)."""
+    Scoring starts after the baseline's first span (its rows are never scored)."""
     out = []
     for sensor, rows in frame.groupby(SENSOR_ID, sort=True):
         baseline = baselines.get(str(sensor))
@@ -85,10 +85,11 @@ def recordings(
         values = rows[measurements].to_numpy(dtype="float64")
         labels = (rows["label"].to_numpy(dtype="float64") == 1).astype("int64")
         scored_from = 0
-        if baseline.end is not None:
-            end = pd.Timestamp(baseline.end)
-            end = end.tz_localize("UTC") if end.tzinfo is None else end
-            scored_from = int((pd.to_datetime(rows[TS], utc=True) <= end).sum())
+        spans = baseline.spans()
+        if spans:
+            # Up to its first span's end: later spans (periods operators labelled normal) lie
+            # among the rows to score, and are scored.
+            scored_from = int((pd.to_datetime(rows[TS], utc=True) <= spans[0][1]).sum())
         scored_from = min(scored_from, max(len(rows) - 1, 0))
         out.append(Recording(str(sensor), values, baseline, scored_from, labels))
     return out

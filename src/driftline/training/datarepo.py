@@ -1,5 +1,6 @@
-"""Dataset versions in a git + DVC repository: git holds the .dvc pointer and the tag, the DVC
-remote holds the data.
+"""Dataset versions in a git + DVC repository: git holds the .dvc pointers and the tag, the DVC
+remote holds the data. A dataset tag holds the dataset and the operators' label rows it was
+joined with (``data/labels.parquet``), so a version pins its labels.
 
 A dataset tag names one immutable version. Saving a tag again with the same data is a no-op
 (a retried pipeline step), with other data an error. The pipeline owns the repository: it
@@ -31,6 +32,7 @@ from driftline.core.settings import Settings
 
 DATASET_PATH = "data/dataset.parquet"
 DVC_FILE = DATASET_PATH + ".dvc"
+LABELS_PATH = "data/labels.parquet"
 PARAMS_SUFFIX = "-params"
 BASELINES_PATH = "data/baselines.json"
 BASELINES_SUFFIX = "-baselines"
@@ -57,6 +59,8 @@ class DatasetVersion(BaseModel):
     rows: int
     git_commit: str
     path: str  # of the data inside the repository, at that tag
+    labels_md5: str | None = None  # of the label rows pinned with it (None: none saved)
+    label_rows: int = 0
 
 
 class DataRepo:
@@ -79,38 +83,75 @@ class DataRepo:
             if self._git("status", "--porcelain", "--untracked-files=no"):
                 self._git("commit", "-q", "-m", "Data repository: DVC remote from the settings")
 
-    def save_dataset(self, tag: str, frame: pd.DataFrame) -> DatasetVersion:
-        """Write ``frame`` as this tag's dataset, push it to the remote, commit and tag."""
+    def save_dataset(
+        self, tag: str, frame: pd.DataFrame, labels: pd.DataFrame | None = None
+    ) -> DatasetVersion:
+        """Write ``frame`` as this tag's dataset, and ``labels`` (the label rows joined onto it)
+        beside it, push them to the remote, commit and tag."""
         _check_tag(tag)
         self.ensure()
         data = _parquet_bytes(frame)
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()  # DVC's content address
+        md5 = _md5(data)  # DVC's content address
+        label_data = None if labels is None else _parquet_bytes(labels)
         with self._lock():
             if self._has_tag(tag):
                 if self.dataset_hash(tag) != md5:
                     raise DataRepoError(f"dataset tag {tag!r} exists with other data")
+                labels_md5 = self.labels_hash(tag)
+                if label_data is not None and labels_md5 not in (None, _md5(label_data)):
+                    raise DataRepoError(f"dataset tag {tag!r} exists with other labels")
             else:
-                path = self.root / DATASET_PATH
-                path.parent.mkdir(exist_ok=True)
-                path.write_bytes(data)
-                self._dvc("add", "-q", DATASET_PATH)
-                # Push before tagging: a tag must never name data the remote lacks.
-                self._dvc("push", "-q", "-r", REMOTE, DVC_FILE)
-                self._git("add", DVC_FILE, str(Path(DATASET_PATH).parent / ".gitignore"))
+                files = {DATASET_PATH: data}
+                if label_data is not None:
+                    files[LABELS_PATH] = label_data
+                else:  # a pointer of an earlier version must not carry over into this tag
+                    self._git("rm", "-q", "--cached", "--ignore-unmatch", LABELS_PATH + ".dvc")
+                    (self.root / (LABELS_PATH + ".dvc")).unlink(missing_ok=True)
+                self._track(files)
                 message = f"Dataset {tag}: {len(frame)} rows"
+                if labels is not None:
+                    message += f", {len(labels)} label rows"
                 self._git("commit", "-q", "--allow-empty", "-m", message)
                 self._git("tag", "-a", tag, "-m", f"Dataset {tag}")
+                labels_md5 = None if label_data is None else _md5(label_data)
         return DatasetVersion(
             tag=tag,
             dvc_md5=md5,
             rows=len(frame),
             git_commit=self._git("rev-parse", f"refs/tags/{tag}^{{commit}}"),
             path=DATASET_PATH,
+            labels_md5=labels_md5,
+            label_rows=0 if labels is None or labels_md5 is None else len(labels),
         )
+
+    def _track(self, files: dict[str, bytes]) -> None:
+        """Write ``files``, add them to DVC, push them and stage their pointers."""
+        for name, data in files.items():
+            path = self.root / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+        self._dvc("add", "-q", *files)
+        # Push before tagging: a tag must never name data the remote lacks.
+        pointers = [name + ".dvc" for name in files]
+        self._dvc("push", "-q", "-r", REMOTE, *pointers)
+        ignores = sorted({str(Path(name).parent / ".gitignore") for name in files})
+        self._git("add", *pointers, *ignores)
 
     def load_dataset(self, tag: str) -> pd.DataFrame:
         """The dataset as saved under ``tag`` (from the local cache, else the remote)."""
         return pd.read_parquet(io.BytesIO(self._read_tracked(tag, DATASET_PATH)))
+
+    def load_labels(self, tag: str) -> pd.DataFrame | None:
+        """The label rows pinned with dataset ``tag``, or None when it was saved without."""
+        if self.labels_hash(tag) is None:
+            return None
+        return pd.read_parquet(io.BytesIO(self._read_tracked(tag, LABELS_PATH)))
+
+    def labels_hash(self, tag: str) -> str | None:
+        """The DVC md5 of the label rows pinned with dataset ``tag``, or None."""
+        self.dataset_hash(tag)  # the dataset must exist
+        listed = self._git("ls-tree", "--name-only", f"refs/tags/{tag}", LABELS_PATH + ".dvc")
+        return self._tracked_hash(tag, LABELS_PATH) if listed else None
 
     def save_baselines(self, tag: str, baselines: list[SensorBaseline]) -> str:
         """Version the per-sensor baselines a model of dataset ``tag`` judges readings by, as
@@ -124,21 +165,14 @@ class DataRepo:
             )
             + "\n"
         ).encode()
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        md5 = _md5(data)
         named = tag + BASELINES_SUFFIX
         with self._lock():
             if self._has_tag(named):
                 if self._tracked_hash(named, BASELINES_PATH) != md5:
                     raise DataRepoError(f"baselines of {tag!r} exist and differ")
                 return md5
-            path = self.root / BASELINES_PATH
-            path.parent.mkdir(exist_ok=True)
-            path.write_bytes(data)
-            self._dvc("add", "-q", BASELINES_PATH)
-            self._dvc("push", "-q", "-r", REMOTE, BASELINES_PATH + ".dvc")
-            self._git(
-                "add", BASELINES_PATH + ".dvc", str(Path(BASELINES_PATH).parent / ".gitignore")
-            )
+            self._track({BASELINES_PATH: data})
             self._git("commit", "-q", "--allow-empty", "-m", f"Baselines of dataset {tag}")
             self._git("tag", "-a", named, "-m", f"Baselines of {tag}")
         return md5
@@ -159,7 +193,7 @@ class DataRepo:
         cached = self.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
         if cached.is_file():
             data = cached.read_bytes()
-            if hashlib.md5(data, usedforsecurity=False).hexdigest() == md5:
+            if _md5(data) == md5:
                 return data
         import dvc.api
 
@@ -174,7 +208,7 @@ class DataRepo:
                 data = f.read()
         except Exception as exc:  # DVC raises many types; all mean "could not get the data"
             raise DataRepoError(f"cannot read {path} of {tag!r}: {exc}") from exc
-        if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+        if _md5(data) != md5:
             raise DataRepoError(f"{path} of {tag!r} does not match its md5 {md5}")
         return data
 
@@ -278,6 +312,10 @@ class DataRepo:
 def _check_tag(tag: str) -> None:
     if not _TAG.fullmatch(tag) or tag.endswith(".lock") or ".." in tag:
         raise DataRepoError(f"invalid tag {tag!r}: letters, digits, '.', '_', '-'; up to 100")
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
