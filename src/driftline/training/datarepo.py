@@ -9,16 +9,10 @@ commits with its own identity and keeps DVC's analytics and update checks off.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from driftline.anomaly.baseline import SensorBaseline
-from driftline.core.errors import DriftlineError
 from driftline.core.settings import Settings
+from driftline.training.repo_shell import DataRepoError, RepoShell
 
 DATASET_PATH = "data/dataset.parquet"
 DVC_FILE = DATASET_PATH + ".dvc"
@@ -38,18 +32,6 @@ BASELINES_PATH = "data/baselines.json"
 BASELINES_SUFFIX = "-baselines"
 REMOTE = "storage"
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_ENV = {
-    "GIT_AUTHOR_NAME": "Driftline pipeline",
-    "GIT_AUTHOR_EMAIL": "pipeline@driftline.invalid",
-    "GIT_COMMITTER_NAME": "Driftline pipeline",
-    "GIT_COMMITTER_EMAIL": "pipeline@driftline.invalid",
-    "GIT_TERMINAL_PROMPT": "0",
-    "DVC_NO_ANALYTICS": "1",
-}
-
-
-class DataRepoError(DriftlineError):
-    """The data repository could not do what was asked."""
 
 
 class DatasetVersion(BaseModel):
@@ -67,21 +49,23 @@ class DataRepo:
     def __init__(self, settings: Settings) -> None:
         self.root = settings.resolved_data_repo
         self.remote = settings.resolved_dvc_remote
+        self._shell = RepoShell(self.root)
 
     def ensure(self) -> None:
         """Create the repository, or bring its DVC remote in line with the settings."""
         self.root.mkdir(parents=True, exist_ok=True)
         if not (self.root / ".git").exists():
-            self._git("init", "-q", "-b", "main")  # safe to repeat, so before the lock
-        with self._lock():
+            self._shell.git("init", "-q", "-b", "main")  # safe to repeat, so before the lock
+        with self._shell.lock():
             if not (self.root / ".dvc").exists():
-                self._dvc("init", "-q")
+                self._shell.dvc("init", "-q")
             self._configure_dvc()
             if "://" not in self.remote:
                 Path(self.remote).mkdir(parents=True, exist_ok=True)
-            self._git("add", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
-            if self._git("status", "--porcelain", "--untracked-files=no"):
-                self._git("commit", "-q", "-m", "Data repository: DVC remote from the settings")
+            self._shell.git("add", ".dvc/config", ".dvc/.gitignore", ".dvcignore")
+            if self._shell.git("status", "--porcelain", "--untracked-files=no"):
+                message = "Data repository: DVC remote from the settings"
+                self._shell.git("commit", "-q", "-m", message)
 
     def save_dataset(
         self, tag: str, frame: pd.DataFrame, labels: pd.DataFrame | None = None
@@ -93,7 +77,7 @@ class DataRepo:
         data = _parquet_bytes(frame)
         md5 = _md5(data)  # DVC's content address
         label_data = None if labels is None else _parquet_bytes(labels)
-        with self._lock():
+        with self._shell.lock():
             if self._has_tag(tag):
                 if self.dataset_hash(tag) != md5:
                     raise DataRepoError(f"dataset tag {tag!r} exists with other data")
@@ -105,20 +89,21 @@ class DataRepo:
                 if label_data is not None:
                     files[LABELS_PATH] = label_data
                 else:  # a pointer of an earlier version must not carry over into this tag
-                    self._git("rm", "-q", "--cached", "--ignore-unmatch", LABELS_PATH + ".dvc")
-                    (self.root / (LABELS_PATH + ".dvc")).unlink(missing_ok=True)
+                    pointer = LABELS_PATH + ".dvc"
+                    self._shell.git("rm", "-q", "--cached", "--ignore-unmatch", pointer)
+                    (self.root / pointer).unlink(missing_ok=True)
                 self._track(files)
                 message = f"Dataset {tag}: {len(frame)} rows"
                 if labels is not None:
                     message += f", {len(labels)} label rows"
-                self._git("commit", "-q", "--allow-empty", "-m", message)
-                self._git("tag", "-a", tag, "-m", f"Dataset {tag}")
+                self._shell.git("commit", "-q", "--allow-empty", "-m", message)
+                self._shell.git("tag", "-a", tag, "-m", f"Dataset {tag}")
                 labels_md5 = None if label_data is None else _md5(label_data)
         return DatasetVersion(
             tag=tag,
             dvc_md5=md5,
             rows=len(frame),
-            git_commit=self._git("rev-parse", f"refs/tags/{tag}^{{commit}}"),
+            git_commit=self._shell.git("rev-parse", f"refs/tags/{tag}^{{commit}}"),
             path=DATASET_PATH,
             labels_md5=labels_md5,
             label_rows=0 if labels is None or labels_md5 is None else len(labels),
@@ -130,12 +115,12 @@ class DataRepo:
             path = self.root / name
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(data)
-        self._dvc("add", "-q", *files)
+        self._shell.dvc("add", "-q", *files)
         # Push before tagging: a tag must never name data the remote lacks.
         pointers = [name + ".dvc" for name in files]
-        self._dvc("push", "-q", "-r", REMOTE, *pointers)
+        self._shell.dvc("push", "-q", "-r", REMOTE, *pointers)
         ignores = sorted({str(Path(name).parent / ".gitignore") for name in files})
-        self._git("add", *pointers, *ignores)
+        self._shell.git("add", *pointers, *ignores)
 
     def load_dataset(self, tag: str) -> pd.DataFrame:
         """The dataset as saved under ``tag`` (from the local cache, else the remote)."""
@@ -150,7 +135,7 @@ class DataRepo:
     def labels_hash(self, tag: str) -> str | None:
         """The DVC md5 of the label rows pinned with dataset ``tag``, or None."""
         self.dataset_hash(tag)  # the dataset must exist
-        listed = self._git("ls-tree", "--name-only", f"refs/tags/{tag}", LABELS_PATH + ".dvc")
+        listed = self._shell.git("ls-tree", "--name-only", f"refs/tags/{tag}", LABELS_PATH + ".dvc")
         return self._tracked_hash(tag, LABELS_PATH) if listed else None
 
     def save_baselines(self, tag: str, baselines: list[SensorBaseline]) -> str:
@@ -167,14 +152,14 @@ class DataRepo:
         ).encode()
         md5 = _md5(data)
         named = tag + BASELINES_SUFFIX
-        with self._lock():
+        with self._shell.lock():
             if self._has_tag(named):
                 if self._tracked_hash(named, BASELINES_PATH) != md5:
                     raise DataRepoError(f"baselines of {tag!r} exist and differ")
                 return md5
             self._track({BASELINES_PATH: data})
-            self._git("commit", "-q", "--allow-empty", "-m", f"Baselines of dataset {tag}")
-            self._git("tag", "-a", named, "-m", f"Baselines of {tag}")
+            self._shell.git("commit", "-q", "--allow-empty", "-m", f"Baselines of dataset {tag}")
+            self._shell.git("tag", "-a", named, "-m", f"Baselines of {tag}")
         return md5
 
     def load_baselines(self, tag: str) -> list[SensorBaseline] | None:
@@ -228,13 +213,13 @@ class DataRepo:
         self.dataset_hash(tag)  # the dataset must exist
         path = Path("params") / f"{tag}.json"
         text = json.dumps(params, indent=2, sort_keys=True, default=_plain) + "\n"
-        with self._lock():
+        with self._shell.lock():
             (self.root / path.parent).mkdir(exist_ok=True)
             (self.root / path).write_text(text)
-            self._git("add", str(path))
-            self._git("commit", "-q", "--allow-empty", "-m", f"Parameters of dataset {tag}")
-            self._git("tag", "-f", "-a", tag + PARAMS_SUFFIX, "-m", f"Parameters of {tag}")
-            return self._git("rev-parse", "HEAD")
+            self._shell.git("add", str(path))
+            self._shell.git("commit", "-q", "--allow-empty", "-m", f"Parameters of dataset {tag}")
+            self._shell.git("tag", "-f", "-a", tag + PARAMS_SUFFIX, "-m", f"Parameters of {tag}")
+            return self._shell.git("rev-parse", "HEAD")
 
     def load_params(self, tag: str) -> dict[str, Any]:
         """Parameters saved for dataset ``tag``; raises DataRepoError if there are none."""
@@ -250,18 +235,19 @@ class DataRepo:
         """Every tag, sorted: dataset tags and their ``<tag>-params`` tags."""
         if not (self.root / ".git").exists():
             return []
-        return sorted(self._git("tag", "--list").split())
+        return sorted(self._shell.git("tag", "--list").split())
 
     def _show(self, tag: str, path: str) -> str:
         _check_tag(tag)
         if not self._has_tag(tag):
             raise DataRepoError(f"no tag {tag!r} in the data repository {self.root}")
-        return self._git("show", f"refs/tags/{tag}:{path}")
+        return self._shell.git("show", f"refs/tags/{tag}:{path}")
 
     def _has_tag(self, tag: str) -> bool:
         if not (self.root / ".git").exists():
             return False
-        ref = self._run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"], check=False)
+        verify = ["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}"]
+        ref = self._shell.run(verify, check=False)
         return ref.returncode == 0
 
     def _configure_dvc(self) -> None:
@@ -274,39 +260,6 @@ class DataRepo:
         config.setdefault(f'remote "{REMOTE}"', {})["url"] = self.remote
         if config.dict() != before:
             config.write()
-
-    def _git(self, *args: str) -> str:
-        return self._run(["git", *args]).stdout.strip()
-
-    def _dvc(self, *args: str) -> str:
-        return self._run([sys.executable, "-m", "dvc", *args]).stdout.strip()
-
-    def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        try:
-            done = subprocess.run(  # nosec B603  # argv built here (dvc/git + fixed verbs), no shell
-                argv,
-                cwd=self.root,
-                env={**os.environ, **_ENV},
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DataRepoError(f"{' '.join(argv[:4])} failed: {exc}") from exc
-        if check and done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip()[-2000:]
-            raise DataRepoError(f"{' '.join(argv[:4])} failed ({done.returncode}): {detail}")
-        return done
-
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        # Two pipeline runs on one repository would otherwise race on git's index and tags.
-        with open(self.root / ".git" / "driftline.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _check_tag(tag: str) -> None:
