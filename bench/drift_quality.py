@@ -19,7 +19,8 @@ first 400 valid rows). The same chain then runs as the drift service does, again
 reference (the first 400 rows of the first ``--normal`` recording, as a model's reference is
 for a fleet), on both of its bases (``DRIFTLINE_DRIFT_BASIS``): ``raw``, measurements as they
 are (``DriftDetector``), and ``baseline``, each window relative to its recording's baseline and
-the reference relative to its own (``BaselineDriftDetector``).
+the reference relative to its own (``BaselineDriftDetector``); with the chain's stattest and
+with the service's default one (normed Wasserstein >= 2).
 
 Reference rows, on the same files in the same run: a detector that never fires, an alarm
 every 60 rows, random alarms at our rate (seeded; medians over ``--seeds``; their false alarms
@@ -344,11 +345,15 @@ def evaluate(
             on_normal(free, lambda f: chain_alarms(f, other)),
         )
     )
-    for basis in ("baseline", "raw"):
-        shared = replace(chain, reference=basis)
+    service_test = ("wasserstein", 2.0)  # the drift service's default stattest
+    for (stattest, threshold), basis in itertools.product(
+        ((chain.stattest, chain.threshold), service_test), ("baseline", "raw")
+    ):
+        shared = replace(chain, reference=basis, stattest=stattest, threshold=threshold)
+        test = "" if stattest == chain.stattest else f", {stattest} {threshold:g}"
         rows.append(
             score(
-                f"  same, one shared reference, {basis} basis",
+                f"  same, one shared reference{test}, {basis} basis",
                 recs,
                 [chain_alarms(r, shared) for r in recs],
                 on_normal(free, lambda f, c=shared: chain_alarms(f, c)),  # type: ignore[misc]
