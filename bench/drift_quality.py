@@ -15,8 +15,12 @@ reading (when the service would publish it) and counts as a changepoint detectio
   a row): SKAB marks the end of each anomaly as a changepoint too.
 
 Each recording's reference is its per-sensor baseline (``driftline.anomaly.baseline``: its
-first 400 valid rows). The same chain against one shared reference (the first 400 rows of the
-first ``--normal`` recording, as a fleet-wide reference would be) is a row of its own.
+first 400 valid rows). The same chain then runs as the drift service does, against one shared
+reference (the first 400 rows of the first ``--normal`` recording, as a model's reference is
+for a fleet), on both of its bases (``DRIFTLINE_DRIFT_BASIS``): ``raw``, measurements as they
+are (``DriftDetector``), and ``baseline``, each window relative to its recording's baseline and
+the reference relative to its own (``BaselineDriftDetector``); with the chain's stattest and
+with the service's default one (normed Wasserstein >= 2).
 
 Reference rows, on the same files in the same run: a detector that never fires, an alarm
 every 60 rows, random alarms at our rate (seeded; medians over ``--seeds``; their false alarms
@@ -47,17 +51,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from nab import Confusion, confusion, detection_windows, nab_scores  # bench/nab.py
 from rich.console import Console
 from rich.table import Table
 
+from driftline.anomaly.baseline import SensorBaseline
 from driftline.core.profile import load_profile
 from driftline.core.records import DriftEvent
 from driftline.core.settings import DEFAULT_PROFILE
 from driftline.drift.detector import DriftDetector
 from driftline.drift.reference import Reference
+from driftline.drift.relative import BaselineDriftDetector
 from driftline.drift.windows import ClosedWindow
 from driftline.simulate.signals import read_skab_csv
 
@@ -85,7 +92,9 @@ class Chain:
     share: float = 0.375
     consecutive: int = 2
     alarm: str = "change"
-    shared: bool = False  # one reference for every recording instead of each one's baseline
+    # own: each recording's baseline is its reference; raw / baseline: one shared reference,
+    # compared on that basis, as the drift service does
+    reference: Literal["own", "raw", "baseline"] = "own"
 
     def describe(self) -> str:
         rule = ">=" if self.stattest == "wasserstein" else "p-value <="
@@ -123,8 +132,8 @@ class Outcome:
 FEATURES = load_profile(DEFAULT_PROFILE).features
 
 
-def baseline_reference(rec: Recording) -> Reference:
-    """The recording's per-sensor baseline (the anomaly models' object) as a drift reference."""
+def sensor_baseline(rec: Recording) -> SensorBaseline:
+    """The recording's per-sensor baseline (the anomaly models' object): its first 400 rows."""
     import pandas as pd
 
     from driftline.anomaly.baseline import from_first_readings
@@ -133,6 +142,12 @@ def baseline_reference(rec: Recording) -> Reference:
     baseline = from_first_readings(frame, rec.name, FEATURES, REFERENCE_ROWS)
     if baseline is None:
         raise SystemExit(f"{rec.name}: fewer than {REFERENCE_ROWS} valid rows")
+    return baseline
+
+
+def baseline_reference(rec: Recording) -> Reference:
+    """The recording's per-sensor baseline as a drift reference."""
+    baseline = sensor_baseline(rec)
     return Reference(f"baseline-{baseline.version}", FEATURES, baseline.values(), rec.name)
 
 
@@ -155,13 +170,20 @@ def load_recording(path: Path) -> Recording:
 
 @cache
 def window_events(
-    rec: Recording, window: int, stride: int, stattest: str, threshold: float, shared: bool
+    rec: Recording, window: int, stride: int, stattest: str, threshold: float, reference: str
 ) -> list[tuple[int, DriftEvent]]:
-    """(last row, event) of DriftDetector.compare on each window of the scored part, as the
+    """(last row, event) of the detector's compare on each window of the scored part, as the
     drift service runs it. The share threshold is applied later (statistics do not depend on
     it)."""
-    reference = SHARED["normal"] if shared else baseline_reference(rec)
-    detector = DriftDetector(reference, stattest, threshold, share_threshold=1.0)
+    detector: DriftDetector | BaselineDriftDetector
+    if reference == "baseline":
+        lookup = {rec.name: sensor_baseline(rec)}.get
+        detector = BaselineDriftDetector(
+            SHARED["normal"], lookup, stattest, threshold, 1.0, REFERENCE_ROWS
+        )
+    else:
+        ref = SHARED["normal"] if reference == "raw" else baseline_reference(rec)
+        detector = DriftDetector(ref, stattest, threshold, share_threshold=1.0)
     events = []
     for end in range(REFERENCE_ROWS + window - 1, len(rec.values), stride):
         start = end - window + 1
@@ -180,7 +202,7 @@ def window_events(
 
 def chain_alarms(rec: Recording, chain: Chain) -> np.ndarray:
     events = window_events(
-        rec, chain.window, chain.stride, chain.stattest, chain.threshold, chain.shared
+        rec, chain.window, chain.stride, chain.stattest, chain.threshold, chain.reference
     )
     alarms: list[int] = []
     drifted_run = clean_run = 0
@@ -323,15 +345,20 @@ def evaluate(
             on_normal(free, lambda f: chain_alarms(f, other)),
         )
     )
-    shared = replace(chain, shared=True)
-    rows.append(
-        score(
-            "  same, one shared reference",
-            recs,
-            [chain_alarms(r, shared) for r in recs],
-            on_normal(free, lambda f: chain_alarms(f, shared)),
+    service_test = ("wasserstein", 2.0)  # the drift service's default stattest
+    for (stattest, threshold), basis in itertools.product(
+        ((chain.stattest, chain.threshold), service_test), ("baseline", "raw")
+    ):
+        shared = replace(chain, reference=basis, stattest=stattest, threshold=threshold)
+        test = "" if stattest == chain.stattest else f", {stattest} {threshold:g}"
+        rows.append(
+            score(
+                f"  same, one shared reference{test}, {basis} basis",
+                recs,
+                [chain_alarms(r, shared) for r in recs],
+                on_normal(free, lambda f, c=shared: chain_alarms(f, c)),  # type: ignore[misc]
+            )
         )
-    )
     rows.append(score("never fires (null)", recs, [r.scored_ns[:0] for r in recs], 0.0))
     periodic = every_n_rows(60)
     rows.append(

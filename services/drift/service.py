@@ -1,12 +1,15 @@
 """drift: windows of valid readings per sensor, each compared with the reference data.
 
 One DriftEvent per closed window. The reference is the training data of the model in
-production: it is reloaded when a ModelPromoted event arrives. Offsets are committed only
-up to the oldest reading an open window still holds, so a restart rebuilds open windows
-from the log instead of losing them (closed windows may then be re-emitted with the same
-event id, which the trigger ignores). A partition holds several sensors, so that replay also
-brings back readings of other sensors whose windows were already emitted: the tail of the
-drift events topic, read back at start, tells which readings to skip (driftline.drift_recovery).
+production: it is reloaded when a ModelPromoted event arrives, with the baselines that came
+with it. On the baseline basis (the default, ``DRIFTLINE_DRIFT_BASIS``) both sides are taken
+relative to each sensor's baseline (driftline.drift.relative); a sensor without one is pending.
+Offsets are committed only up to the oldest reading an open window still holds, so a restart
+rebuilds open windows from the log instead of losing them (closed windows may then be
+re-emitted with the same event id, which the trigger ignores). A partition holds several
+sensors, so that replay also brings back readings of other sensors whose windows were already
+emitted: the tail of the drift events topic, read back at start, tells which readings to skip
+(driftline.drift_recovery).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from driftline.anomaly.baseline_store import BaselineStore
 from driftline.core import metrics
 from driftline.core.errors import ConfigurationError
 from driftline.core.profile import load_profile
@@ -27,9 +31,11 @@ from driftline.core.records import DriftEvent, FailedCheck, ModelPromoted
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.core.valid_topic import decode_valid_reading
+from driftline.drift.baselines import baseline_lookup, bundle_baselines
 from driftline.drift.detector import DriftDetector
 from driftline.drift.recovery import Emitted, emitted_windows
 from driftline.drift.reference import Reference, load_reference
+from driftline.drift.relative import PENDING, BaselineDriftDetector
 from driftline.drift.windows import ClosedWindow, SensorWindows
 from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.kafka import publish_all, read_to_end
@@ -40,6 +46,7 @@ from driftline.streaming.service_main import service_main
 
 NAME = "drift"
 log = logging.getLogger(NAME)
+Detector = DriftDetector | BaselineDriftDetector
 
 
 class DriftHandler(BatchHandler):
@@ -47,7 +54,7 @@ class DriftHandler(BatchHandler):
         self,
         ctx: ServiceContext,
         features: list[str],
-        detector: DriftDetector,
+        detector: Detector,
         emitted: dict[str, Emitted] | None = None,
     ) -> None:
         s = ctx.settings
@@ -118,6 +125,8 @@ class DriftHandler(BatchHandler):
         self.unpublished = []
         for e in events:
             metrics.drift_windows.labels(str(e.drifted).lower()).inc()
+            if e.baseline == PENDING:
+                metrics.drift_baseline_pending.inc()
             metrics.drift_share.labels(e.sensor_id).set(e.drift_share)
             for f in e.features:
                 metrics.drift_statistic.labels(e.sensor_id, f.feature).set(f.statistic)
@@ -134,22 +143,24 @@ class DriftHandler(BatchHandler):
             reference = await asyncio.to_thread(
                 load_reference, Path(event.reference_uri), self.features
             )
+            detector = await asyncio.to_thread(make_detector, self.ctx.settings, reference)
         except (ValidationError, ConfigurationError, OSError, ValueError) as exc:
             metrics.service_errors.labels(NAME, "reference_reload").inc()
             log.error("dead-lettering promotion at offset %d: %s", message.offset, exc)
             reason = FailedCheck(check="bad_promotion", detail=str(exc)[:300])
             letter = dead_letter(message, NAME, [reason])
             return [(self.ctx.topics.dead_letter, message.key, letter.to_bytes())]
-        self.detector = make_detector(self.ctx.settings, reference)
+        self.detector = detector
         metrics.reference_rows.set(len(reference))
         metrics.model_promotions.labels(event.model_name).inc()
         metrics.reference_model_version.set(metrics.version_number(event.model_version))
         log.info(
-            "model %s v%s promoted: reference %s (%d rows)",
+            "model %s v%s promoted: reference %s (%d rows), %s",
             event.model_name,
             event.model_version,
             reference.reference_id,
             len(reference),
+            describe(detector),
         )
         return []
 
@@ -173,12 +184,38 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
     return load_reference(settings.resolved_reference_path, features)
 
 
-def make_detector(settings: Settings, reference: Reference) -> DriftDetector:
-    return DriftDetector(
+def make_detector(settings: Settings, reference: Reference) -> Detector:
+    """The detector of ``settings.drift_basis``; on the baseline basis, sensors are looked up
+    in the baselines that came with the reference, then in the baseline store."""
+    if settings.drift_basis == "raw":
+        return DriftDetector(
+            reference,
+            settings.drift_stattest,
+            settings.drift_stattest_threshold,
+            settings.drift_share_threshold,
+        )
+    lookup = baseline_lookup(
+        bundle_baselines(reference.source),
+        BaselineStore(settings.data_dir / "baselines"),
+        reference.features,
+    )
+    return BaselineDriftDetector(
         reference,
+        lookup,
         settings.drift_stattest,
         settings.drift_stattest_threshold,
         settings.drift_share_threshold,
+        settings.baseline_readings,
+    )
+
+
+def describe(detector: Detector) -> str:
+    if isinstance(detector, DriftDetector):
+        return "raw basis"
+    r = detector.relative
+    return (
+        f"baseline basis ({r.sensors} reference sensors relative to a baseline, {r.own} of "
+        f"them to their own first rows, {r.skipped} too short)"
     )
 
 
@@ -193,7 +230,11 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     metrics.start_at_zero(metrics.model_promotions, settings.model_name)
     detector = make_detector(settings, reference)
     log.info(
-        "reference %s: %d rows from %s", reference.reference_id, len(reference), reference.source
+        "reference %s: %d rows from %s, %s",
+        reference.reference_id,
+        len(reference),
+        reference.source,
+        describe(detector),
     )
     emitted = (await emitted_windows(settings)).emitted
     await run_consumer_service(

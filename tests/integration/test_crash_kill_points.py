@@ -271,6 +271,7 @@ async def test_every_service_killed_at_random_points(
     settings = make_settings(
         database_url=mariadb_url,
         reference_path=tmp_path / "reference.parquet",
+        drift_basis="raw",  # expected_drift_events makes the raw basis's event ids
         batch_max_records=200,
         drift_window_size=WINDOW,
         # No window closes by time: the plan spans 1000 s of event time, and the final,

@@ -1,5 +1,6 @@
 """The drift service follows the model in production: a promotion swaps its reference, a
-restarted worker starts with the latest promotion, a broken promotion is dead-lettered."""
+restarted worker starts with the latest promotion, a broken promotion is dead-lettered; on the
+baseline basis, a sensor is judged relative to its own baseline."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftline.anomaly.baseline import from_first_readings
+from driftline.anomaly.baseline_store import BaselineStore
 from driftline.core.profile import load_profile
 from driftline.core.records import DeadLetter, DriftEvent, ModelPromoted
 from driftline.core.topics import Topics
 from driftline.drift.reference import load_reference
-from driftline.simulate.plans import make_plan
+from driftline.simulate.plans import make_plan, sensor_ids
 from driftline.simulate.signals import SyntheticPump
 from driftline.streaming.kafka import make_producer
 from tests.streams import publish, read_topic, running, wait_for
@@ -47,7 +50,8 @@ async def test_promotion_swaps_the_reference_and_survives_a_restart(make_setting
     baseline, promoted = tmp_path / "baseline.parquet", tmp_path / "promoted.parquet"
     write_reference(baseline, seed=1)
     write_reference(promoted, seed=2, shift=4.0)  # a model trained on very different data
-    settings = make_settings(reference_path=baseline)
+    # Raw levels first: the promoted model's data is far from the pump's.
+    settings = make_settings(reference_path=baseline, drift_basis="raw")
     features = load_profile(settings.profile_path).features
     baseline_id = load_reference(baseline, features).reference_id
     promoted_id = load_reference(promoted, features).reference_id
@@ -87,11 +91,23 @@ async def test_promotion_swaps_the_reference_and_survives_a_restart(make_setting
     assert {r.check for d in letters for r in d.reasons} == {"bad_promotion"}
     assert all(d.stage == "drift" for d in letters)
 
-    # A drift worker started later begins with the promoted reference, not the baseline.
+    # A drift worker started later begins with the promoted reference, not the baseline. On
+    # the baseline basis, the pump (its baseline in the store) is compared in units of its own
+    # normal with the promoted data in units of its own: the level shift is no drift there.
+    frame = pd.DataFrame([v for _, v, _ in SyntheticPump(seed=7000).rows(400)])
+    pump = from_first_readings(frame, sensor_ids(1)[0], features, 400)
+    assert pump is not None
+    BaselineStore(settings.data_dir / "baselines").save(pump)
+    settings = settings.model_copy(update={"drift_basis": "baseline"})
     async with running(settings, ["validator", "drift"]):
         await publish(settings, normal_readings(7))
         await wait_for(lambda: _count(drift_events(settings), 9), 60, "windows after restart")
-    assert {e.reference_id for e in (await drift_events(settings))[6:]} == {promoted_id}
+    restarted = (await drift_events(settings))[6:]
+    assert {e.reference_id for e in restarted} == {promoted_id}
+    assert {(e.basis, e.baseline, e.baseline_version) for e in restarted} == {
+        ("baseline", "ready", pump.version)
+    }
+    assert not any(e.drifted for e in restarted)
 
 
 async def _count(awaitable, n: int) -> bool:  # type: ignore[no-untyped-def]

@@ -33,7 +33,9 @@ async def test_anomaly_free_replay_never_fires(make_settings, database_url, skab
     """SKAB's anomaly-free recording against a reference built from it: some windows look
     drifted (slow trends, autocorrelation), but never enough in a row to fire."""
     source = skab_dir / "anomaly-free" / "anomaly-free.csv"
-    settings = make_settings(database_url=database_url, reference_path=tmp_path / "ref.parquet")
+    settings = make_settings(
+        database_url=database_url, reference_path=tmp_path / "ref.parquet", drift_basis="raw"
+    )
     profile = load_profile(settings.profile_path)
     build_reference([source], profile.features, settings.resolved_reference_path)
     plan = make_plan(
@@ -74,6 +76,7 @@ async def test_shift_fires_once_per_episode_and_not_within_cooldown(
         database_url=database_url,
         reference_path=tmp_path / "ref.parquet",
         trigger_cooldown_seconds=3600,
+        drift_basis="raw",  # the trigger's rules on the plain comparison (no baselines here)
     )
     profile = load_profile(settings.profile_path)
     normal = [v for _, v, _ in SyntheticPump(seed=99).rows(5000)]

@@ -29,6 +29,7 @@ from driftline.core.profile import load_profile
 from driftline.core.records import ModelPromoted
 from driftline.core.settings import DEFAULT_PROFILE, Settings
 from driftline.core.topics import Topics
+from driftline.drift.baselines import bundle_baselines
 from driftline.store.raw_store import promotion_decisions
 from driftline.training.features import add_features
 from tests.streams import read_topic
@@ -196,6 +197,7 @@ def test_train_registers_a_version_with_its_lineage(
     }
     assert artifacts == {
         "reference/reference.parquet",
+        "reference/baselines",  # the bundle's, for the drift service
         "plots/pr_curve.png",
         "plots/feature_importance.png",
     }
@@ -217,7 +219,8 @@ def test_train_registers_a_version_with_its_lineage(
             run.info.run_id, "reference/reference.parquet", str(settings.data_dir)
         )
     )
-    assert list(reference.columns) == FEATURES
+    assert list(reference.columns) == [*FEATURES, "sensor_id"]
+    assert set(reference["sensor_id"]) == {"skab-valve1-0"}
 
 
 def test_evaluate_writes_html_and_markdown(env: types.SimpleNamespace, small_model: Any) -> None:
@@ -260,6 +263,10 @@ def test_promotion_keeps_the_better_model(env: types.SimpleNamespace, small_mode
     bento = bentoml.models.get(name)
     assert bento.info.labels["mlflow_version"] == "1"
     assert Path(first.reference_uri or "").is_file()
+    # The drift service finds the model's baselines beside its reference.
+    saved = StandInRepo(settings).load_baselines("small") or []
+    beside = bundle_baselines(first.reference_uri or "")
+    assert {s: b.version for s, b in beside.items()} == {b.sensor_id: b.version for b in saved}
     events = asyncio.run(read_topic(settings, Topics(settings.topic_prefix).model_promotions))
     assert len(events) == 1
     event = ModelPromoted.model_validate_json(events[0].value or b"")

@@ -56,6 +56,10 @@ drift_share = Gauge(
     "driftline_drift_share_ratio", "Latest share of drifted features.", ["sensor_id"]
 )
 reference_rows = Gauge("driftline_reference_rows", "Rows of the reference data in use.")
+drift_baseline_pending = Counter(
+    "driftline_drift_baseline_pending_total",
+    "Windows not compared because their sensor has no complete baseline (baseline basis).",
+)
 reference_model_version = Gauge(
     "driftline_reference_model_version",
     "Registry version whose reference data drift compares with (0: the baseline file).",

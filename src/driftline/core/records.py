@@ -153,6 +153,19 @@ class DriftEvent(Record):
     drifted: bool = Field(description="drift_share reached the threshold, or a feature flatlined")
     closed_by: Literal["count", "time"]
     emitted_at: UtcDatetime = Field(default_factory=utcnow)
+    basis: Literal["raw", "baseline"] = Field(
+        "raw",
+        description="raw: measurements compared as they are; baseline: each relative to its "
+        "sensor's baseline (events of before this field are raw)",
+    )
+    baseline: Literal["ready", "pending"] | None = Field(
+        None,
+        description="On the baseline basis: pending when the sensor has no complete baseline "
+        "(the window is not compared: no features, drift share 0)",
+    )
+    baseline_version: str | None = Field(
+        None, description="Version of the sensor's baseline the window was judged against"
+    )
 
 
 class RetrainRequest(Record):

@@ -143,3 +143,9 @@ class StreamSettings(BaseSettings):
         ge=0,
         description="Wait before the first relaunch of a failed retraining; doubles each time.",
     )
+    drift_basis: Literal["baseline", "raw"] = Field(
+        "baseline",
+        description="baseline: each window, and each reference sensor, relative to its own "
+        "sensor's baseline ((x - mean) / std); a sensor without one is not compared (pending). "
+        "raw: measurements compared with the reference as they are.",
+    )

@@ -1,4 +1,9 @@
-"""DriftDetector: compares a closed window with the reference, feature by feature. Pure logic."""
+"""DriftDetector: compares a closed window with the reference, feature by feature. Pure logic.
+
+This is the raw basis: measurements as they are. The baseline basis
+(``driftline.drift.relative``) runs the same per-feature tests on values relative to each
+sensor's baseline.
+"""
 
 from __future__ import annotations
 
@@ -12,25 +17,24 @@ from driftline.drift.stats import FeatureTest, is_flatlined, make_feature_test
 from driftline.drift.windows import ClosedWindow
 
 
-class DriftDetector:
-    def __init__(
-        self, reference: Reference, stattest: str, threshold: float, share_threshold: float
-    ) -> None:
-        self.reference = reference
-        self.share_threshold = share_threshold
-        self.tests: dict[str, FeatureTest] = {
-            f: make_feature_test(stattest, reference.column(f), threshold)
-            for f in reference.features
-        }
-        self._distinct = {f: int(np.unique(reference.column(f)).size) for f in reference.features}
+class FeatureTests:
+    """One test per feature, each against its column of ``reference`` (rows x features)."""
 
-    def compare(self, window: ClosedWindow) -> DriftEvent:
-        features = []
-        flatlined = []
+    def __init__(
+        self, features: list[str], reference: np.ndarray, stattest: str, threshold: float
+    ) -> None:
+        self.tests: dict[str, FeatureTest] = {
+            f: make_feature_test(stattest, reference[:, i], threshold)
+            for i, f in enumerate(features)
+        }
+        self._distinct = {f: int(np.unique(reference[:, i]).size) for i, f in enumerate(features)}
+
+    def run(self, window: np.ndarray) -> list[FeatureDrift]:
+        """Each feature's verdict on the window's columns (rows x features, same order)."""
+        out = []
         for i, (name, test) in enumerate(self.tests.items()):
-            column = window.values[:, i]
-            statistic, drifted = test.score(column)
-            features.append(
+            statistic, drifted = test.score(window[:, i])
+            out.append(
                 FeatureDrift(
                     feature=name,
                     stattest=test.stattest,
@@ -39,8 +43,29 @@ class DriftDetector:
                     drifted=drifted,
                 )
             )
-            if is_flatlined(column, self._distinct[name]):
-                flatlined.append(name)
+        return out
+
+    def flatlined(self, window: np.ndarray) -> list[str]:
+        """Features stuck at one value through the window (a stuck sensor)."""
+        return [
+            name
+            for i, name in enumerate(self.tests)
+            if is_flatlined(window[:, i], self._distinct[name])
+        ]
+
+
+class DriftDetector:
+    def __init__(
+        self, reference: Reference, stattest: str, threshold: float, share_threshold: float
+    ) -> None:
+        self.reference = reference
+        self.share_threshold = share_threshold
+        self.feature_tests = FeatureTests(reference.features, reference.values, stattest, threshold)
+        self.tests = self.feature_tests.tests
+
+    def compare(self, window: ClosedWindow) -> DriftEvent:
+        features = self.feature_tests.run(window.values)
+        flatlined = self.feature_tests.flatlined(window.values)
         share = sum(f.drifted for f in features) / len(features)
         return DriftEvent(
             event_id=window_event_id(window, self.reference.reference_id),

@@ -2,6 +2,9 @@
 
 It is the training data of the model in production; before any model exists, a baseline file
 (for the SKAB profile: the anomaly-free recording), built by ``driftline reference build``.
+A reference with a ``sensor_id`` column (a model's, since the baseline basis) keeps each row's
+sensor, so each can be taken relative to its own sensor's baseline (``driftline.drift.relative``);
+one without it is one sensor's readings.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import pandas as pd
 
 from driftline.core.errors import ConfigurationError
 
+SENSOR_ID = "sensor_id"  # the readings' column (driftline.validation.schema; not imported: pandera)
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -22,6 +27,7 @@ class Reference:
     features: list[str]
     values: np.ndarray  # rows x features
     source: str
+    sensors: np.ndarray | None = None  # each row's sensor id, when the file has them
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -50,11 +56,15 @@ def load_reference(path: Path, features: list[str]) -> Reference:
     if missing:
         raise ConfigurationError(f"reference {path} lacks columns {missing}")
     values = frame[features].to_numpy(dtype="float64")
-    values = values[np.isfinite(values).all(axis=1)]
+    complete = np.isfinite(values).all(axis=1)
+    values = values[complete]
     if len(values) < 30:
         raise ConfigurationError(f"reference {path} has only {len(values)} complete rows")
+    sensors = None
+    if SENSOR_ID in frame.columns:
+        sensors = frame[SENSOR_ID].astype(str).to_numpy()[complete]
     digest = hashlib.blake2b(values.tobytes(), digest_size=8).hexdigest()
-    return Reference(f"ref-{digest}", features, values, str(path))
+    return Reference(f"ref-{digest}", features, values, str(path), sensors)
 
 
 def build_reference(sources: list[Path], features: list[str], out: Path) -> Reference:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict
 
 from driftline.core.settings import Settings
+from driftline.drift.baselines import baselines_beside
 from driftline.training import modeling, registry
 from driftline.training.scoring import PromotionMetric, labelled, promotion_score
 
@@ -222,6 +223,8 @@ def _carry_out(
     reference = registry.download_reference(
         client, name, version, settings.data_dir.resolve() / "references" / f"{version}.parquet"
     )
+    # Before the event: the drift service reads them when it loads the reference.
+    registry.download_reference_baselines(client, name, version, baselines_beside(reference))
     bento_tag = import_to_bentoml(settings, name, version, run_id)
     registry.set_champion(client, name, version)
     event = ModelPromoted(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous-champion"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+REFERENCE_BASELINES_ARTIFACT = "reference/baselines"  # the bundle's, for the drift service
 
 
 def version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
@@ -58,6 +59,23 @@ def download_reference(client: MlflowClient, model_name: str, version: str, dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         local = client.download_artifacts(run_id, REFERENCE_ARTIFACT, tmp)
+        shutil.move(local, dest)
+    return dest
+
+
+def download_reference_baselines(
+    client: MlflowClient, model_name: str, version: str, dest: Path
+) -> Path | None:
+    """Copy the baselines that came with the version's reference to ``dest`` (a directory,
+    replaced); None for a version logged without them."""
+    run_id = run_id_of(client, model_name, version)
+    names = [a.path for a in client.list_artifacts(run_id, REFERENCE_BASELINES_ARTIFACT)]
+    if not names:
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        local = client.download_artifacts(run_id, REFERENCE_BASELINES_ARTIFACT, tmp)
+        shutil.rmtree(dest, ignore_errors=True)
         shutil.move(local, dest)
     return dest
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
 from driftline.training import modeling
-from driftline.training.registry import REFERENCE_ARTIFACT
+from driftline.training.registry import REFERENCE_ARTIFACT, REFERENCE_BASELINES_ARTIFACT
 from driftline.training.scoring import classification_metrics
 
 
@@ -84,6 +84,7 @@ def train(settings: Settings, tag: str, run_name: str | None = None) -> TrainRes
     import mlflow
     import xgboost
 
+    from driftline.anomaly.baseline_store import BaselineStore
     from driftline.anomaly.bundle import ModelBundle, alarm_probability
     from driftline.anomaly.model import AnomalyModel
     from driftline.anomaly.registered import log_bundle
@@ -140,13 +141,23 @@ def train(settings: Settings, tag: str, run_name: str | None = None) -> TrainRes
         mlflow.log_dict(
             {s: b.version for s, b in sorted(baselines.items())}, "baselines/versions.json"
         )
+        # The drift service's reference: each row with its sensor, and the bundle's baselines
+        # beside it, so it can take each sensor relative to its own baseline.
         fit_rows = pd.concat(
-            [pd.DataFrame(f.values, columns=measurements) for f in fit_records], ignore_index=True
+            [
+                pd.DataFrame(f.values, columns=measurements).assign(sensor_id=f.name)
+                for f in fit_records
+            ],
+            ignore_index=True,
         )
         with tempfile.TemporaryDirectory() as tmp:
             reference = Path(tmp) / Path(REFERENCE_ARTIFACT).name
             fit_rows.to_parquet(reference, index=False)
             mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+            store = BaselineStore(Path(tmp) / "baselines")
+            for baseline in baselines.values():
+                store.save(baseline)
+            mlflow.log_artifacts(str(store.directory), artifact_path=REFERENCE_BASELINES_ARTIFACT)
         mlflow.log_figure(
             pr_curve_figure(y, held_scores, "held-out PR curve"), "plots/pr_curve.png"
         )
