@@ -432,9 +432,9 @@ def main() -> None:
         "--ingest-path",
         default="new",
         help="how ingest writes the raw store, comma-separated, the services run once with "
-        "each: new (batches the database loads natively, the next decoded while the last "
-        "loads), serial (the same, one batch at a time), old (row-by-row INSERT, the first "
-        "baseline); both = new,old",
+        "each: new (batches the database loads natively; two batches in flight in ingest and "
+        "in the validator), serial (the same, one batch at a time each), old (row-by-row "
+        "INSERT, the first baseline); both = new,old",
     )
     parser.add_argument("--only", default="", help="comma-separated targets: " + ",".join(TARGETS))
     parser.add_argument(
@@ -492,7 +492,7 @@ def main() -> None:
                 if target in SERVICES:
                     ingest = {
                         "raw_store_bulk_load": target != "services-old",
-                        **({"ingest_batches_in_flight": 1} if target == "services-serial" else {}),
+                        **(SERIAL if target == "services-serial" else {}),
                     }
                     run_settings = run_settings.model_copy(update=ingest)
                     with fresh_database(
@@ -562,11 +562,12 @@ LABELS = {
     "bare-strict": "bare consumer, strict load_json",
     "services": "ingest + validator (services)",
     "drift": "drift service (valid topic, with I/O)",
-    "services-serial": "ingest (one batch at a time) + validator",
+    "services-serial": "the same, one batch at a time each",
     "services-old": "ingest (old INSERT path) + validator",
     "faust": "faust agent, per message",
 }
 SERVICES = ("services", "services-serial", "services-old")
+SERIAL = {"ingest_batches_in_flight": 1, "validator_batches_in_flight": 1}
 
 
 def ingest_paths(targets: list[str], path: str) -> list[str]:

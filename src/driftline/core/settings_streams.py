@@ -78,6 +78,14 @@ class StreamSettings(BaseSettings):
         "decoded while the database loads the previous one (on a second connection). Offsets "
         "are still committed in order, each batch's only after its rows are.",
     )
+    validator_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches the validator handles at once: with 2, the next batch is "
+        "validated while the broker acknowledges the previous one's records. Offsets are "
+        "still committed in order, each batch's only after all its records are acknowledged.",
+    )
 
     # --- Micro-batches -----------------------------------------------------------------------
     batch_max_records: int = Field(

@@ -192,18 +192,24 @@ async def publish_all(
 
     Keyed items go to the partition ``producer.send`` would pick (the default partitioner),
     in order, in record batches built here: about 3 us of CPU per record instead of the 9 of
-    one ``send`` each (its future and callbacks), which the validator pays per reading.
+    one ``send`` each (its future and callbacks), which the validator pays per reading. The
+    partitioner (murmur2 in Python, ~1.7 us) runs once per distinct key and topic of the call:
+    a batch's keys are its sensors, a few for many records.
     """
     futures = []
     per_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
     partitions: dict[str, list[int]] = {}
+    places: dict[tuple[str, bytes], tuple[str, int]] = {}
     for topic, key, value in items:
         if key is None:  # the default partitioner picks a random partition
             futures.append(await producer.send(topic, value))
             continue
-        if topic not in partitions:
-            partitions[topic] = sorted(await producer.partitions_for(topic))
-        place = (topic, _PARTITIONER(key, partitions[topic], partitions[topic]))
+        place = places.get((topic, key))
+        if place is None:
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            chosen = _PARTITIONER(key, partitions[topic], partitions[topic])
+            place = places[(topic, key)] = (topic, chosen)
         per_partition.setdefault(place, []).append((key, value))
     for (topic, partition), records in per_partition.items():
         batch = producer.create_batch()
