@@ -59,12 +59,21 @@ def find_broker() -> psutil.Process | None:
     return None
 
 
-def find_database() -> psutil.Process | None:
-    """The MariaDB/MySQL server on this machine, if one runs."""
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] in ("mariadbd", "mysqld"):
-            return process
-    return None
+def find_database(url: str) -> psutil.Process | None:
+    """The MariaDB/MySQL server at ``url``, if it runs on this machine (by the pid file it
+    names: tests may run private servers beside it)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            pid_file = str(conn.execute(text("SELECT @@pid_file")).scalar_one())
+        with open(pid_file) as f:
+            return psutil.Process(int(f.read().strip()))
+    except (OSError, ValueError, psutil.Error):
+        return None
+    finally:
+        engine.dispose()
 
 
 class _quiet:

@@ -476,7 +476,7 @@ def main() -> None:
         console.log(
             f"published {args.readings:,} readings to {Topics(base['topic_prefix']).raw_readings}"
         )
-        database = None if args.database_url == "sqlite" else find_database()
+        database = None if args.database_url == "sqlite" else find_database(args.database_url)
         watched = (None if external else find_broker(), database)
         valid_count = 0
         if "drift" in targets:
