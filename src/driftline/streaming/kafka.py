@@ -178,11 +178,20 @@ async def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> 
 
 async def commit(consumer: AIOKafkaConsumer, batch: Sequence[Message]) -> None:
     """Commit exactly past the messages of ``batch`` (not whatever the consumer fetched since)."""
-    offsets: dict[TopicPartition, int] = {}
+    await consumer.commit({TopicPartition(*place): end for place, end in ends(batch).items()})
+
+
+def ends(batch: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """Past the last message of ``batch`` in each (topic, partition) it holds (tuples, not a
+    TopicPartition per message: this runs for every message consumed)."""
+    out: dict[tuple[str, int], int] = {}
+    get = out.get
     for m in batch:
-        tp = TopicPartition(m.topic, m.partition)
-        offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
-    await consumer.commit(offsets)
+        place = (m.topic, m.partition)
+        end = m.offset + 1
+        if end > get(place, 0):
+            out[place] = end
+    return out
 
 
 async def publish_all(
