@@ -1,7 +1,9 @@
 """Stream throughput: readings/s through the ingest and validator services on the loopback
-broker, against the limit (a bare aiokafka consumer that only fetches and JSON-decodes the same
-messages) and a naive per-message faust-streaming agent doing the same validation one message
-at a time, side by side in one run.
+broker, against the limit (a bare aiokafka consumer that only fetches the same messages and
+decodes each with ``orjson.loads``, as issue 20 defines it; "bare-strict" is the same consumer
+with the strict ``load_json`` instead, the baseline of earlier runs) and a naive per-message
+faust-streaming agent doing the same validation one message at a time, side by side in one
+run.
 
 The run publishes ``--readings`` simulated readings (``--invalid`` of them malformed) once to
 the raw topic of the embedded broker (Tansu; or the Kafka at KAFKA_BOOTSTRAP_SERVERS), then each
@@ -25,7 +27,10 @@ first consumed batch to its last message, and its CPU seconds (user + system, al
 the bare consumer's. ingest + validator run in parallel, one
 process each: their pair runs at the slower one's rate, and its CPU is the sum of both. Every
 target runs ``--repeats`` times; the table shows medians. The broker and the database server
-use CPU too, counted for no target: on a 2-core machine they share the cores with it.
+use CPU too, counted for no target: on a 2-core machine they share the cores with it. A second
+table shows where the machine's CPU went during each target's window (sampled every 50 ms):
+the targets', the broker's, the database server's (MariaDB's serves every session on the
+machine) and everything else's, against the cores x the window's seconds.
 
     .venv/bin/python bench/stream_throughput.py [--readings 500000] [--repeats 3] [--quick]
 """
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -47,6 +53,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import orjson
 import psutil
 from pydantic import SecretStr
 from rich.console import Console
@@ -55,6 +62,7 @@ from rich.table import Table
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+from cpu_share import CpuSampler, CpuShare, find_broker, find_database  # noqa: E402
 from validation_cost import reading_payloads, versions  # noqa: E402
 
 from driftline.core import metrics  # noqa: E402
@@ -70,7 +78,7 @@ from driftline.validation.parsing import load_json  # noqa: E402
 
 console = Console(width=110, stderr=True)
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
-TARGETS = ("bare", "services", "drift", "faust")
+TARGETS = ("bare", "bare-strict", "services", "drift", "faust")
 SESSION_TIMEOUT_MS = 2000  # Tansu holds a JoinGroup for half of it (docs/kafka.md)
 
 
@@ -83,6 +91,20 @@ class Window:
     seconds: float
     cpu_seconds: float
     start_seconds: float  # from the process's start to its first batch: imports, group join
+    started_at: float = 0.0  # the window, as time.time()
+    ended_at: float = 0.0
+    marks: tuple[tuple[float, float, int], ...] = ()  # (time.time(), CPU s, total) per batch
+
+    def at(self, when: float) -> tuple[float, float]:
+        """(CPU seconds, messages consumed) at ``when``, interpolated between batches."""
+        marks = self.marks
+        if not marks or when <= marks[0][0]:
+            return (marks[0][1], marks[0][2]) if marks else (0.0, 0.0)
+        for (t0, c0, n0), (t1, c1, n1) in itertools.pairwise(marks):
+            if t0 <= when <= t1:
+                share = (when - t0) / (t1 - t0) if t1 > t0 else 1.0
+                return c0 + (c1 - c0) * share, n0 + (n1 - n0) * share
+        return marks[-1][1], marks[-1][2]
 
     @property
     def rate(self) -> float:
@@ -102,13 +124,18 @@ class Clock:
         self.first: tuple[float, float, int] | None = None
         self.total = 0
         self.start_seconds = 0.0
+        self.started_at = 0.0
+        self.marks: list[tuple[float, float, int]] = []
 
     def seen(self, total: int) -> bool:
         """Record ``total`` consumed so far; True once every expected message was."""
-        self.total = total
         if self.first is None:
             self.first = (time.perf_counter(), time.process_time(), total)
+            self.started_at = time.time()
             self.start_seconds = time.time() - psutil.Process().create_time()
+        if total != self.total or not self.marks:
+            self.marks.append((time.time(), time.process_time() - self.first[1], total))
+        self.total = total
         return total >= self.expected
 
     def report(self) -> None:
@@ -119,6 +146,9 @@ class Clock:
             time.perf_counter() - wall,
             time.process_time() - cpu,
             self.start_seconds,
+            self.started_at,
+            time.time(),
+            tuple(self.marks),
         )
         # A file, not stdout: faust's worker takes stdout over for its logging.
         Path(os.environ["BENCH_RESULT_PATH"]).write_text(json.dumps(asdict(window)))
@@ -127,11 +157,13 @@ class Clock:
 # --- The targets, each run as `stream_throughput.py --child TARGET` ------------------------
 
 
-async def bare_consumer(settings: Settings, expected: int) -> None:
-    """The limit: fetch and JSON-decode every message, nothing else (no commits)."""
+async def bare_consumer(settings: Settings, expected: int, strict: bool = False) -> None:
+    """The limit: fetch and JSON-decode every message (``orjson.loads``; ``strict``: the
+    strict ``load_json``, about 4x its cost), nothing else (no commits)."""
     topic = Topics(settings.topic_prefix).raw_readings
     consumer = make_consumer(settings, settings.group_id("bare"), [topic])
     clock = Clock("bare consumer", expected)
+    decode = load_json if strict else orjson.loads
     await consumer.start()
     try:
         total = 0
@@ -140,7 +172,7 @@ async def bare_consumer(settings: Settings, expected: int) -> None:
             for records in polled.values():
                 for r in records:
                     with contextlib.suppress(ValueError, UnicodeDecodeError):
-                        load_json(r.value)
+                        decode(r.value)
                 total += len(records)
             if total and clock.seen(total):
                 break
@@ -230,8 +262,8 @@ def child(target: str, settings: Settings, expected: int) -> None:
     if target == "faust":
         sys.argv = [sys.argv[0], "worker", "--loglevel", "warn", "--without-web"]
         faust_agent(settings, expected)
-    elif target == "bare":
-        asyncio.run(bare_consumer(settings, expected))
+    elif target in ("bare", "bare-strict"):
+        asyncio.run(bare_consumer(settings, expected, strict=target == "bare-strict"))
     else:
         service(target, settings, expected)
 
@@ -302,29 +334,46 @@ def fresh_database(url: str | None, tmp: Path) -> Iterator[str]:
 
 
 def run_processes(
-    names: list[str], settings: Settings, expected: int, timeout: float, log_dir: Path
-) -> list[Window]:
+    names: list[str],
+    settings: Settings,
+    expected: int,
+    timeout: float,
+    log_dir: Path,
+    watched: tuple[psutil.Process | None, psutil.Process | None] = (None, None),
+) -> Run:
+    """Run the targets ``names`` together; their windows, combined, with the machine's CPU
+    over them (``watched``: the broker and the database server)."""
     children = []
-    for name in names:
-        result = log_dir / f"{name}-{uuid.uuid4().hex[:8]}.json"
-        env = {**os.environ, **settings.to_env(), "BENCH_RESULT_PATH": str(result)}
-        command = [sys.executable, __file__, "--child", name, "--expected", str(expected)]
-        with (log_dir / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-        children.append((name, proc, result))
-    windows = []
-    try:
-        for name, proc, result in children:
-            proc.wait(timeout=timeout)
-            if not result.exists():
-                raise SystemExit(f"{name} reported nothing (log: {log_dir / name}.log)")
-            windows.append(Window(**json.loads(result.read_text())))
-    finally:
-        for _, proc, _ in children:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return windows
+    with CpuSampler(*watched) as sampler:
+        for name in names:
+            result = log_dir / f"{name}-{uuid.uuid4().hex[:8]}.json"
+            env = {**os.environ, **settings.to_env(), "BENCH_RESULT_PATH": str(result)}
+            command = [sys.executable, __file__, "--child", name, "--expected", str(expected)]
+            with (log_dir / f"{name}.log").open("ab") as log:
+                proc = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            children.append((name, proc, result))
+        windows = []
+        try:
+            for name, proc, result in children:
+                proc.wait(timeout=timeout)
+                if not result.exists():
+                    raise SystemExit(f"{name} reported nothing (log: {log_dir / name}.log)")
+                found = json.loads(result.read_text())
+                found["marks"] = tuple(tuple(m) for m in found["marks"])
+                windows.append(Window(**found))
+        finally:
+            for _, proc, _ in children:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    # The processes run together over their common span (one may start later: ingest
+    # migrates its database first); the machine's CPU is taken over that span.
+    start = max(w.started_at for w in windows)
+    end = min(w.ended_at for w in windows)
+    if end - start < 0.5:  # hardly overlapping: the whole of both windows instead
+        start, end = min(w.started_at for w in windows), max(w.ended_at for w in windows)
+    own_cpu = sum(w.at(end)[0] - w.at(start)[0] for w in windows)
+    return combine(windows, (start, end), sampler.share(start, end, own_cpu))
 
 
 @dataclass(frozen=True)
@@ -333,13 +382,21 @@ class Run:
     per_core: float  # readings per CPU second
     cpu_seconds: float
     parts: tuple[Window, ...]
+    machine: CpuShare
+    together: float  # seconds the processes ran together (the span their rate is taken on)
 
 
-def combine(windows: list[Window]) -> Run:
-    """Processes in a pipeline, in parallel: the slowest sets the rate; CPU adds up."""
-    rate = min(w.rate for w in windows)
+def combine(windows: list[Window], span: tuple[float, float], machine: CpuShare) -> Run:
+    """Processes side by side, in parallel: the slowest, while all run, sets the rate (each
+    one's readings over the span they all ran); CPU per reading adds up (whole windows)."""
+    start, end = span
+    if len(windows) == 1:
+        rate = windows[0].rate
+    else:
+        rate = min((w.at(end)[1] - w.at(start)[1]) / (end - start) for w in windows)
     cpu_per_reading = sum(w.cpu_seconds / w.readings for w in windows)
-    return Run(rate, 1 / cpu_per_reading, sum(w.cpu_seconds for w in windows), tuple(windows))
+    cpu = sum(w.cpu_seconds for w in windows)
+    return Run(rate, 1 / cpu_per_reading, cpu, tuple(windows), machine, end - start)
 
 
 def main() -> None:
@@ -373,10 +430,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--ingest-path",
-        choices=("new", "old", "both"),
         default="new",
-        help="how ingest writes the raw store: new (batches the database loads natively), "
-        "old (row-by-row INSERT, the baseline), both (the services run once with each)",
+        help="how ingest writes the raw store, comma-separated, the services run once with "
+        "each: new (batches the database loads natively; two batches in flight in ingest and "
+        "in the validator), serial (the same, one batch at a time each), old (row-by-row "
+        "INSERT, the first baseline); both = new,old",
     )
     parser.add_argument("--only", default="", help="comma-separated targets: " + ",".join(TARGETS))
     parser.add_argument(
@@ -418,6 +476,8 @@ def main() -> None:
         console.log(
             f"published {args.readings:,} readings to {Topics(base['topic_prefix']).raw_readings}"
         )
+        database = None if args.database_url == "sqlite" else find_database(args.database_url)
+        watched = (None if external else find_broker(), database)
         valid_count = 0
         if "drift" in targets:
             valid_count = publish_valid(settings, profile, payloads, tmp)
@@ -429,26 +489,34 @@ def main() -> None:
                 group = f"{base['topic_prefix']}-{target}-{repeat}"
                 console.log(f"{target}: run {repeat + 1}/{args.repeats}")
                 run_settings = settings.model_copy(update={"consumer_group_prefix": group})
-                if target in ("services", "services-old"):
-                    bulk = {"raw_store_bulk_load": target == "services"}
-                    run_settings = run_settings.model_copy(update=bulk)
+                if target in SERVICES:
+                    ingest = {
+                        "raw_store_bulk_load": target != "services-old",
+                        **(SERIAL if target == "services-serial" else {}),
+                    }
+                    run_settings = run_settings.model_copy(update=ingest)
                     with fresh_database(
                         None if args.database_url == "sqlite" else args.database_url, tmp
                     ) as url:
                         secret = SecretStr(url)
                         run_settings = run_settings.model_copy(update={"database_url": secret})
-                        windows = run_processes(
-                            ["ingest", "validator"], run_settings, args.readings, 1800, logs
+                        run = run_processes(
+                            ["ingest", "validator"],
+                            run_settings,
+                            args.readings,
+                            1800,
+                            logs,
+                            watched,
                         )
                 elif target == "drift":
                     run_settings = run_settings.model_copy(
                         update={"reference_path": tmp / "reference.parquet"}
                     )
-                    windows = run_processes(["drift"], run_settings, valid_count, 1800, logs)
+                    run = run_processes(["drift"], run_settings, valid_count, 1800, logs, watched)
                 else:
                     expected = args.faust_readings if target == "faust" else args.readings
-                    windows = run_processes([target], run_settings, expected, 1800, logs)
-                results[target].append(combine(windows))
+                    run = run_processes([target], run_settings, expected, 1800, logs, watched)
+                results[target].append(run)
 
     print_table(results, args)
 
@@ -491,27 +559,35 @@ def summarize(label: str, runs: list[Run], part: int | None = None) -> Row:
 
 LABELS = {
     "bare": "bare aiokafka consumer (limit)",
+    "bare-strict": "bare consumer, strict load_json",
     "services": "ingest + validator (services)",
     "drift": "drift service (valid topic, with I/O)",
+    "services-serial": "the same, one batch at a time each",
     "services-old": "ingest (old INSERT path) + validator",
     "faust": "faust agent, per message",
 }
+SERVICES = ("services", "services-serial", "services-old")
+SERIAL = {"ingest_batches_in_flight": 1, "validator_batches_in_flight": 1}
 
 
 def ingest_paths(targets: list[str], path: str) -> list[str]:
-    """The services target once per ingest path asked for ("services-old": the old one)."""
-    if "services" not in targets or path == "new":
+    """The services target once per ingest path asked for (``SERVICES``)."""
+    if "services" not in targets:
         return targets
+    names = {"new": "services", "serial": "services-serial", "old": "services-old"}
+    asked = path.replace("both", "new,old").split(",")
+    unknown = [p for p in asked if p not in names]
+    if unknown:
+        raise SystemExit(f"--ingest-path: unknown {', '.join(unknown)} (new, serial, old, both)")
     at = targets.index("services")
-    paths = ["services", "services-old"] if path == "both" else ["services-old"]
-    return targets[:at] + paths + targets[at + 1 :]
+    return targets[:at] + [names[p] for p in asked] + targets[at + 1 :]
 
 
 def print_table(results: dict[str, list[Run]], args: argparse.Namespace) -> None:
     rows = []
     for target, runs in results.items():
         rows.append(summarize(LABELS[target], runs))
-        if target in ("services", "services-old"):
+        if target in SERVICES:
             for i, window in enumerate(runs[0].parts):
                 rows.append(summarize(f"  {window.process} alone", runs, i))
     bare = next((r.rate for r in rows if r.target == LABELS["bare"]), None)
@@ -546,12 +622,48 @@ def print_table(results: dict[str, list[Run]], args: argparse.Namespace) -> None
             f"{r.start_seconds:.1f}",
         )
     Console(width=120).print(table)
+    Console(width=120).print(machine_table(results))
     from importlib.metadata import version
 
     names = ("aiokafka", "faust-streaming", "SQLAlchemy", "PyMySQL")
     print(f"{versions()}, {', '.join(f'{n} {version(n)}' for n in names)}")
     if args.json:
         print(json.dumps({"rows": [asdict(r) for r in rows]}))
+
+
+def _median(values: Iterator[float]) -> float:
+    return statistics.median(list(values))
+
+
+def machine_table(results: dict[str, list[Run]]) -> Table:
+    """Where the cores went during each target's window: CPU seconds by whom (medians)."""
+    med = _median
+    table = Table(
+        title="The machine during each window: CPU s (us per reading), medians; capacity = "
+        "cores x window"
+    )
+    columns = ("target", "window s", "capacity", "targets", "broker", "database", "others")
+    for column in (*columns, "idle", "load avg"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for target, runs in results.items():
+        readings = med(min(w.readings for w in r.parts) for r in runs)
+
+        def cell(values: Iterator[float], readings: float = readings) -> str:
+            seconds = med(values)
+            return f"{seconds:.2f} ({seconds / readings * 1e6:.1f})"
+
+        table.add_row(
+            LABELS[target],
+            f"{med(r.machine.seconds for r in runs):.2f}",
+            f"{med(r.machine.capacity for r in runs):.2f}",
+            cell(r.machine.targets for r in runs),
+            cell(r.machine.broker for r in runs),
+            cell(r.machine.database for r in runs),
+            cell(r.machine.others for r in runs),
+            f"{med(r.machine.idle for r in runs):.2f}",
+            f"{med(r.machine.load_average for r in runs):.1f}",
+        )
+    return table
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 Rows are keyed by the message's identity and written with duplicates ignored (a batch at a
 time, as the database loads it natively: ``raw_bulk``), and offsets are committed only after
 the rows' transaction, so a crash at any point loses nothing and a redelivery adds nothing.
+With ``ingest_batches_in_flight`` above 1 the next batch is fetched and decoded while the
+database loads the previous one; offsets are still committed in order, each batch's after
+its own rows and every earlier batch's.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ NAME = "ingest"
 
 
 class IngestHandler(BatchHandler):
-    def __init__(self, store: RawStore) -> None:
+    def __init__(self, store: RawStore, batches_in_flight: int = 1) -> None:
         self.store = store
+        # Batches are independent rows: the next is decoded while the database loads the last.
+        self.batches_in_flight = batches_in_flight
 
     async def handle(self, batch: list[Message]) -> None:
         # SQL drivers block: keep the event loop (and the group heartbeat) free meanwhile.
@@ -38,11 +43,14 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         if await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop) is None:
             return
+        # SQLite has one writer at a time: a second batch would only wait for the lock.
+        sqlite = store.engine.dialect.name == "sqlite"
+        in_flight = 1 if sqlite else settings.ingest_batches_in_flight
         await run_consumer_service(
             NAME,
             settings,
             lambda topics: [topics.raw_readings],
-            lambda ctx: IngestHandler(store),
+            lambda ctx: IngestHandler(store, in_flight),
             stop=stop,
             dependencies={"database": store.ping},
         )

@@ -2,7 +2,10 @@
 
 Every message of a batch is on one of the two topics, acknowledged by the broker, before the
 batch's offsets are committed: at-least-once, so a crash in between republishes the batch
-(consumers downstream skip reading ids they have seen).
+(consumers downstream skip reading ids they have seen). With ``validator_batches_in_flight``
+above 1, the next batch is validated while the broker acknowledges the previous one's records
+(offsets still committed in order); a reading is remembered as seen from its verdict on, and
+forgotten again if its batch's records are not acknowledged.
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ NAME = "validator"
 
 
 class ValidatorHandler(BatchHandler):
-    def __init__(self, ctx: ServiceContext, validator: ReadingValidator) -> None:
+    def __init__(
+        self, ctx: ServiceContext, validator: ReadingValidator, batches_in_flight: int = 1
+    ) -> None:
         self.ctx = ctx
         self.validator = validator
+        self.batches_in_flight = batches_in_flight
 
     async def handle(self, batch: list[Message]) -> None:
         # Columns in, bytes out: no per-reading Python object on the way (validate_wire).
@@ -34,8 +40,15 @@ class ValidatorHandler(BatchHandler):
         topics = self.ctx.topics
         out = [(topics.valid_readings, m.key, payload) for m, payload in verdict.valid]
         out += [(topics.dead_letter, m.key, d.to_bytes()) for m, d in verdict.invalid]
-        await publish_all(self.ctx.producer, out)
+        # Remembered before the records are acknowledged: the next batch, validated
+        # meanwhile (batches_in_flight), finds them seen. Forgotten if they are not: this
+        # batch is then handled again, and must not find its own readings seen.
         self.validator.remember_wire(verdict)
+        try:
+            await publish_all(self.ctx.producer, out)
+        except BaseException:
+            self.validator.forget_wire(verdict)
+            raise
 
         metrics.readings_valid.inc(len(verdict.valid))
         now = time.time()
@@ -59,7 +72,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         NAME,
         settings,
         lambda topics: [topics.raw_readings],
-        lambda ctx: ValidatorHandler(ctx, validator),
+        lambda ctx: ValidatorHandler(ctx, validator, settings.validator_batches_in_flight),
         stop=stop,
     )
 

@@ -141,6 +141,24 @@ def test_a_reading_seen_in_an_earlier_batch_is_a_duplicate_on_both_paths() -> No
     assert [d.reasons[0].check for _, d in v.validate_wire(again).invalid] == ["not_duplicate"] * 2
 
 
+def test_a_forgotten_verdict_validates_the_same_again_and_spares_earlier_ones() -> None:
+    """The validator remembers a batch's readings before its records are acknowledged
+    (batches in flight) and forgets them when they are not: the batch, handled again, is
+    no duplicate of itself, and readings remembered before it stay remembered."""
+    v = validator()
+    earlier = v.validate_wire(messages_of([orjson.dumps(reading_doc(seq=0))]))
+    v.remember_wire(earlier)
+    batch = messages_of([orjson.dumps(reading_doc(seq=s)) for s in range(4)])
+    verdict = v.validate_wire(batch)
+    v.remember_wire(verdict)
+    v.forget_wire(verdict)  # publishing failed
+    again = v.validate_wire(batch)
+    assert again.reading_ids == verdict.reading_ids
+    assert len(again.valid) == 3
+    assert [d.reasons[0].check for _, d in again.invalid] == ["not_duplicate"]
+    assert earlier.reading_ids[0] in v.recent
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_messages_on_a_canonical_reading_get_the_reference_verdict(

@@ -24,3 +24,7 @@ class RecentIds:
         self._ids[reading_id] = None
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
+
+    def discard(self, reading_id: str) -> None:
+        """Forget ``reading_id`` (accepted, then not published after all)."""
+        self._ids.pop(reading_id, None)

@@ -70,6 +70,22 @@ class StreamSettings(BaseSettings):
         "LOCAL INFILE on MariaDB/MySQL (the server's local_infile must be ON, else INSERT, "
         "with a log line), executemany on SQLite. Off: row-by-row INSERT (the old path).",
     )
+    ingest_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches ingest handles at once: with 2, the next batch is fetched and "
+        "decoded while the database loads the previous one (on a second connection). Offsets "
+        "are still committed in order, each batch's only after its rows are.",
+    )
+    validator_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches the validator handles at once: with 2, the next batch is "
+        "validated while the broker acknowledges the previous one's records. Offsets are "
+        "still committed in order, each batch's only after all its records are acknowledged.",
+    )
 
     # --- Micro-batches -----------------------------------------------------------------------
     batch_max_records: int = Field(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
@@ -13,7 +15,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from driftline.core import metrics
 from driftline.core.health import KAFKA
 from driftline.core.retry import retry
-from driftline.streaming.kafka import commit
+from driftline.streaming.kafka import commit, ends
 from driftline.streaming.messages import Message
 
 if TYPE_CHECKING:
@@ -57,17 +59,13 @@ async def commit_until_done(
 
 
 def count_and_measure_lag(ctx: ServiceContext, batch: list[Message]) -> None:
-    last: dict[TopicPartition, int] = {}
-    per_topic: dict[str, int] = {}
-    for m in batch:
-        last[TopicPartition(m.topic, m.partition)] = m.offset
-        per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
+    per_topic = Counter(map(attrgetter("topic"), batch))
     for topic, n in per_topic.items():
         metrics.messages_consumed.labels(ctx.name, topic).inc(n)
     lag: dict[str, int] = {}
-    for tp, offset in last.items():
-        high = ctx.consumer.highwater(tp)
+    for (topic, partition), end in ends(batch).items():
+        high = ctx.consumer.highwater(TopicPartition(topic, partition))
         if high is not None:
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - offset - 1)
+            lag[topic] = lag.get(topic, 0) + max(0, high - end)
     for topic, value in lag.items():
         metrics.consumer_lag.labels(ctx.name, topic).set(value)

@@ -112,6 +112,8 @@ class ErrorPolicy:
                     self._poison_streak,
                 )
                 return await self._attempt(batch, None)
+            # Counted before publishing: a batch in flight beside this one sees it at once.
+            self._poison_streak += 1
             return await self._dead_letter(batch[0], exc)
         half = len(batch) // 2
         for part in (batch[:half], batch[half:]):
@@ -191,7 +193,6 @@ class ErrorPolicy:
                 await pause(self.stop, backoff.next())
                 continue
             metrics.poison_records.labels(self.service).inc()
-            self._poison_streak += 1
             return True
         return False
 

@@ -178,11 +178,20 @@ async def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> 
 
 async def commit(consumer: AIOKafkaConsumer, batch: Sequence[Message]) -> None:
     """Commit exactly past the messages of ``batch`` (not whatever the consumer fetched since)."""
-    offsets: dict[TopicPartition, int] = {}
+    await consumer.commit({TopicPartition(*place): end for place, end in ends(batch).items()})
+
+
+def ends(batch: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """Past the last message of ``batch`` in each (topic, partition) it holds (tuples, not a
+    TopicPartition per message: this runs for every message consumed)."""
+    out: dict[tuple[str, int], int] = {}
+    get = out.get
     for m in batch:
-        tp = TopicPartition(m.topic, m.partition)
-        offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
-    await consumer.commit(offsets)
+        place = (m.topic, m.partition)
+        end = m.offset + 1
+        if end > get(place, 0):
+            out[place] = end
+    return out
 
 
 async def publish_all(
@@ -192,18 +201,24 @@ async def publish_all(
 
     Keyed items go to the partition ``producer.send`` would pick (the default partitioner),
     in order, in record batches built here: about 3 us of CPU per record instead of the 9 of
-    one ``send`` each (its future and callbacks), which the validator pays per reading.
+    one ``send`` each (its future and callbacks), which the validator pays per reading. The
+    partitioner (murmur2 in Python, ~1.7 us) runs once per distinct key and topic of the call:
+    a batch's keys are its sensors, a few for many records.
     """
     futures = []
     per_partition: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
     partitions: dict[str, list[int]] = {}
+    places: dict[tuple[str, bytes], tuple[str, int]] = {}
     for topic, key, value in items:
         if key is None:  # the default partitioner picks a random partition
             futures.append(await producer.send(topic, value))
             continue
-        if topic not in partitions:
-            partitions[topic] = sorted(await producer.partitions_for(topic))
-        place = (topic, _PARTITIONER(key, partitions[topic], partitions[topic]))
+        place = places.get((topic, key))
+        if place is None:
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            chosen = _PARTITIONER(key, partitions[topic], partitions[topic])
+            place = places[(topic, key)] = (topic, chosen)
         per_partition.setdefault(place, []).append((key, value))
     for (topic, partition), records in per_partition.items():
         batch = producer.create_batch()

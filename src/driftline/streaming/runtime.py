@@ -18,8 +18,9 @@ import contextlib
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -59,6 +60,11 @@ class ServiceContext:
 
 class BatchHandler(Protocol):
     """What a consuming service implements. Only ``handle`` is required."""
+
+    # How many batches may be handled at once: above 1, the next batch is polled and its
+    # ``handle`` started while the previous one's runs (a handler whose batches are
+    # independent, e.g. ingest's rows). Offsets are committed in order all the same.
+    batches_in_flight: int = 1
 
     async def handle(self, batch: list[Message]) -> None:
         """Process a batch idempotently; raise to have it retried."""
@@ -181,25 +187,61 @@ async def _loop(
     ctx: ServiceContext, handler: BatchHandler, policy: ErrorPolicy, stop: asyncio.Event
 ) -> None:
     s = ctx.settings
-    while not stop.is_set():
-        await _tick(ctx, handler, stop)
-        try:
-            batch = await poll_batch(ctx.consumer, s.batch_max_records, s.batch_max_wait_ms)
-        except KafkaError as exc:  # e.g. the broker went away mid-fetch: poll again later
-            kafka_failed(ctx, "poll", exc)
-            await pause(stop, 1.0)
-            continue
-        if not batch:
-            continue
-        started = time.perf_counter()
-        if not await policy.run(batch):
-            return  # stopping with the batch unhandled: it stays uncommitted
-        offsets = handler.commit_offsets(batch)
-        if not await commit_until_done(ctx, batch, offsets, stop):
-            return
-        metrics.batch_seconds.labels(ctx.name).observe(time.perf_counter() - started)
-        metrics.batch_size.labels(ctx.name).observe(len(batch))
-        count_and_measure_lag(ctx, batch)
+    depth = max(1, getattr(handler, "batches_in_flight", 1))
+    # Batches being handled, oldest first: a batch is committed only once it and every batch
+    # before it are handled.
+    in_flight: deque[_InFlight] = deque()
+    try:
+        while not stop.is_set():
+            await _tick(ctx, handler, stop)
+            try:
+                batch = await poll_batch(ctx.consumer, s.batch_max_records, s.batch_max_wait_ms)
+            except KafkaError as exc:  # e.g. the broker went away mid-fetch: poll again later
+                kafka_failed(ctx, "poll", exc)
+                await pause(stop, 1.0)
+                continue
+            if batch:
+                in_flight.append(_InFlight(batch, asyncio.create_task(policy.run(batch))))
+            # Wait for the oldest when the pipeline is full, or when nothing new came (an
+            # idle stream must not leave a handled batch uncommitted).
+            while in_flight and (in_flight[0].task.done() or len(in_flight) >= depth or not batch):
+                oldest = in_flight.popleft()
+                if not await oldest.task:
+                    return  # stopping with the batch unhandled: it stays uncommitted
+                if not await _commit(ctx, handler, oldest, stop):
+                    return
+    finally:
+        await _abandon(in_flight, stop)
+
+
+@dataclass
+class _InFlight:
+    batch: list[Message]
+    task: asyncio.Task[bool]
+    started: float = field(default_factory=time.perf_counter)
+
+
+async def _commit(
+    ctx: ServiceContext, handler: BatchHandler, done: _InFlight, stop: asyncio.Event
+) -> bool:
+    offsets = handler.commit_offsets(done.batch)
+    if not await commit_until_done(ctx, done.batch, offsets, stop):
+        return False
+    metrics.batch_seconds.labels(ctx.name).observe(time.perf_counter() - done.started)
+    metrics.batch_size.labels(ctx.name).observe(len(done.batch))
+    count_and_measure_lag(ctx, done.batch)
+    return True
+
+
+async def _abandon(in_flight: deque[_InFlight], stop: asyncio.Event) -> None:
+    """Batches still in flight when the loop ends stay uncommitted (they are delivered
+    again). Stopping, they are let finish their attempt (a handler may be mid-transaction
+    in a thread); on any other exit (cancelled), cancelled."""
+    tasks = [f.task for f in in_flight]
+    if not stop.is_set():
+        for task in tasks:
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _tick(ctx: ServiceContext, handler: BatchHandler, stop: asyncio.Event) -> None:

@@ -152,6 +152,12 @@ class ReadingValidator:
         for rid in verdict.reading_ids:
             self.recent.add(rid)
 
+    def forget_wire(self, verdict: WireVerdict) -> None:
+        """Undo ``remember_wire``: the verdict's valid readings were not published after all,
+        and the batch is validated again (it must not find its own readings seen)."""
+        for rid in verdict.reading_ids:
+            self.recent.discard(rid)
+
     def validate_isolating_errors(self, messages: Sequence[Message]) -> BatchVerdict:
         """Like ``validate``, but a message that makes validation itself fail is dead-lettered
         (reason ``internal_error``) instead of stalling its whole batch forever."""
