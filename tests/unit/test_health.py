@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -75,10 +74,11 @@ def test_ready_only_when_kafka_and_every_dependency_answer(health) -> None:
 
 def test_an_old_answer_counts_as_none(health) -> None:
     registry, base = health
-    service = registry.register(ServiceHealth("svc-b", stale_after=0.2))
+    now = [100.0]
+    service = registry.register(ServiceHealth("svc-b", stale_after=0.2, clock=lambda: now[0]))
     service.ok(KAFKA)
     assert httpx.get(f"{base}/readyz").status_code == 200
-    time.sleep(0.3)
+    now[0] += 0.3
     response = httpx.get(f"{base}/readyz")
     assert response.status_code == 503
     assert "no answer for" in response.json()["services"]["svc-b"]["reasons"]["kafka"]

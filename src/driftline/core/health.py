@@ -44,6 +44,7 @@ class ServiceHealth:
     name: str
     dependencies: tuple[str, ...] = ()
     stale_after: float = 30.0
+    clock: Callable[[], float] = time.monotonic  # tests step it instead of sleeping
     _checks: dict[str, _Check] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _was_ready: bool = False
@@ -57,7 +58,7 @@ class ServiceHealth:
 
     def ok(self, dependency: str) -> None:
         with self._lock:
-            self._checks[dependency] = _Check(True, "ok", time.monotonic())
+            self._checks[dependency] = _Check(True, "ok", self.clock())
         self._publish()
 
     def failed(self, dependency: str, reason: str) -> None:
@@ -68,7 +69,7 @@ class ServiceHealth:
     def down(self, dependency: str, reason: str) -> None:
         """Mark ``dependency`` unavailable without counting a failure (e.g. while starting)."""
         with self._lock:
-            self._checks[dependency] = _Check(False, reason, time.monotonic())
+            self._checks[dependency] = _Check(False, reason, self.clock())
         self._publish()
 
     def stall(self, reason: str) -> None:
@@ -88,7 +89,7 @@ class ServiceHealth:
 
     def reasons(self) -> dict[str, str]:
         """Why the service is not ready, by dependency (empty when it is ready)."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             checks = dict(self._checks)
             stalled = self._stalled
