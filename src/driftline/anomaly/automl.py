@@ -63,9 +63,11 @@ class SearchResult:
     def pick(self) -> Trial:
         """The AutoML pick: the family that wins at equal search effort, then its best trial.
 
-        A cheap family gets many more trials than an expensive one in the same time, and the
-        best of many noisy CV scores is optimistic; families are therefore compared on their
-        first ``k`` trials each, ``k`` the fewest any family had."""
+        Optuna gives the families it favours more trials (and a cheap family fits more in
+        the same time), and the best of many noisy CV scores is optimistic; families are
+        therefore compared on their first ``k`` trials each (in the order the searcher created
+        them), ``k`` the fewest any family had: at least 1 + ``WARMUP_ROUNDS`` when the budget
+        lets the families' turns finish."""
         by_family: dict[str, list[Trial]] = {}
         for t in self.trials:
             by_family.setdefault(t.spec.family, []).append(t)
