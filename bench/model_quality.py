@@ -42,6 +42,7 @@ from model_references import (  # noqa: E402
 
 import driftline  # noqa: E402
 from driftline.anomaly.automl import run_search  # noqa: E402
+from driftline.anomaly.automl_ray import SEARCHER, ray_session  # noqa: E402
 from driftline.anomaly.model import FAMILIES, LABEL_FREE, AnomalyModel, describe  # noqa: E402
 from driftline.anomaly.recordings import Recording, load_recordings  # noqa: E402
 from driftline.anomaly.scores import outlier_score  # noqa: E402
@@ -222,13 +223,15 @@ def main() -> None:
                 f"recordings without an anomaly column: {sorted(unlabelled)[:5]}; give "
                 "known-normal recordings with --normal"
             )
-    for fit_on, score_on in folds:
-        models = select(fit_on, args, sets)
-        rule = fit_rule(fit_on, measurements)
-        score_into(plain, score_on, models, rule)
-        score_into(quiet, normal, models, rule)
-        if args.shift:
-            score_into(moved, [shifted(r, units, measurements) for r in score_on], models, rule)
+    with ray_session():  # one Ray for every fold's search, not one each
+        for fit_on, score_on in folds:
+            models = select(fit_on, args, sets)
+            rule = fit_rule(fit_on, measurements)
+            score_into(plain, score_on, models, rule)
+            score_into(quiet, normal, models, rule)
+            if args.shift:
+                moved_on = [shifted(r, units, measurements) for r in score_on]
+                score_into(moved, moved_on, models, rule)
     seconds = time.monotonic() - t0
 
     rows = _rows(plain)
@@ -237,7 +240,8 @@ def main() -> None:
         f"(never scored); {setup}"
     )
     print(
-        f"AutoML: {args.trials} trials in {args.searches} searches (budget {args.budget:.0f}s "
+        f"AutoML ({SEARCHER}): {args.trials} trials in {args.searches} searches "
+        f"(budget {args.budget:.0f}s "
         f"or {args.max_trials} trials each), {args.folds} "
         f"group folds, FAR limit {args.max_far:.0f}%; run {seconds:.0f}s"
     )

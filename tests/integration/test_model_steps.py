@@ -305,26 +305,38 @@ def test_promotion_keeps_the_better_model(env: types.SimpleNamespace, small_mode
 
 
 def test_tune_saves_the_automl_pick_and_train_fits_it(env: types.SimpleNamespace) -> None:
+    """The tune step's search runs on Ray Tune with Optuna; every trial is an MLflow run."""
+    import ray
+
+    from driftline.anomaly.automl_ray import SEARCHER
     from driftline.anomaly.model import ModelSpec
     from driftline.training.modeling import mlflow_client
     from driftline.training.train import train
     from driftline.training.tune import tune
 
     started = time.monotonic()
-    result = tune(env.settings, "tune", count=3)
-    print(f"tune with 3 trials took {time.monotonic() - started:.1f}s")
-    assert result.trials == 3  # each family's defaults
+    result = tune(env.settings, "tune", count=4)
+    print(f"tune with 4 trials took {time.monotonic() - started:.1f}s")
+    assert not ray.is_initialized()  # the step's own Ray is shut down
+    # Each family's defaults, then the first of the families' turns (Optuna's suggestion).
+    assert result.trials == 4
     assert 0.0 <= result.score <= 1.0
     spec = ModelSpec.model_validate(result.params["anomaly_spec"])
     assert spec.family == result.family
     assert StandInRepo(env.settings).load_params("tune") == result.params
-    # Every trial is an MLflow run with the model's four parts.
+    # Every trial is an MLflow run with the model's four parts, named by Ray Tune.
     client = mlflow_client(env.settings)
     experiment = client.get_experiment_by_name("driftline-automl")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.params["family"] for r in runs) == ["mset", "pca-t2q", "xgboost"]
-    assert all({"recipe", "params", "threshold"} <= set(r.data.params) for r in runs)
+    families = sorted(r.data.params["family"] for r in runs)
+    assert families == ["mset", "pca-t2q", "pca-t2q", "xgboost"]
+    assert {r.data.tags["driftline.searcher"] for r in runs} == {SEARCHER}
+    assert len({r.data.tags["driftline.trial_id"] for r in runs}) == 4
+    for run in runs:
+        assert {"family", "recipe", "params", "threshold", "smooth"} <= set(run.data.params)
+        json.loads(run.data.params["recipe"])
+        assert 0.0 <= run.data.metrics["cv_far"] <= 100.0 and "cv_f1" in run.data.metrics
 
     # The train step then fits that pick.
     trained = train(env.settings, "tune", run_name="tuned")

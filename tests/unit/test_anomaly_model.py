@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driftline.anomaly.automl import best_threshold, defaults, run_search
+from driftline.anomaly import automl
+from driftline.anomaly.automl import Search, best_threshold, defaults
 from driftline.anomaly.model import FAMILIES, AnomalyModel, ModelSpec
 from driftline.anomaly.recordings import Recording, load_recordings
 from driftline.anomaly.scores import outlier_score
@@ -93,14 +94,27 @@ def test_best_threshold_respects_the_false_alarm_limit() -> None:
     assert threshold == 0.5 and score.far == 25.0
 
 
-def test_automl_holds_out_whole_recordings_and_picks_a_working_model() -> None:
+def test_automl_holds_out_whole_recordings_and_picks_a_working_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     train = [pump(seed) for seed in range(50, 56)]
-    result, search = run_search(train, budget_seconds=0.0, folds=3)
-    # Budget 0: each family's defaults only.
-    assert [t.spec.family for t in result.trials] == list(FAMILIES)
-    assert all(not set(g) & set(h) for g in search.groups for h in search.groups if g is not h)
-    best = result.best()
-    model = search.fit(best.spec)
+    search = Search(train, folds=3)
+    trained_on: list[set[str]] = []
+    fit = automl.fit_booster
+
+    def recording_fit(spec: ModelSpec, data: list) -> object:
+        trained_on.append({r.name for _, r in data})
+        return fit(spec, data)
+
+    monkeypatch.setattr(automl, "fit_booster", recording_fit)
+    result = automl.SearchResult([search.evaluate(defaults(f)) for f in FAMILIES])
+    # Group-wise CV: one booster per group, trained on every other recording and on none of
+    # the group's, which it then scores.
+    names = {r.name for r in train}
+    held_out = [{train[i].name for i in group} for group in search.groups]
+    assert set().union(*held_out) == names and sum(map(len, held_out)) == len(train)
+    assert trained_on == [names - held for held in held_out]
+    model = search.fit(result.pick().spec)
     caught, false_alarms = rates(model, pump(60, level=2.0))
     assert caught > 0.8 and false_alarms < 0.1
 
@@ -113,9 +127,10 @@ def test_on_skab_valve1_selected_model_beats_always_anomaly(skab_dir: Path) -> N
     ]  # fmt: skip
     data = load_recordings([skab_dir / "valve1"], measurements, 400)
     train, test = data[:8], data[8:]
-    result, search = run_search(train, budget_seconds=0.0, families=["mset", "xgboost"])
+    search = Search(train)
+    trials = {f: search.evaluate(defaults(f)) for f in ("mset", "xgboost")}
     for family in ("mset", "xgboost"):
-        model = search.fit(result.best([family]).spec)
+        model = search.fit(trials[family].spec)
         y = np.concatenate([r.scored_labels() for r in test])
         alarms = np.concatenate(
             [model.predict(r.baseline, r.values)[r.scored_from :] for r in test]
@@ -128,7 +143,7 @@ def test_on_skab_valve1_selected_model_beats_always_anomaly(skab_dir: Path) -> N
     # recording. (The label-free families do not: that pump warms up and its slow drift
     # leaves a 400-reading baseline behind; see docs/benchmarks.md.)
     normal = load_recordings([skab_dir / "anomaly-free"], measurements, 400)[0]
-    model = search.fit(result.best(["xgboost"]).spec)
+    model = search.fit(trials["xgboost"].spec)
     flagged = model.predict(normal.baseline, normal.values)[normal.scored_from :]
     assert flagged.mean() < 0.05
 

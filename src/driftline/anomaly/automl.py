@@ -6,15 +6,20 @@ groups and scores the held-out one; a label-free trial scores each recording aga
 baseline. A trial's objective is the pooled F1 of its out-of-fold alarms, where each group is
 alarmed at the threshold chosen on the other groups (best F1 among thresholds whose false-alarm
 rate stays within ``max_far``): a threshold must carry over to recordings it was not chosen on.
-The spec keeps the threshold chosen on all training recordings. The search starts from each
-family's defaults, then samples at random (seeded) until the family's share of the time budget
-or of the trial count runs out; the winner is then trained on every training recording.
+The spec keeps the threshold chosen on all training recordings.
+
+``run_search`` runs the trials on Ray Tune with Optuna's TPE as the search algorithm
+(``automl_ray``) over ``automl_space.SearchSpace``: each family's defaults first, then a few
+trials of each family in turn, then Optuna's choice, until the time budget or the trial count
+runs out. ``SearchResult.pick`` compares the families at equal effort; the winner is then
+trained on every training recording.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,18 +40,14 @@ from driftline.anomaly.scores import OutlierScore, outlier_score
 
 log = logging.getLogger(__name__)
 
-# Label-free search space. Chosen after exploring SKAB valve1 (the only labelled data here):
-# raw readings (window 1), 5- and 60-row windows and no smoothing were never competitive.
-WINDOWS = (10, 20, 30)
-SMOOTH = (5, 10, 20, 30)
-XGB_WINDOWS = ((5, 30), (10, 30, 60), (5, 15, 30, 60), (10, 60))
-
 
 @dataclass(frozen=True)
 class Trial:
     spec: ModelSpec
     score: OutlierScore
     seconds: float
+    searcher: str = ""
+    trial_id: str = ""  # the searcher's name for it (Ray Tune's trial id)
 
 
 @dataclass
@@ -62,9 +63,11 @@ class SearchResult:
     def pick(self) -> Trial:
         """The AutoML pick: the family that wins at equal search effort, then its best trial.
 
-        A cheap family gets many more trials than an expensive one in the same time, and the
-        best of many noisy CV scores is optimistic; families are therefore compared on their
-        first ``k`` trials each, ``k`` the fewest any family had."""
+        Optuna gives the families it favours more trials (and a cheap family fits more in
+        the same time), and the best of many noisy CV scores is optimistic; families are
+        therefore compared on their first ``k`` trials each (in the order the searcher created
+        them), ``k`` the fewest any family had: at least 1 + ``WARMUP_ROUNDS`` when the budget
+        lets the families' turns finish."""
         by_family: dict[str, list[Trial]] = {}
         for t in self.trials:
             by_family.setdefault(t.spec.family, []).append(t)
@@ -93,38 +96,6 @@ def defaults(family: Family, measurements: tuple[str, ...] | None = None) -> Mod
     return ModelSpec(
         family=family, recipe=recipe, params={"bandwidth": 2.0}, threshold=3.0, smooth=20
     )
-
-
-def sample(family: Family, rng: np.random.Generator, measurement_sets: list[Any]) -> ModelSpec:
-    def pick(options: Sequence[Any]) -> Any:
-        return options[int(rng.integers(len(options)))]
-
-    smooth = int(pick(SMOOTH))
-    params: dict[str, Any]
-    if family == "xgboost":
-        recipe = FeatureRecipe(
-            raw=bool(pick((True, False))),
-            windows=pick(XGB_WINDOWS),
-            spread=bool(pick((True, False))),
-        )
-        params = {
-            "max_depth": int(pick((2, 3, 4, 5))),
-            "n_estimators": int(pick((80, 150, 250))),
-            "learning_rate": float(pick((0.05, 0.1, 0.2))),
-            "min_child_weight": float(pick((1.0, 5.0, 20.0))),
-        }
-        return ModelSpec(family=family, recipe=recipe, params=params, threshold=0.5, smooth=smooth)
-    recipe = FeatureRecipe(
-        raw=False, windows=(int(pick(WINDOWS)),), measurements=pick(measurement_sets)
-    )
-    if family == "pca-t2q":
-        params = {"variance": float(pick((0.9, 0.95, 0.99)))}
-    else:
-        params = {
-            "bandwidth": float(pick((1.0, 2.0, 4.0))),
-            "memory_size": int(pick((100, 200))),
-        }
-    return ModelSpec(family=family, recipe=recipe, params=params, threshold=1.0, smooth=smooth)
 
 
 def best_threshold(
@@ -160,6 +131,7 @@ class Search:
         if any(r.labels is None for r in recordings):
             raise ValueError("AutoML selection needs labelled recordings")
         self.recordings = recordings
+        self.key = uuid.uuid4().hex  # names this search in the processes that run its trials
         k = min(folds, len(recordings))
         self.groups = [list(range(i, len(recordings), k)) for i in range(k)]
         self.max_far = max_far
@@ -230,29 +202,39 @@ def run_search(
     seed: int = 0,
     measurement_sets: list[tuple[str, ...] | None] | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    ray_address: str | None = None,
 ) -> tuple[SearchResult, Search]:
-    """Trials until the budget or ``max_trials`` runs out (each family's defaults first)."""
+    """Ray Tune + Optuna trials until ``budget_seconds`` have passed (each family has at least
+    one finished trial even so) or ``max_trials`` ran; ``on_trial`` sees each as it finishes."""
+    from driftline.anomaly.automl_ray import tune_search
+    from driftline.anomaly.automl_space import SearchSpace
+
     search = Search(recordings, folds=folds, max_far=max_far)
-    sets = measurement_sets or [None]
-    rng = np.random.default_rng(seed)
-    result = SearchResult()
-    # Each family gets an equal slice of the budget and of the trials, so a cheap label-free
-    # family is searched as well as an expensive supervised one; its defaults always run.
-    for n, family in enumerate(families):
-        share = len(families) - n
-        deadline = time.monotonic() + max(budget_seconds - _spent(result), 0.0) / share
-        allowed = max((max_trials - len(result.trials)) // share, 1)
-        spec = defaults(family)
-        for count in range(allowed):
-            if count and time.monotonic() >= deadline:
-                break
-            trial = search.evaluate(spec if count == 0 else sample(family, rng, sets))
-            result.trials.append(trial)
-            if on_trial is not None:
-                on_trial(trial)
-            log.debug("trial %s: F1 %.3f FAR %.1f", family, trial.score.f1, trial.score.far)
-    return result, search
+    space = SearchSpace(families, measurement_sets or [None])
+    trials = tune_search(search, space, budget_seconds, max_trials, seed, on_trial, ray_address)
+    for t in trials:
+        log.debug("trial %s: F1 %.3f FAR %.1f", t.spec.family, t.score.f1, t.score.far)
+    return SearchResult(trials), search
 
 
-def _spent(result: SearchResult) -> float:
-    return sum(t.seconds for t in result.trials)
+# Per process running trials (a Ray worker): the search its trials evaluate, so a worker that
+# runs several trials keeps the feature cache from one to the next.
+_SEARCHES: dict[str, Search] = {}
+
+
+def ray_objective(config: dict[str, Any], search: Search) -> None:
+    """One Ray Tune trial: the group-wise CV score of the spec the searcher suggested."""
+    from ray import tune
+
+    search = _SEARCHES.setdefault(search.key, search)
+    trial = search.evaluate(ModelSpec.model_validate_json(config["spec"]))
+    tune.report(
+        {
+            "cv_f1": trial.score.f1,
+            "cv_far": trial.score.far,
+            "cv_mar": trial.score.mar,
+            "cv_rows": trial.score.rows,
+            "seconds": trial.seconds,
+            "spec_json": trial.spec.model_dump_json(),
+        }
+    )

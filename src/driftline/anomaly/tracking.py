@@ -37,6 +37,14 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
     }
 
 
+def trial_tags(trial: Trial, search: str) -> dict[str, str]:
+    """The search a trial belongs to, and which searcher ran it under what name."""
+    tags = {"driftline.search": search}
+    if trial.searcher:
+        tags |= {"driftline.searcher": trial.searcher, "driftline.trial_id": trial.trial_id}
+    return tags
+
+
 def mlflow_trial_logger(
     tracking_uri: str, search: str, experiment: str = EXPERIMENT
 ) -> Callable[[Trial], None]:
@@ -59,7 +67,7 @@ def mlflow_trial_logger(
             run.info.run_id,
             metrics=[Metric(k, v, now, 0) for k, v in trial_metrics(trial).items()],
             params=[Param(k, v) for k, v in trial_params(trial).items()],
-            tags=[RunTag("driftline.search", search)],
+            tags=[RunTag(k, v) for k, v in trial_tags(trial, search).items()],
         )
         client.set_terminated(run.info.run_id)
 

@@ -1,10 +1,12 @@
 """Tune step: the AutoML search (``driftline.anomaly.automl.run_search``) on one dataset
-version, within ``automl_budget_seconds``.
+version, within ``automl_budget_seconds``, on Ray Tune with Optuna (a local Ray started for the
+step, or the cluster at ``RAY_ADDRESS``).
 
 It searches model families, feature windows, parameters and the decision threshold by
 group-wise cross-validation: whole sensors are held out, so the pick is the model that holds on
 sensors it has not seen. Every trial is an MLflow run (experiment ``driftline-automl``, tagged
-with the search); the pick is saved with the dataset (``<tag>-params``) for the train step.
+with the search, the searcher and Ray Tune's trial id); the pick is saved with the dataset
+(``<tag>-params``) for the train step.
 Only the training part of each sensor (its earlier rows) is searched on: the train step's
 held-out rows stay unseen.
 """
@@ -93,6 +95,7 @@ def tune(settings: Settings, tag: str, count: int | None = None) -> TuneResult:
         max_trials=count or 200,
         measurement_sets=[None, tuple(measurements)],
         on_trial=logger,
+        ray_address=settings.ray_address,
     )
     pick = result.pick()
     params = {SPEC_KEY: pick.spec.model_dump(mode="json")}
