@@ -1,8 +1,10 @@
 """The serving benchmark's baseline: a plain ASGI app on uvicorn, one process, doing per request
-what any scorer must: decode the JSON body (orjson), the model inputs from each sensor's recent
-readings (``SensorHistory.inputs``, the same feature functions and history as the service) and
-the same model call, answered with the service's prediction fields. No validation (a reading
-that is not the wire format fails with 400 or 500), no framework, no batching.
+what any scorer must: decode the JSON body (orjson) into columns and make the same model call as
+the service: an anomaly-family champion scores each reading against its sensor's baseline from
+its recent readings (``LoadedModel.score_columns``, the service's scorer), one of before them
+gets the rolling-feature inputs (``SensorHistory.inputs``, the same feature functions and
+history as the service). Answered with the service's prediction fields. No validation (a
+reading that is not the wire format fails with 400 or 500), no framework, no batching.
 
     uvicorn plain_asgi:app --app-dir bench --port 3100    # settings from the environment
 """
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from driftline.anomaly.bundle import READY, Scored
 from driftline.core.profile import load_profile
 from driftline.core.records import epoch_ns, reading_id
 from driftline.core.settings import Settings
@@ -32,6 +35,7 @@ one_thread(model.model)  # as the BentoML service does
 features = load_profile(settings.profile_path).features
 history = SensorHistory(features, settings.feature_window)
 values_of = operator.itemgetter(*features)
+threshold = settings.serving_threshold
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -54,12 +58,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     items = decoded if isinstance(decoded, list) else [decoded]
     stamps = [datetime.fromisoformat(r["ts"]).astimezone(UTC) for r in items]
     sensors = [r["sensor_id"] for r in items]
-    inputs = history.inputs(
-        sensors,
-        np.array([epoch_ns(t) for t in stamps], dtype="int64"),
-        np.array([values_of(r["values"]) for r in items], dtype="float64"),
-    )
-    probabilities = model.anomaly_probabilities(inputs)
+    ns = np.array([epoch_ns(t) for t in stamps], dtype="int64")
+    values = np.array([values_of(r["values"]) for r in items], dtype="float64")
+    scored = model.score_columns(sensors, ns, values, features)
+    if scored is None:  # a version of before the anomaly families
+        probabilities = model.anomaly_probabilities(history.inputs(sensors, ns, values))
+        scored = [Scored(float(p), READY, None) for p in probabilities]
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     results = [
         {
@@ -68,13 +72,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "sensor_id": s,
             "ts": r["ts"],
             "seq": r.get("seq"),
-            "anomaly_probability": float(p),
-            "label": int(p >= settings.serving_threshold),
+            "anomaly_probability": o.probability,
+            "label": None if o.probability is None else int(o.probability >= threshold),
             "model_name": model.name,
             "model_version": model.version,
+            "family": model.family,
+            "baseline": o.baseline,
+            "baseline_version": o.baseline_version,
             "predicted_at": now,
         }
-        for r, s, t, p in zip(items, sensors, stamps, probabilities, strict=True)
+        for r, s, t, o in zip(items, sensors, stamps, scored, strict=True)
     ]
     await _answer(send, 200, results if isinstance(decoded, list) else results[0])
 

@@ -7,11 +7,19 @@ concurrency levels.
 Load comes from wrk (closed loop: each connection sends its next request when the last is
 answered), new readings from ``--sensors`` simulated pumps (``wrk_reading.lua``). Every point
 is run ``--repeats`` times; the table shows medians. The load generator shares the machine's
-cores with the server: on this 2-core box that costs every target alike.
+cores with the server: on this 2-core box that costs every target alike. Beside readings/s,
+readings per CPU second of the target's processes (all of them: BentoML's worker and its
+parent), which a machine busy with other work moves far less than the wall clock.
+
+The champion served is what training registers now (``--model anomaly``, the default): an
+anomaly-family bundle (the xgboost family with its default recipe, trained on SKAB valve1
+files 0-3) with a baseline for each simulated pump, so every reading is scored against its
+sensor's own normal; ``--model rolling`` serves the XGBoost on rolling features of before
+the anomaly families (issue 4's and the first issue 20 tables).
 
     apt-get install wrk    # once
     .venv/bin/python bench/serving.py [--per-request 1,10,100] [--concurrency 64] \
-        [--duration 4] [--repeats 3]
+        [--duration 4] [--repeats 3] [--model anomaly|rolling]
 """
 
 from __future__ import annotations
@@ -29,10 +37,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from driftline.anomaly.automl import defaults
+from driftline.anomaly.baseline import from_first_readings
+from driftline.anomaly.bundle import ModelBundle
+from driftline.anomaly.model import AnomalyModel
+from driftline.anomaly.recordings import recording_from_frame
+from driftline.anomaly.registered import log_bundle
 from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
 from driftline.platform import procs
@@ -43,7 +58,7 @@ from driftline.training.features import add_features
 
 BENCH = Path(__file__).resolve().parent
 SKAB_VALVE1 = BENCH.parents[1] / "shared" / "data" / "skab" / "data" / "valve1"
-console = Console(width=150)
+console = Console(width=220)
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,36 @@ class Point:
     p50_ms: float
     p99_ms: float
     failed: int
+    cpu_seconds: float = 0.0  # CPU time of the target's processes during the run
+    answered: int = 0  # readings of the requests answered 2xx
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.answered / self.cpu_seconds if self.cpu_seconds else float("nan")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time of process ``root`` and its live descendants (a target and its
+    workers, which BentoML starts in sessions of their own)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        pid = int(stat.parent.name)
+        parent[pid] = int(fields[1])  # ppid; utime and stime are fields 14 and 15 of stat
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid in ticks:
+        at = pid
+        while at > 1 and at != root:
+            at = parent.get(at, 0)
+        if at == root:
+            total += ticks[pid]
+    return total / tick
 
 
 def free_port() -> int:
@@ -69,27 +114,63 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def register_champion(settings: Settings, skab_dir: Path) -> str:
-    """An XGBoost model on valve1 files 0-3 with the pipeline's features, as champion."""
+def register_champion(settings: Settings, skab_dir: Path, kind: str, sensors: int) -> str:
+    """The champion: an anomaly-family bundle (``anomaly``: the xgboost family's defaults on
+    valve1 files 0-3, a baseline for each of the ``sensors`` pumps ``wrk_reading.lua``
+    simulates) or the XGBoost on rolling features of before (``rolling``)."""
     import mlflow
     import mlflow.xgboost
     from model_quality import load_file
 
     features = load_profile(settings.profile_path).features
     frames = [load_file(skab_dir / f"{n}.csv") for n in range(4)]
-    frame = add_features(pd.concat(frames), features, settings.feature_window)
-    model = modeling.fit_model(
-        modeling.model_inputs(frame, features), modeling.labels(frame), {}, n_jobs=2
-    )
     modeling.use_mlflow(settings)
     client = modeling.mlflow_client(settings)
     with mlflow.start_run(experiment_id=modeling.ensure_experiment(settings, client)):
-        info = mlflow.xgboost.log_model(
-            model, name="model", registered_model_name=settings.model_name
-        )
+        if kind == "anomaly":
+            info = log_bundle(
+                anomaly_bundle(frames, features, settings.baseline_readings, sensors),
+                settings.model_name,
+                ["xgboost", "pandas", "numpy", "scipy", "pydantic"],
+            )
+        else:
+            frame = add_features(pd.concat(frames), features, settings.feature_window)
+            model = modeling.fit_model(
+                modeling.model_inputs(frame, features), modeling.labels(frame), {}, n_jobs=2
+            )
+            info = mlflow.xgboost.log_model(
+                model, name="model", registered_model_name=settings.model_name
+            )
     version = str(info.registered_model_version)
     registry.set_champion(client, settings.model_name, version)
     return version
+
+
+def anomaly_bundle(
+    frames: list[pd.DataFrame], features: list[str], baseline_readings: int, sensors: int
+) -> ModelBundle:
+    """The xgboost family's defaults trained on the SKAB frames (their first readings are each
+    one's baseline), with a baseline for each simulated pump: readings drawn from the ranges
+    ``wrk_reading.lua`` sends (uniform), so the requests' readings are each pump's normal."""
+    recordings = [
+        recording_from_frame(
+            str(f["sensor_id"].iloc[0]), f.assign(anomaly=f["label"]), features, baseline_readings
+        )
+        for f in frames
+    ]
+    model = AnomalyModel.fit(defaults("xgboost", tuple(features)), recordings)
+    rng = np.random.default_rng(0)
+    low = np.array([0.21, 0.27, 2.4, 0.11, 89.5, 28.5, 228.6, 125.2])
+    width = np.array([0.01, 0.01, 0.2, 0.01, 1.0, 1.0, 2.0, 2.0])
+    baselines = {}
+    for i in range(sensors):
+        name = f"pump-{i:03d}"
+        rows = pd.DataFrame(low + width * rng.random((baseline_readings, 8)), columns=features)
+        baseline = from_first_readings(rows, name, features, baseline_readings)
+        if baseline is None:
+            raise SystemExit(f"{name}: no baseline from {baseline_readings} readings")
+        baselines[name] = baseline
+    return ModelBundle(model, baselines, tuple(features))
 
 
 def targets(settings: Settings, variants: list[str]) -> list[Target]:
@@ -135,8 +216,15 @@ def targets(settings: Settings, variants: list[str]) -> list[Target]:
 
 
 def run_wrk(
-    base: str, concurrency: int, duration: int, sensors: int, epoch: float, per_request: int = 1
+    base: str,
+    concurrency: int,
+    duration: int,
+    sensors: int,
+    epoch: float,
+    per_request: int = 1,
+    pid: int | None = None,
 ) -> Point:
+    cpu_before = tree_cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(
         [
             "wrk",
@@ -162,12 +250,15 @@ def run_wrk(
     result = json.loads(out.strip().splitlines()[-1])
     seconds = result["duration_us"] / 1e6
     failed = result["non2xx"] + result["socket_errors"]
+    answered = (result["requests"] - failed) * per_request
     return Point(
         throughput=result["requests"] / seconds,
-        readings=(result["requests"] - failed) * per_request / seconds,  # answered ones only
+        readings=answered / seconds,  # answered ones only
         p50_ms=result["p50_us"] / 1e3,
         p99_ms=result["p99_us"] / 1e3,
         failed=failed,
+        cpu_seconds=tree_cpu_seconds(pid) - cpu_before if pid is not None else 0.0,
+        answered=answered,
     )
 
 
@@ -202,9 +293,9 @@ def measure(chosen: list[Target], args: argparse.Namespace) -> dict[str, dict[Ke
         for repeat in range(args.repeats):
             for n, c in keys:
                 console.log(f"{n} a request, concurrency {c}, run {repeat + 1}/{args.repeats}")
-                for target in chosen:
+                for target, child in zip(chosen, children, strict=True):
                     base = f"http://127.0.0.1:{target.port}"
-                    point = run_wrk(base, c, args.duration, args.sensors, epoch, n)
+                    point = run_wrk(base, c, args.duration, args.sensors, epoch, n, child.pid)
                     points[target.name][n, c].append(point)
                 epoch += 3600
     finally:
@@ -234,6 +325,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per point (medians shown)")
     parser.add_argument("--sensors", type=int, default=64, help="simulated pumps sending")
     parser.add_argument("--skab-dir", type=Path, default=SKAB_VALVE1)
+    parser.add_argument(
+        "--model",
+        choices=("anomaly", "rolling"),
+        default="anomaly",
+        help="the champion: an anomaly-family bundle (what training registers) or the "
+        "rolling-feature XGBoost of before",
+    )
     parser.add_argument("--only", default="", help="run only targets whose name contains this")
     parser.add_argument(
         "--variant",
@@ -251,20 +349,23 @@ def main() -> None:
             kafka_bootstrap_servers=broker.bootstrap_servers, data_dir=Path(tmp)
         )
         with console.status("training and registering the champion"):
-            version = register_champion(settings, args.skab_dir)
-        console.log(f"champion: {settings.model_name} version {version}")
+            version = register_champion(settings, args.skab_dir, args.model, args.sensors)
+        console.log(f"champion: {settings.model_name} version {version} ({args.model})")
         chosen = [t for t in targets(settings, args.variant) if args.only in t.name]
         results = measure(chosen, args)
 
     baseline = results[list(results)[-1]]  # the plain ASGI app, or the last target run
-    table = Table(title=f"Serving (medians of {args.repeats} runs of {args.duration} s)")
+    title = f"Serving the {args.model} model (medians of {args.repeats} runs of {args.duration} s)"
+    table = Table(title=title)
     columns = ("target", "readings/req", "concurrency", "readings/s", "x baseline", "req/s")
-    for column in (*columns, "p50 ms", "p99 ms", "p99/p50", "failed"):
+    per_cpu = ("readings/CPU s", "x baseline/CPU s")
+    for column in (*columns, *per_cpu, "p50 ms", "p99 ms", "p99/p50", "failed"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for name, points in results.items():
         for key in points:
             rate = median(points[key], "readings")
             p50, p99 = median(points[key], "p50_ms"), median(points[key], "p99_ms")
+            efficiency = median(points[key], "per_cpu_second")
             table.add_row(
                 name,
                 str(key[0]),
@@ -272,6 +373,8 @@ def main() -> None:
                 f"{rate:,.0f}",
                 f"{rate / median(baseline[key], 'readings'):.2f}",
                 f"{median(points[key], 'throughput'):,.0f}",
+                f"{efficiency:,.0f}",
+                f"{efficiency / median(baseline[key], 'per_cpu_second'):.2f}",
                 f"{p50:.1f}",
                 f"{p99:.1f}",
                 f"{p99 / p50:.1f}",

@@ -20,6 +20,7 @@ A new champion is loaded in the background and swapped in between batches
 from __future__ import annotations
 
 import functools
+import gc
 from typing import Annotated, Any
 
 import bentoml
@@ -49,6 +50,7 @@ def make_service(settings: Settings) -> Any:
         traffic={"timeout": 30},
         # A log line per request costs about as much as scoring a reading; /metrics has the counts.
         logging={"access": {"enabled": settings.serving_access_log}},
+        tracing={"excluded_urls": [] if settings.serving_trace_predictions else ["/predict"]},
     )
     class AnomalyService:
         def __init__(self) -> None:
@@ -93,6 +95,12 @@ def make_service(settings: Settings) -> Any:
                 history=self.history,
             )
             self.watcher.start()
+            # What is loaded by now (BentoML, MLflow, pandas, the model: ~450,000 objects)
+            # lives as long as the process. Frozen, it is out of the cyclic collector's way: a
+            # full collection scans what requests made since, not the whole heap, which under
+            # load took 0.3 CPU s every few seconds and stalled the batch in flight
+            # (docs/benchmarks.md, issue 20).
+            gc.freeze()
 
         def __is_ready__(self) -> bool:
             if self.watcher.current is None:

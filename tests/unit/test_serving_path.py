@@ -207,3 +207,67 @@ def test_a_prediction_as_json_is_its_json_dump() -> None:
             model_version="3",
         )
         assert as_json(prediction) == prediction.model_dump(mode="json")
+
+
+class OutOfRange(MeanOfInputs):
+    def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray:
+        return np.full(len(inputs), 1.5)
+
+
+def test_a_probability_outside_0_1_is_refused_as_the_record_would() -> None:
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        make_path(OutOfRange(), []).score(tag(docs("pump-001", 2), "r"))
+
+
+def anomaly_model(sensors: list[str]) -> Any:
+    """A served anomaly-family version (pca-t2q, label-free) with a baseline for ``sensors``."""
+    from driftline.anomaly.automl import defaults
+    from driftline.anomaly.baseline import from_first_readings
+    from driftline.anomaly.bundle import ModelBundle, OnlineScorer
+    from driftline.anomaly.model import AnomalyModel
+    from driftline.anomaly.registered import LoadedVersion
+    from driftline.serving.champion import LoadedModel
+
+    rng = np.random.default_rng(4)
+    baselines = {}
+    for sensor in sensors:
+        rows = pd.DataFrame(rng.normal(1.0, 0.1, (400, len(FEATURES))), columns=FEATURES)
+        baselines[sensor] = from_first_readings(rows, sensor, FEATURES, 400)
+    spec = defaults("pca-t2q", tuple(FEATURES)).model_copy(update={"smooth": 3})
+    bundle = ModelBundle(AnomalyModel.fit(spec, []), baselines, tuple(FEATURES))  # type: ignore[arg-type]
+    return LoadedModel("m", "7", "test", LoadedVersion(bundle), OnlineScorer(bundle))
+
+
+def test_an_anomaly_model_scores_the_columns_and_answers_prediction_records() -> None:
+    published: list[Prediction] = []
+    model = anomaly_model(["pump-001"])
+    path = make_path(model, published)  # type: ignore[arg-type]
+    readings = series("pump-001", 40) + series("pump-002", 3, seed=1)
+    items = [r.model_dump(mode="json", exclude={"reading_id", "v"}) for r in readings]
+    out = path.score(tag(items[:20], "r1") + tag(items[20:], "r2"))
+    # Each answer is a Prediction's JSON, field for field, and what was published.
+    assert [Prediction.model_validate(o).model_dump(mode="json") for o in out] == out
+    assert [p.model_dump(mode="json") for p in published] == out[:40]
+    assert [o["reading_id"] for o in out] == [r.reading_id for r in readings]
+    assert {(o["family"], o["baseline"]) for o in out[:40]} == {("pca-t2q", "ready")}
+    assert {(o["baseline"], o["anomaly_probability"], o["label"]) for o in out[40:]} == {
+        ("pending", None, None)
+    }
+    # The scores are the scorer's own on the readings, and no rolling features were made.
+    fresh = anomaly_model(["pump-001"])
+    expected = fresh.scorer.score(readings)
+    assert [o["anomaly_probability"] for o in out] == [s.probability for s in expected]
+    assert path.history.sensors() == 0
+
+
+def test_columns_in_another_order_than_the_bundles_give_the_same_scores() -> None:
+    readings = series("pump-001", 12)
+    stamps = np.array([int(r.ts.timestamp() * 1e6) * 1000 for r in readings], dtype="int64")
+    values = np.array([[r.values[f] for f in FEATURES] for r in readings])
+    order = list(reversed(range(len(FEATURES))))
+    sensors = [r.sensor_id for r in readings]
+    plain = anomaly_model(["pump-001"]).score_columns(sensors, stamps, values, FEATURES)
+    shuffled = anomaly_model(["pump-001"]).score_columns(
+        sensors, stamps, values[:, order], [FEATURES[i] for i in order]
+    )
+    assert shuffled == plain and {s.baseline for s in plain} == {"ready"}

@@ -52,7 +52,7 @@ def assert_same_verdict(docs: list[Any], max_bytes: int = MAX_BYTES) -> None:
     }
     assert checked.reasons == expected
     assert checked.positions == [m.offset for m, _ in reference.valid]
-    assert checked.readings == [r for _, r in reference.valid]
+    assert checked.readings() == [r for _, r in reference.valid]
     assert checked.sensor_ids == [r.sensor_id for _, r in reference.valid]
     assert checked.stamps.tolist() == [epoch_ns(r.ts) for _, r in reference.valid]
     assert checked.values.shape == (len(reference.valid), len(PROFILE.features))

@@ -25,7 +25,7 @@ import pandas as pd
 
 from driftline.anomaly.baseline import BaselineError, SensorBaseline, from_first_readings
 from driftline.anomaly.baseline_store import BaselineStore
-from driftline.anomaly.features import relative_features
+from driftline.anomaly.batched import causal_means_at, relative_features_of
 from driftline.anomaly.model import AnomalyModel
 from driftline.core.records import ValidReading, epoch_ns
 from driftline.serving.history import HistoryStore, MemoryHistory
@@ -131,16 +131,19 @@ class ModelBundle:
 
 
 def _raw_scores(
-    model: AnomalyModel, items: list[tuple[SensorBaseline, np.ndarray]]
-) -> list[np.ndarray]:
-    """Unsmoothed scores of each sensor's feature rows. A booster scores all sensors' rows in
-    one call (a call costs milliseconds whatever its size), through ``inplace_predict``: the
-    probabilities of ``predict_proba`` without its per-call checks."""
-    if model.booster is None or not items:
-        return [model.raw_scores(baseline, features) for baseline, features in items]
-    stacked = np.vstack([features for _, features in items])
-    scores = np.asarray(model.booster.get_booster().inplace_predict(stacked))
-    return np.split(scores, np.cumsum([len(f) for _, f in items])[:-1])
+    model: AnomalyModel, baselines: Sequence[SensorBaseline], features: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Unsmoothed scores of the stacked feature rows of several sensors (``rows[i]`` of sensor
+    ``i``, judged against ``baselines[i]``). A booster scores them all in one call (a call costs
+    milliseconds whatever its size), through ``inplace_predict``: the probabilities of
+    ``predict_proba`` without its per-call checks. A detector is each baseline's own."""
+    if model.booster is not None:
+        if not len(features):
+            return np.empty(0)
+        return np.asarray(model.booster.get_booster().inplace_predict(features))
+    parts = np.split(features, np.cumsum(rows)[:-1])
+    scores = [model.raw_scores(b, f) for b, f in zip(baselines, parts, strict=True)]
+    return np.concatenate(scores) if scores else np.empty(0)
 
 
 class OnlineScorer:
@@ -198,40 +201,75 @@ class OnlineScorer:
         values = np.array(
             [[r.values.get(m, np.nan) for m in measurements] for r in readings], dtype="float64"
         ).reshape(len(readings), len(measurements))
-        by_sensor: dict[str, list[int]] = {}
-        for i, r in enumerate(readings):
-            by_sensor.setdefault(r.sensor_id, []).append(i)
-        out: list[Scored] = [Scored(None, PENDING, None)] * len(readings)
-        new: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for sensor, index in by_sensor.items():
-            # One row per ts (a repeat within the call shares the first one's values).
-            ts, first = np.unique(stamps[index], return_index=True)
-            new[sensor] = (ts, values[np.asarray(index)[first]])
+        return self.score_columns([r.sensor_id for r in readings], stamps, values)
+
+    def score_columns(
+        self, sensor_ids: Sequence[str], stamps: np.ndarray, values: np.ndarray
+    ) -> list[Scored]:
+        """``score`` of readings given as columns: each one's sensor, its ts (int64 ns since
+        the epoch, (n,)) and its values ((n, the bundle's measurements), NaN where missing).
+
+        The features of every sensor with a baseline come from one pass over all of them
+        (``driftline.anomaly.batched``), then one model call and one smoothing pass."""
+        n = len(sensor_ids)
+        code_of: dict[str, int] = {}
+        codes = np.fromiter(
+            (code_of.setdefault(s, len(code_of)) for s in sensor_ids), dtype="int64", count=n
+        )
+        sensors = list(code_of)
+        # The readings by sensor, then ts; one row per (sensor, ts) goes to the history, the
+        # first of a ts repeated within the call.
+        order = np.lexsort((stamps, codes))
+        sorted_codes, sorted_ts = codes[order], stamps[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = (sorted_codes[1:] != sorted_codes[:-1]) | (sorted_ts[1:] != sorted_ts[:-1])
+        kept = order[first]
+        cut = np.cumsum(np.bincount(codes[kept], minlength=len(sensors)))[:-1]
+        new_ts, new_values = np.split(stamps[kept], cut), np.split(values[kept], cut)
+        new = {s: (new_ts[i], new_values[i]) for i, s in enumerate(sensors)}
         merged = self.recent.merge(new)
+        of_sensor = np.split(order, np.cumsum(np.bincount(codes, minlength=len(sensors)))[:-1])
+
         model = self.bundle.model
         smooth = model.spec.smooth
-        # Per sensor with a baseline: its feature rows from the first one a new reading's
-        # smoothed score needs; then one model call for the rows of every sensor.
-        work = []
-        for sensor, index in by_sensor.items():
+        # Per sensor with a baseline: its rows from the first one a new reading's smoothed
+        # score needs (``tail``), and where each of its readings is among them.
+        series, baselines, tails, at, chosen = [], [], [], [], []
+        offset = 0
+        for i, sensor in enumerate(sensors):
             baseline = self.baseline(sensor) or self._collect(sensor, *new[sensor])
             if baseline is None:
                 continue
             ts_all, values_all = merged[sensor]  # what was held and the new, in ts order
-            where = np.searchsorted(ts_all, stamps[index])
-            lo = max(int(where.min()) - smooth + 1, 0)
-            recipe = model.spec.recipe
-            features = relative_features(values_all, baseline, recipe, len(values_all) - lo)
-            work.append((sensor, index, baseline, where - lo, features))
-        raw = _raw_scores(model, [(b, f) for _, _, b, _, f in work])
-        threshold = model.spec.threshold
-        for (sensor, index, baseline, where, _), sensor_raw in zip(work, raw, strict=True):
-            probabilities = alarm_probability(model.smoothed(sensor_raw), threshold)
+            where = np.searchsorted(ts_all, stamps[of_sensor[i]])  # ascending: by ts
+            lo = max(int(where[0]) - smooth + 1, 0)
+            series.append(values_all)
+            baselines.append(baseline)
+            tails.append(len(values_all) - lo)
+            at.append(where - lo + offset)
+            chosen.append(i)
+            offset += tails[-1]
+        out: list[Scored] = [Scored(None, PENDING, None)] * n
+        if not chosen:
+            return out
+        features = relative_features_of(series, baselines, model.spec.recipe, tails)
+        rows = np.array(tails, dtype="int64")
+        raw = _raw_scores(model, baselines, features, rows)
+        positions = np.concatenate(at)
+        probabilities = alarm_probability(
+            causal_means_at(raw, rows, positions, smooth), model.spec.threshold
+        ).tolist()
+        done = 0
+        for i, baseline in zip(chosen, baselines, strict=True):
+            index = of_sensor[i]
+            mine = probabilities[done : done + len(index)]
+            done += len(index)
             # A baseline completed here: its own readings stay pending, as they are in training.
-            upto = self._completed_at.get(sensor)
-            for i, at in zip(index, where, strict=True):
-                if upto is None or stamps[i] > upto:
-                    out[i] = Scored(float(probabilities[at]), READY, baseline.version)
+            upto = self._completed_at.get(sensors[i])
+            version = baseline.version
+            for reading, p in zip(index.tolist(), mine, strict=True):
+                if upto is None or stamps[reading] > upto:
+                    out[reading] = Scored(p, READY, version)
         return out
 
     def _collect(self, sensor: str, ts: np.ndarray, values: np.ndarray) -> SensorBaseline | None:

@@ -70,14 +70,23 @@ def causal_mean(values: np.ndarray, window: int, tail: int | None = None) -> np.
     value does not depend on how much history precedes the window: serving, which holds a
     sensor's last rows only, computes what training computed over the whole series."""
     filled, _, n = _windows(values, window, tail)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, filled.sum(axis=2) / np.maximum(n, 1), np.nan)
+    return window_mean(filled, n)
 
 
 def causal_std(values: np.ndarray, window: int, tail: int | None = None) -> np.ndarray:
     """Per column, the population std of the last ``window`` rows up to each row (NaN
     skipped), from each window's own rows."""
-    filled, finite, n = _windows(values, window, tail)
+    return window_std(*_windows(values, window, tail))
+
+
+def window_mean(filled: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The mean of each window (NaN as 0 in ``filled``, ``n`` values in it), NaN if empty."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, filled.sum(axis=2) / np.maximum(n, 1), np.nan)
+
+
+def window_std(filled: np.ndarray, finite: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The population std of each window's values, NaN if empty."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = filled.sum(axis=2) / np.maximum(n, 1)
         deviation = np.where(finite, filled - mean[:, :, None], 0.0)
@@ -89,7 +98,7 @@ _STATS: dict[tuple[str, tuple[int, ...], int], tuple[np.ndarray, np.ndarray, np.
 _STATS_SIZE = 4096
 
 
-def _baseline_stats(
+def baseline_stats(
     baseline: SensorBaseline, columns: tuple[int, ...], window: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``_window_stats``, kept by baseline version (hashing a baseline's readings on every
@@ -119,6 +128,15 @@ def _window_stats(
     return mean.mean(axis=0), spread, np.where(typical > 1e-9, typical, 1e-3)
 
 
+def recipe_columns(recipe: FeatureRecipe, measurements: tuple[str, ...]) -> tuple[int, ...]:
+    """Where the measurements the recipe reads are among a baseline's ``measurements``."""
+    chosen = recipe.measurements or measurements
+    unknown = [m for m in chosen if m not in measurements]
+    if unknown:
+        raise ValueError(f"recipe names measurements the baseline lacks: {unknown}")
+    return tuple(measurements.index(m) for m in chosen)
+
+
 def relative_features(
     values: np.ndarray, baseline: SensorBaseline, recipe: FeatureRecipe, tail: int | None = None
 ) -> np.ndarray:
@@ -131,16 +149,12 @@ def relative_features(
             f"readings of shape {values.shape}, baseline has {len(baseline.measurements)} "
             "measurements"
         )
-    chosen = recipe.measurements or baseline.measurements
-    unknown = [m for m in chosen if m not in baseline.measurements]
-    if unknown:
-        raise ValueError(f"recipe names measurements the baseline lacks: {unknown}")
-    columns = tuple(baseline.measurements.index(m) for m in chosen)
+    columns = recipe_columns(recipe, baseline.measurements)
     z = baseline.standardise(values)[:, list(columns)]
     rows = len(z) if tail is None else min(tail, len(z))
     parts = [z[len(z) - rows :]] if recipe.raw else []
     for w in recipe.windows:
-        centre, spread, typical = _baseline_stats(baseline, columns, w)
+        centre, spread, typical = baseline_stats(baseline, columns, w)
         parts.append((causal_mean(z, w, tail) - centre) / spread)
         if recipe.spread:
             parts.append(np.log((causal_std(z, w, tail) + 1e-3) / (typical + 1e-3)))

@@ -132,3 +132,10 @@ class ModelSettings(BaseSettings):
         ge=0,
         description="A sensor unseen this long is forgotten by the Redis history (0: never).",
     )
+    serving_trace_predictions: bool = Field(
+        False,
+        description="Make an OpenTelemetry span of each POST /predict (BentoML's tracing; its "
+        "exporter is set in BentoML's configuration). Off by default: nothing exports them "
+        "unless configured, and the spans cost about a sixth of serving's CPU at one reading "
+        "a request (docs/benchmarks.md, issue 20).",
+    )

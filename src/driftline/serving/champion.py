@@ -31,8 +31,8 @@ import pandas as pd
 
 from driftline.anomaly.baseline import BaselineError
 from driftline.anomaly.baseline_store import BaselineStore
-from driftline.anomaly.bundle import READY, OnlineScorer, RecentReadings, Scored
-from driftline.core.records import ModelPromoted, ValidReading
+from driftline.anomaly.bundle import OnlineScorer, RecentReadings, Scored
+from driftline.core.records import ModelPromoted
 from driftline.core.settings import Settings
 from driftline.core.state_changes import StateChanges
 from driftline.serving import metrics as serving_metrics
@@ -57,13 +57,26 @@ class LoadedModel:
         """A version of before the anomaly families: its rolling-feature inputs' scores."""
         return modeling.anomaly_scores(self.model.legacy, inputs)
 
-    def score_readings(
-        self, readings: Sequence[ValidReading], inputs: pd.DataFrame
-    ) -> list[Scored]:
-        """Each reading against its sensor's baseline (or pending)."""
+    def score_columns(
+        self,
+        sensor_ids: Sequence[str],
+        stamps: np.ndarray,
+        values: np.ndarray,
+        features: Sequence[str],
+    ) -> list[Scored] | None:
+        """Each reading against its sensor's baseline (or pending), from the batch's columns:
+        ``values`` (n, len(features)) in the order of ``features``. None for a version of
+        before the anomaly families: it scores the rolling-feature inputs."""
         if self.scorer is None:
-            return [Scored(float(p), READY, None) for p in self.anomaly_probabilities(inputs)]
-        return self.scorer.score(readings)
+            return None
+        measurements = self.scorer.bundle.measurements
+        if tuple(features) != measurements:  # the bundle's order; NaN for one not sent
+            gathered = np.full((len(values), len(measurements)), np.nan)
+            for j, name in enumerate(measurements):
+                if name in features:
+                    gathered[:, j] = values[:, list(features).index(name)]
+            values = gathered
+        return self.scorer.score_columns(sensor_ids, stamps, values)
 
 
 def _loaded(

@@ -21,17 +21,18 @@ from pydantic import BaseModel
 
 from driftline.anomaly.bundle import READY, Scored
 from driftline.core.profile import Profile
-from driftline.core.records import FailedCheck, Prediction, ValidReading, as_utc
+from driftline.core.records import FailedCheck, Prediction, as_utc, utcnow
 from driftline.core.state_changes import StateChanges
 from driftline.serving import metrics as serving_metrics
 from driftline.serving.history import HistoryStore, HistoryUnavailable, SensorHistory
-from driftline.serving.readings import BatchChecker
+from driftline.serving.readings import BatchChecker, CheckedBatch
 from driftline.validation.batch import ReadingValidator
 
 STAGE = "serving"
 REQUEST = "request"
 READING = "reading"
 UNAVAILABLE = "unavailable"
+PROBABILITY = "anomaly_probability"
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,17 @@ class Model(Protocol):
     def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray: ...
 
 
-def _scored(model: Model, readings: list[ValidReading], inputs: pd.DataFrame) -> list[Scored]:
-    """The model's outcome per reading; a model without ``score_readings`` (one of before the
-    anomaly families, a test's stand-in) scores the rolling-feature inputs alone."""
-    score_readings = getattr(model, "score_readings", None)
-    if score_readings is not None:
-        return list(score_readings(readings, inputs))
+def _scored(model: Model, checked: CheckedBatch, history: SensorHistory) -> list[Scored]:
+    """The model's outcome per reading. A model of the anomaly families scores the batch's
+    columns against each sensor's baseline (``score_columns``); one of before them (its
+    ``score_columns`` answers None) or a test's stand-in scores the rolling-feature inputs,
+    which are computed for it alone."""
+    score_columns = getattr(model, "score_columns", None)
+    if score_columns is not None:
+        scored = score_columns(checked.sensor_ids, checked.stamps, checked.values, history.features)
+        if scored is not None:
+            return list(scored)
+    inputs = history.inputs(checked.sensor_ids, checked.stamps, checked.values)
     return [Scored(float(p), READY, None) for p in model.anomaly_probabilities(inputs)]
 
 
@@ -98,43 +104,71 @@ class ServingPath:
         if not checked.positions:
             return out
         try:
-            inputs = self.history.inputs(checked.sensor_ids, checked.stamps, checked.values)
-            scored = _scored(model, checked.readings, inputs)
+            scored = _scored(model, checked, self.history)
         except HistoryUnavailable as exc:
             return self._unavailable(items, str(exc), traceback=True)
         self.state.ok("scoring again")
-        family = getattr(model, "family", None)
-        predictions = [
-            Prediction(
-                reading_id=r.reading_id,
-                sensor_id=r.sensor_id,
-                ts=r.ts,
-                seq=r.seq,
-                anomaly_probability=s.probability,
-                label=None if s.probability is None else int(s.probability >= self.threshold),
-                model_name=model.name,
-                model_version=model.version,
-                family=family,
-                baseline=s.baseline,
-                baseline_version=s.baseline_version,
-            )
-            for r, s in zip(checked.readings, scored, strict=True)
-        ]
+        predictions = self._answers(model, checked, scored)
         for i, prediction in zip(checked.positions, predictions, strict=True):
-            out[i] = as_json(prediction)
-        pending = sum(p.anomaly_probability is None for p in predictions)
+            out[i] = prediction
+        pending = sum(s.probability is None for s in scored)
         if pending:
             serving_metrics.baseline_pending.inc(pending)
         if self.publish is not None:
             # Monitoring and labelling work on scores: a pending prediction has none.
-            self.publish([p for p in predictions if p.anomaly_probability is not None])
+            self.publish(
+                [Prediction.model_validate(p) for p in predictions if p[PROBABILITY] is not None]
+            )
         return out
+
+    def _answers(
+        self, model: Model, checked: CheckedBatch, scored: list[Scored]
+    ) -> list[dict[str, Any]]:
+        """``as_json(Prediction(...))`` of each scored reading, made as plain dicts (a
+        pydantic record per reading cost as much as the reading's features); the one check
+        the record made, a probability within [0, 1], is made on the batch."""
+        probabilities = np.array([s.probability for s in scored], dtype="float64")
+        known = probabilities[~np.isnan(probabilities)]
+        if not ((known >= 0) & (known <= 1)).all():
+            raise ValueError(f"the model gave probabilities outside [0, 1]: {known}"[:300])
+        family = getattr(model, "family", None)
+        now = _iso(utcnow())
+        threshold = self.threshold
+        return [
+            {
+                "v": 1,
+                "reading_id": reading,
+                "sensor_id": sensor,
+                "ts": _iso(ts),
+                "seq": seq,
+                PROBABILITY: s.probability,
+                "label": None if s.probability is None else int(s.probability >= threshold),
+                "model_name": model.name,
+                "model_version": model.version,
+                "predicted_at": now,
+                "family": family,
+                "baseline": s.baseline,
+                "baseline_version": s.baseline_version,
+            }
+            for reading, sensor, ts, seq, s in zip(
+                checked.reading_ids,
+                checked.sensor_ids,
+                checked.times,
+                checked.seqs,
+                scored,
+                strict=True,
+            )
+        ]
 
     def _unavailable(
         self, items: Sequence[Any], why: str, traceback: bool = False
     ) -> list[dict[str, Any]]:
         self.state.failing(f"answering 503: {why}", traceback=traceback)
         return [{UNAVAILABLE: why} for _ in items]
+
+
+def _iso(moment: datetime) -> str:
+    return as_utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def as_json(record: BaseModel) -> dict[str, Any]:
@@ -144,7 +178,7 @@ def as_json(record: BaseModel) -> dict[str, Any]:
     out = record.model_dump()
     for name, value in out.items():
         if type(value) is datetime:
-            out[name] = as_utc(value).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            out[name] = _iso(value)
     return out
 
 

@@ -47,14 +47,34 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 @dataclass
 class CheckedBatch:
     """A batch's verdict: the failed checks by position, and the valid readings as columns
-    (in batch order) and as records."""
+    (in batch order). ``readings()`` makes them records, for whoever needs them: serving's
+    answers are built from the columns (a pydantic record per reading cost as much as the
+    reading's features)."""
 
     reasons: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     positions: list[int] = field(default_factory=list)
-    readings: list[ValidReading] = field(default_factory=list)
+    reading_ids: list[str] = field(default_factory=list)
     sensor_ids: list[str] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
+    seqs: list[int | None] = field(default_factory=list)
+    measured: list[dict[str, float]] = field(default_factory=list)
+    labels: list[int | None] = field(default_factory=list)
     stamps: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
     values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+    def readings(self) -> list[ValidReading]:
+        return [
+            ValidReading(reading_id=i, sensor_id=s, ts=t, seq=q, values=v, label=label)
+            for i, s, t, q, v, label in zip(
+                self.reading_ids,
+                self.sensor_ids,
+                self.times,
+                self.seqs,
+                self.measured,
+                self.labels,
+                strict=True,
+            )
+        ]
 
     def keep(self, rows: list[int]) -> CheckedBatch:
         """The valid readings at ``rows`` (indexes into ``positions``) only."""
@@ -62,8 +82,12 @@ class CheckedBatch:
         return CheckedBatch(
             self.reasons,
             [self.positions[r] for r in rows],
-            [self.readings[r] for r in rows],
+            [self.reading_ids[r] for r in rows],
             [self.sensor_ids[r] for r in rows],
+            [self.times[r] for r in rows],
+            [self.seqs[r] for r in rows],
+            [self.measured[r] for r in rows],
+            [self.labels[r] for r in rows],
             self.stamps[index],
             self.values[index],
         )
@@ -138,18 +162,12 @@ class BatchChecker:
         )
         good = [row for row, i in enumerate(kept) if i not in reasons]
         out.positions = [kept[row] for row in good]
+        out.reading_ids = [ids[row] for row in good] if len(good) < len(kept) else ids
         out.sensor_ids = [sensors[i] for i in out.positions]
-        out.readings = [
-            ValidReading(
-                reading_id=ids[row],
-                sensor_id=sensors[i],
-                ts=stamps[i],
-                seq=seqs[i],
-                values=measured[i],
-                label=labels[i],
-            )
-            for row, i in zip(good, out.positions, strict=True)
-        ]
+        out.times = [stamps[i] for i in out.positions]  # type: ignore[misc]
+        out.seqs = [seqs[i] for i in out.positions]
+        out.measured = [measured[i] for i in out.positions]
+        out.labels = [labels[i] for i in out.positions]
         if len(good) == len(kept):
             out.stamps, out.values = ts, values
         else:
