@@ -366,8 +366,8 @@ def _anything(draw: st.DrawFn, m: Maker) -> Case:
         value = draw(st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=6))
     else:
         value = m.valid_doc(draw)
-        # A sensor of its own: if it stays valid, its identity is no valid case's.
-        value["sensor_id"] = f"pump-{m.run}-any"
+        # A sensor of its own: if it stays valid, its identity is no other case's.
+        value["sensor_id"] = f"pump-{m.run}-any{m.next_id()}"
         value[draw(st.sampled_from(FIELDS[:6]))] = draw(JSON_VALUES)
     return Case("anything", draw(KEYS), _dumps(value), None)
 
