@@ -3,17 +3,52 @@
 # and integration tests against the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), MariaDB at
 # 127.0.0.1:3306, SQLite, Redis at 127.0.0.1:6379, Mosquitto at 127.0.0.1:1883 and a Label
 # Studio the label tests start. Extra arguments go to pytest.
+#
+# The tests run on DRIFTLINE_TEST_WORKERS pytest-xdist workers (default 3; 1 runs them in this
+# process, one after the other). Most of the suite waits on child processes, brokers and
+# databases rather than on a CPU, so three workers pay off even on two cores. Tests that share an
+# expensive module fixture (a Label Studio, a trained model, the two demo runs) carry an
+# xdist_group mark and stay on one worker (--dist loadgroup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What does not need .venv is set up meanwhile, in two background chains: the machine's
+# servers and tools one after the other (several may call apt, which takes one lock), and
+# Label Studio into its own virtualenv.
+log_dir=$(mktemp -d)
+# On an early exit (a lint finding) the background steps still finish: no half-done apt install.
+trap 'wait; rm -rf "$log_dir"' EXIT
+(
+  set -e
+  bash scripts/ensure-mariadb.sh
+  bash scripts/ensure-redis.sh
+  bash scripts/ensure-mosquitto.sh
+  bash scripts/chromium.sh   # the one headless-browser test
+  bash scripts/ops-tools.sh  # promtool, amtool, prometheus, actionlint
+) >"$log_dir/tools.log" 2>&1 &
+tools=$!
+bash scripts/label-studio.sh >"$log_dir/label-studio.log" 2>&1 &
+label_studio=$!
+finish() {  # finish PID NAME: wait for a background set-up step; its output if it failed
+  if ! wait "$1"; then
+    echo "driftline: $2 failed:" >&2
+    cat "$log_dir/$2.log" >&2
+    exit 1
+  fi
+}
+
 bash scripts/bootstrap.sh
 # Lint, format and types first: a finding fails the run before any test starts.
 .venv/bin/ruff check src services serving tests bench
 .venv/bin/ruff format --check src services serving tests bench
 .venv/bin/mypy   # src/driftline, configured in pyproject.toml [tool.mypy]
-bash scripts/ops-tools.sh
-bash scripts/ensure-mariadb.sh
-bash scripts/ensure-redis.sh
-bash scripts/ensure-mosquitto.sh
-bash scripts/label-studio.sh >/dev/null   # Label Studio in its own .labelstudio-venv
-bash scripts/chromium.sh                  # the one headless-browser test
-exec .venv/bin/python -m pytest "$@"
+finish "$tools" tools
+finish "$label_studio" label-studio
+
+workers=${DRIFTLINE_TEST_WORKERS:-3}
+parallel=()
+if [ "$workers" -gt 1 ]; then
+  parallel=(-n "$workers" --dist loadgroup --no-loadscope-reorder)
+fi
+rm -rf "$log_dir"
+exec .venv/bin/python -m pytest "${parallel[@]}" "$@"

@@ -114,3 +114,18 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
         return Settings(**values)  # type: ignore[arg-type]
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers (scripts/test.sh), the longest work goes out first: the soak,
+    then each xdist_group (tests sharing an expensive module fixture), then the rest in their
+    usual order. A long unit dealt out last would keep one worker busy while the others idle."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("soak"):
+            return 0
+        return 1 if item.get_closest_marker("xdist_group") else 2
+
+    items.sort(key=rank)  # stable: every worker collects the same order

@@ -31,7 +31,8 @@ from driftline.platform.up import ensure_reference
 from driftline.simulate.plans import make_plan
 from tests.streams import publish, read_topic
 
-pytestmark = pytest.mark.integration
+# One worker for all of them: they share the module fixture stack (pytest-xdist).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prometheus_scrape")]
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 RULES = sorted(

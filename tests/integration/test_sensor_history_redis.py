@@ -21,7 +21,8 @@ from tests.redis_server import redis_url
 from tests.unit.factories import valid_reading
 from tests.unit.test_serving_path import FEATURES, START, WINDOW, offline, series
 
-pytestmark = pytest.mark.integration
+# One worker for all of them: they share the module fixture url (pytest-xdist).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sensor_history_redis")]
 
 
 @pytest.fixture(scope="module")

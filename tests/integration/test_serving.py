@@ -35,7 +35,8 @@ from tests.integration.test_model_steps import (
 )
 from tests.streams import read_topic
 
-pytestmark = pytest.mark.integration
+# One worker for all of them: they share the module fixture env (pytest-xdist).
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving")]
 
 SCORED_FILE = 4  # not trained on: its rows are scored through the service
 
