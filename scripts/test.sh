@@ -4,11 +4,10 @@
 # 127.0.0.1:3306, SQLite, Redis at 127.0.0.1:6379, Mosquitto at 127.0.0.1:1883 and a Label
 # Studio the label tests start. Extra arguments go to pytest.
 #
-# The tests run on DRIFTLINE_TEST_WORKERS pytest-xdist workers (default 3; 1 runs them in this
-# process, one after the other). Most of the suite waits on child processes, brokers and
-# databases rather than on a CPU, so three workers pay off even on two cores. Tests that share an
-# expensive module fixture (a Label Studio, a trained model, the two demo runs) carry an
-# xdist_group mark and stay on one worker (--dist loadgroup).
+# DRIFTLINE_TEST_WORKERS=N (N > 1) runs the tests on N pytest-xdist workers, each test module
+# on one worker (--dist loadfile: a module's fixtures, such as its Label Studio, trained model
+# or the two demo runs, start once). The default, 1, runs them in this process, one after the
+# other: the parallel mode has not yet passed two full runs in a row on the shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +44,10 @@ bash scripts/bootstrap.sh
 finish "$tools" tools
 finish "$label_studio" label-studio
 
-workers=${DRIFTLINE_TEST_WORKERS:-3}
+workers=${DRIFTLINE_TEST_WORKERS:-1}
 parallel=()
 if [ "$workers" -gt 1 ]; then
-  parallel=(-n "$workers" --dist loadgroup --no-loadscope-reorder)
+  parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
 fi
 rm -rf "$log_dir"
 exec .venv/bin/python -m pytest "${parallel[@]}" "$@"

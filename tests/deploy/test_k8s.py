@@ -25,9 +25,6 @@ from driftline.core.settings import Settings, env_name
 from driftline.core.topics import Topics
 from tests.deploy import crd_schemas
 
-# One worker for all of them: they share the module fixture rendered (pytest-xdist).
-pytestmark = pytest.mark.xdist_group("k8s")
-
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "prod"]

@@ -21,8 +21,6 @@ from driftline.store.raw_store import promotion_decisions, retrain_runs, trigger
 from tests.processes import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-# The tests of the two demo runs share them (the module fixture ``demos``): one worker for all.
-two_runs = pytest.mark.xdist_group("up_demo")
 
 
 def processes_using(data_dir: Path) -> list[int]:
@@ -90,7 +88,6 @@ def demo(
     return demos[request.param]
 
 
-@two_runs
 def test_each_run_has_its_own_fresh_state(demos: list[tuple[Path, dict, str]]) -> None:
     (first_dir, first, _), (second_dir, second, _) = demos
     assert first_dir != second_dir and first_dir.parent == second_dir.parent
@@ -99,7 +96,6 @@ def test_each_run_has_its_own_fresh_state(demos: list[tuple[Path, dict, str]]) -
     assert len(second["pipeline_steps"]) == len(first["pipeline_steps"])
 
 
-@two_runs
 def test_every_stage_happened_in_order(demo: tuple[Path, dict, str]) -> None:
     _, summary, out = demo
     assert "Demo summary" in out
@@ -114,7 +110,6 @@ def test_every_stage_happened_in_order(demo: tuple[Path, dict, str]) -> None:
         assert steps.get(step) == "success", steps
 
 
-@two_runs
 def test_serving_answers_with_the_promoted_model(demo: tuple[Path, dict, str]) -> None:
     data_dir, summary, _ = demo
     first, served = summary["first_champion"], summary["served_retrained_version"]
@@ -138,7 +133,6 @@ def test_serving_answers_with_the_promoted_model(demo: tuple[Path, dict, str]) -
     assert len(fired) == 1
 
 
-@two_runs
 def test_the_new_model_was_trained_on_the_drifted_readings(demo: tuple[Path, dict, str]) -> None:
     from driftline.training import modeling, registry
     from driftline.training.datarepo import DataRepo
@@ -159,14 +153,12 @@ def test_the_new_model_was_trained_on_the_drifted_readings(demo: tuple[Path, dic
     assert normal["Accelerometer1RMS"].mean() > mean + 2 * std  # the wear shift is in there
 
 
-@two_runs
 def test_drift_stops_once_the_new_reference_is_in_place(demo: tuple[Path, dict, str]) -> None:
     _, summary, _ = demo
     assert summary["windows_after_promotion"] >= 4
     assert summary["drifted_windows_after_promotion"] == 0
 
 
-@two_runs
 def test_nothing_is_left_behind(demo: tuple[Path, dict, str]) -> None:
     data_dir, summary, out = demo
     assert processes_using(data_dir) == [], "children outlived driftline up"

@@ -45,8 +45,7 @@ from tests.label_studio import (
 )
 from tests.streams import read_topic, running, wait_for
 
-# One worker for all of them: they share the module fixture label_studio (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200), pytest.mark.xdist_group("labels")]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 T0 = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 SECONDS = 60

@@ -33,8 +33,7 @@ from driftline.store.raw_store import promotion_decisions
 from driftline.training.features import add_features
 from tests.streams import read_topic
 
-# One worker for all of them: they share the module fixtures env, small_model (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("model_steps")]
+pytestmark = pytest.mark.integration
 
 FEATURES = load_profile(DEFAULT_PROFILE).features
 RECENT_FILES = (4, 5)

@@ -31,8 +31,7 @@ from driftline.platform.up import ensure_reference
 from driftline.simulate.plans import make_plan
 from tests.streams import publish, read_topic
 
-# One worker for all of them: they share the module fixture stack (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("prometheus_scrape")]
+pytestmark = pytest.mark.integration
 
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 RULES = sorted(

@@ -21,8 +21,7 @@ from tests.redis_server import redis_url
 from tests.unit.factories import valid_reading
 from tests.unit.test_serving_path import FEATURES, START, WINDOW, offline, series
 
-# One worker for all of them: they share the module fixture url (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sensor_history_redis")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

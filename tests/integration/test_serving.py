@@ -35,8 +35,7 @@ from tests.integration.test_model_steps import (
 )
 from tests.streams import read_topic
 
-# One worker for all of them: they share the module fixture env (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving")]
+pytestmark = pytest.mark.integration
 
 SCORED_FILE = 4  # not trained on: its rows are scored through the service
 

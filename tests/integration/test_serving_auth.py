@@ -27,8 +27,7 @@ from tests.integration.test_model_steps import (
 )
 from tests.integration.test_serving import free_port, wait_ready, wire
 
-# One worker for all of them: they share the module fixture server (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving_auth")]
+pytestmark = pytest.mark.integration
 
 KEY = "s3cret-key-for-tests-only"
 

@@ -30,8 +30,7 @@ from tests.hostile_bodies import HOSTILE_EXAMPLES, hostile_bodies
 from tests.integration.test_serving import wire
 from tests.integration.test_serving_auth import serving_a_champion
 
-# One worker for all of them: they share the module fixture server (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving_fuzz")]
+pytestmark = pytest.mark.integration
 
 PROFILE = load_profile(DEFAULT_PROFILE)
 EXAMPLES = 100  # per operation, of each generation mode (positive and negative)

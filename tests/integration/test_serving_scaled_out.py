@@ -26,8 +26,7 @@ from tests.integration.test_serving import wire
 from tests.integration.test_serving_auth import promoted_champion, serving_process
 from tests.redis_server import RedisServer
 
-# One worker for all of them: they share the module fixture replicas (pytest-xdist).
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving_scaled_out")]
+pytestmark = pytest.mark.integration
 
 SENSORS = 3
 READINGS = 150  # of each sensor; several feature windows

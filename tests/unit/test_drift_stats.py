@@ -20,10 +20,6 @@ from driftline.drift.stats import (
 from driftline.drift.windows import ClosedWindow
 from tests.unit.factories import NOW
 
-# One worker for all of them: they share the module fixtures evidently_api and comparison
-# (pytest-xdist).
-pytestmark = pytest.mark.xdist_group("drift_stats")
-
 THRESHOLDS = (2.0, 0.1)
 WINDOW = 300
 # Window index -> {feature: shift in reference standard deviations}.
