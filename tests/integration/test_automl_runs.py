@@ -19,8 +19,10 @@ def test_every_trial_is_an_mlflow_run_with_the_models_four_parts(tmp_path: Path)
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     train = [pump(seed) for seed in range(4)]
+    # max_trials ends this search, not the clock: on a loaded machine a 30 s budget ran out
+    # after five trials (and the count below failed).
     result, _ = run_search(
-        train, budget_seconds=30.0, max_trials=6, folds=2, on_trial=mlflow_trial_logger(uri, "t1")
+        train, budget_seconds=3600.0, max_trials=6, folds=2, on_trial=mlflow_trial_logger(uri, "t1")
     )
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("driftline-automl")
