@@ -13,13 +13,12 @@ cd "$(dirname "$0")/.."
 
 # What does not need .venv is set up meanwhile, in two background chains: the machine's
 # servers and tools one after the other (several may call apt, which takes one lock), and
-# Label Studio into its own virtualenv.
+# Label Studio into its own virtualenv. ensure-mariadb.sh asks with .venv's SQLAlchemy: later.
 log_dir=$(mktemp -d)
 # On an early exit (a lint finding) the background steps still finish: no half-done apt install.
 trap 'wait; rm -rf "$log_dir"' EXIT
 (
   set -e
-  bash scripts/ensure-mariadb.sh
   bash scripts/ensure-redis.sh
   bash scripts/ensure-mosquitto.sh
   bash scripts/chromium.sh   # the one headless-browser test
@@ -41,6 +40,7 @@ bash scripts/bootstrap.sh
 .venv/bin/ruff check src services serving tests bench
 .venv/bin/ruff format --check src services serving tests bench
 .venv/bin/mypy   # src/driftline, configured in pyproject.toml [tool.mypy]
+bash scripts/ensure-mariadb.sh   # asks with .venv's SQLAlchemy: after bootstrap
 finish "$tools" tools
 finish "$label_studio" label-studio
 
