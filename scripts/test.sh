@@ -3,17 +3,51 @@
 # and integration tests against the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), MariaDB at
 # 127.0.0.1:3306, SQLite, Redis at 127.0.0.1:6379, Mosquitto at 127.0.0.1:1883 and a Label
 # Studio the label tests start. Extra arguments go to pytest.
+#
+# DRIFTLINE_TEST_WORKERS=N (N > 1) runs the tests on N pytest-xdist workers, each test module
+# on one worker (--dist loadfile: a module's fixtures, such as its Label Studio, trained model
+# or the two demo runs, start once). The default, 1, runs them in this process, one after the
+# other: the parallel mode has not yet passed two full runs in a row on the shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What does not need .venv is set up meanwhile, in two background chains: the machine's
+# servers and tools one after the other (several may call apt, which takes one lock), and
+# Label Studio into its own virtualenv. ensure-mariadb.sh asks with .venv's SQLAlchemy: later.
+log_dir=$(mktemp -d)
+# On an early exit (a lint finding) the background steps still finish: no half-done apt install.
+trap 'wait; rm -rf "$log_dir"' EXIT
+(
+  set -e
+  bash scripts/ensure-redis.sh
+  bash scripts/ensure-mosquitto.sh
+  bash scripts/chromium.sh   # the one headless-browser test
+  bash scripts/ops-tools.sh  # promtool, amtool, prometheus, actionlint
+) >"$log_dir/tools.log" 2>&1 &
+tools=$!
+bash scripts/label-studio.sh >"$log_dir/label-studio.log" 2>&1 &
+label_studio=$!
+finish() {  # finish PID NAME: wait for a background set-up step; its output if it failed
+  if ! wait "$1"; then
+    echo "driftline: $2 failed:" >&2
+    cat "$log_dir/$2.log" >&2
+    exit 1
+  fi
+}
+
 bash scripts/bootstrap.sh
 # Lint, format and types first: a finding fails the run before any test starts.
 .venv/bin/ruff check src services serving tests bench
 .venv/bin/ruff format --check src services serving tests bench
 .venv/bin/mypy   # src/driftline, configured in pyproject.toml [tool.mypy]
-bash scripts/ops-tools.sh
-bash scripts/ensure-mariadb.sh
-bash scripts/ensure-redis.sh
-bash scripts/ensure-mosquitto.sh
-bash scripts/label-studio.sh >/dev/null   # Label Studio in its own .labelstudio-venv
-bash scripts/chromium.sh                  # the one headless-browser test
-exec .venv/bin/python -m pytest "$@"
+bash scripts/ensure-mariadb.sh   # asks with .venv's SQLAlchemy: after bootstrap
+finish "$tools" tools
+finish "$label_studio" label-studio
+
+workers=${DRIFTLINE_TEST_WORKERS:-1}
+parallel=()
+if [ "$workers" -gt 1 ]; then
+  parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+fi
+rm -rf "$log_dir"
+exec .venv/bin/python -m pytest "${parallel[@]}" "$@"

@@ -114,3 +114,18 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
         return Settings(**values)  # type: ignore[arg-type]
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers (scripts/test.sh, --dist loadfile --no-loadscope-reorder: each
+    module on one worker, dealt out in this order), the longest work goes out first: the soak,
+    then the e2e and integration modules, then the quick rest fills the gaps at the end."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("soak"):
+            return 0
+        return 1 if item.nodeid.startswith(("tests/e2e/", "tests/integration/")) else 2
+
+    items.sort(key=rank)  # stable: every worker collects the same order

@@ -107,10 +107,23 @@ def port_block(count: int = 8) -> int:
         low = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
+    first, last = _worker_range(20000, max(20001, low - count))
     for _ in range(500):
-        base = random.randrange(20000, max(20001, low - count))  # nosec B311: not security
+        base = random.randrange(first, last)  # nosec B311: not security
         block = range(base, base + count)
         if not _handed_out.intersection(block) and all(bindable(port) for port in block):
             _handed_out.update(block)
             return base
-    raise RuntimeError(f"no {count} consecutive free ports between 20000 and {low}")
+    raise RuntimeError(f"no {count} consecutive free ports between {first} and {last + count}")
+
+
+def _worker_range(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's own slice of [low, high), or all of it without workers: a
+    block another worker chose but its child has not bound yet still looks free from here."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return low, high
+    size = (high - low) // count
+    first = low + int(worker[2:]) * size
+    return first, first + size

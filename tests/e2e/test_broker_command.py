@@ -21,13 +21,17 @@ from tests.streams import read_topic
 pytestmark = pytest.mark.integration
 
 
-def tansu_pids() -> set[int]:
+def tansu_pids(listening_on: str | None = None) -> set[int]:
+    """Tansu brokers on this machine; only those listening on ``listening_on`` (host:port) if
+    given: other tests (pytest-xdist workers) start brokers of their own meanwhile."""
     binary = str(broker_binary())
+    listener = f"tcp://{listening_on}".encode()
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().split(b"\0")[0].decode() == binary:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if argv[0].decode() == binary and (listening_on is None or listener in argv):
                     pids.add(int(entry.name))
             except OSError:
                 continue
@@ -59,7 +63,7 @@ def test_broker_serves_and_stops_with_its_command(tmp_path, how):
     proc = start_broker(tmp_path)
     try:
         servers = wait_for_file(tmp_path / "broker.json")["bootstrap_servers"]
-        started = tansu_pids() - before
+        started = tansu_pids(listening_on=servers) - before
         assert len(started) == 1
 
         async def round_trip() -> list[bytes]:
