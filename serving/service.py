@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import signal
 from typing import Annotated, Any
 
 import bentoml
@@ -28,6 +29,7 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 
 from driftline.core.settings import Settings
+from driftline.platform import procs
 from driftline.serving.requests import PredictRequests
 
 # Stated, so BentoML need not derive the media type from a JSON schema on every response.
@@ -54,6 +56,11 @@ def make_service(settings: Settings) -> Any:
     )
     class AnomalyService:
         def __init__(self) -> None:
+            # BentoML starts this worker in a session of its own, out of reach of the signal
+            # to the server's group: it must not outlive the server process that started it.
+            if preexec := procs.die_with_parent(signal.SIGKILL):
+                preexec()
+                procs.exit_if_orphaned("bentoml")
             from driftline.core.logs import configure_package_logging
             from driftline.core.profile import load_profile
             from driftline.serving.champion import ChampionWatcher

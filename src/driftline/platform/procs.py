@@ -1,6 +1,7 @@
 """Child processes, started and stopped one way: each in a session (process group) of its own,
 SIGTERMed by Linux if its parent dies; stopped by SIGTERM to the whole group, a wait, and
-SIGKILL to whatever is left (a grandchild must not outlive the child)."""
+SIGKILL to whatever is left (a grandchild must not outlive the child, also one that moved to
+a session of its own, as BentoML's workers do)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,73 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 PR_SET_PDEATHSIG = 1
 log = logging.getLogger(__name__)
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when its parent dies (even by SIGKILL)."""
+def die_with_parent(
+    sig: signal.Signals = signal.SIGTERM,
+) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to send ``sig`` to the child when its parent dies (even by
+    SIGKILL)."""
     if not sys.platform.startswith("linux"):
         return None
 
     def _set() -> None:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, sig)
 
     return _set
+
+
+def exit_if_orphaned(parent_command: str) -> None:
+    """In a child that just set ``die_with_parent`` itself: if the parent that started it
+    (its command line holds ``parent_command``) died before that, no signal will come: exit."""
+    try:
+        command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        command = b""
+    if parent_command.encode() not in command:
+        os._exit(0)
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time) of every process, from /proc."""
+    out = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+            out[int(entry.name)] = (int(fields[1]), int(fields[19]))
+    return out
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, start time) of every process below ``pid``, whatever its session."""
+    table = _processes()
+    below, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, started) in table.items():
+            if ppid == parent:
+                below.append((child, started))
+                todo.append(child)
+    return below
+
+
+def kill_all(processes: list[tuple[int, int]]) -> None:
+    """SIGKILL each of ``processes`` (from ``descendants``) still running as the same process."""
+    table = _processes()
+    for pid, started in processes:
+        if table.get(pid, (0, -1))[1] == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
@@ -44,11 +96,13 @@ def start(
     stdout: IO[bytes] | int | None = None,
     stderr: IO[bytes] | int | None = subprocess.STDOUT,
     stdin: IO[bytes] | int | None = subprocess.DEVNULL,
+    parent_death: signal.Signals = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` (our own fixed argument lists, never a shell) in a session of its own:
     Ctrl-C in a terminal reaches only us, and we stop the child in order with ``stop_group``.
-    Linux SIGTERMs it if this process dies, even by SIGKILL. stderr goes to stdout unless
-    told otherwise."""
+    Linux sends it ``parent_death`` if this process dies, even by SIGKILL (SIGKILL for a child
+    that may lose a SIGTERM while it starts, as BentoML's server does). stderr goes to stdout
+    unless told otherwise."""
     return subprocess.Popen(  # nosec B603  # fixed argv of our own programs, no shell
         list(argv),
         env=env,
@@ -56,7 +110,7 @@ def start(
         stdout=stdout,
         stderr=stderr,
         start_new_session=True,
-        preexec_fn=die_with_parent(),
+        preexec_fn=die_with_parent(parent_death),
     )
 
 
@@ -80,8 +134,11 @@ def stop_group(
 ) -> int:
     """SIGTERM to ``child``'s process group, SIGKILL to what is left after ``timeout`` (or
     once the child is gone: a grandchild must not outlive it); the child's exit code."""
+    below = descendants(child.pid)  # before the signal: an orphan is no one's child
     signal_group(child.pid, signal.SIGTERM)
     with contextlib.suppress(ProcessLookupError):
         if os.getpgid(child.pid) != child.pid:  # started without a session of its own
             child.terminate()
-    return wait_group(child, timeout, name)
+    code = wait_group(child, timeout, name)
+    kill_all(below)
+    return code

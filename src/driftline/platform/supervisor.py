@@ -63,11 +63,12 @@ class Child:
     down_for_good: bool = False
     restart_at: float | None = None  # monotonic time of a scheduled restart
     last_exit: int | None = None
+    parent_death: signal.Signals = signal.SIGTERM  # what Linux sends it if we die (procs.start)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
-        self.proc = procs.start(self.argv, env=self.env, stdout=out)
+        self.proc = procs.start(self.argv, env=self.env, stdout=out, parent_death=self.parent_death)
         out.close()
         self.restart_at = None
 
@@ -126,10 +127,17 @@ class Supervisor:
         )
 
     def start_child(
-        self, name: str, argv: list[str], env: dict[str, str], restart: bool = True
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        restart: bool = True,
+        parent_death: signal.Signals = signal.SIGTERM,
     ) -> Child:
         budget = RestartBudget(self.max_restarts, self.restart_window, self.backoff_max)
-        child = Child(name, argv, env, self.log_dir / f"{name}.log", restart=restart, budget=budget)
+        log_path = self.log_dir / f"{name}.log"
+        child = Child(name, argv, env, log_path, restart=restart, budget=budget)
+        child.parent_death = parent_death
         child.start()
         self.children.append(child)
         log.debug(

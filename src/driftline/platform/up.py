@@ -30,7 +30,7 @@ from driftline.platform.demo_watch import DemoWatch
 from driftline.platform.ports import PortPlan
 from driftline.platform.services import SERVICE_NAMES
 from driftline.platform.supervisor import Supervisor
-from driftline.serving.serve import serve_command, serve_env
+from driftline.serving.serve import SERVER_PARENT_DEATH, serve_command, serve_env
 from driftline.simulate.plans import sensor_ids
 from driftline.simulate.signals import SyntheticPump
 from driftline.streaming.kafka import record_embedded_broker
@@ -175,7 +175,12 @@ def run_platform(
         if options is None:  # the demo runs without labeling: it must end within minutes
             start_labeling(settings, supervisor, ports, metrics_base_port + len(SERVICE_NAMES) + 1)
         serving_port = ports.claim(settings.serving_port, "serving")
-        supervisor.start_child("serving", serve_command(serving_port), serve_env(settings) | env)
+        supervisor.start_child(
+            "serving",
+            serve_command(serving_port),
+            serve_env(settings) | env,
+            parent_death=SERVER_PARENT_DEATH,
+        )
         watch = DemoWatch(
             settings,
             supervisor,

@@ -20,6 +20,9 @@ from driftline.platform import procs
 
 SERVING_DIR = Path(__file__).resolve().parents[3] / "serving"
 TARGET = "service:AnomalyService"
+# BentoML's server can lose a SIGTERM that arrives while it starts (it then runs on, orphaned):
+# if whoever started it dies, Linux kills it outright; its workers follow it the same way.
+SERVER_PARENT_DEATH = signal.SIGKILL
 
 
 def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
@@ -67,7 +70,11 @@ def serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         child = procs.start(
-            serve_command(port, host), env=serve_env(settings), stdin=None, stderr=None
+            serve_command(port, host),
+            env=serve_env(settings),
+            stdin=None,
+            stderr=None,
+            parent_death=SERVER_PARENT_DEATH,
         )
         try:
             while not stopping:
