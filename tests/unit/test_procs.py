@@ -40,6 +40,10 @@ def test_a_grandchild_in_a_session_of_its_own_does_not_outlive_the_child(tmp_pat
     grandchild = int(pid_file.read_text())
     assert grandchild in dict(procs.descendants(child.pid))
     procs.stop_group(child, timeout=10)
+    for _ in range(100):  # SIGKILL is sent; the process is gone once the kernel has run it
+        if not _running(grandchild):
+            break
+        time.sleep(0.05)
     assert not _running(grandchild)
 
 
