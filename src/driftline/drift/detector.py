@@ -8,6 +8,7 @@ sensor's baseline.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -66,20 +67,37 @@ class DriftDetector:
     def compare(self, window: ClosedWindow) -> DriftEvent:
         features = self.feature_tests.run(window.values)
         flatlined = self.feature_tests.flatlined(window.values)
-        share = sum(f.drifted for f in features) / len(features)
-        return DriftEvent(
-            event_id=window_event_id(window, self.reference.reference_id),
-            sensor_id=window.sensor_id,
-            window_start=window.start,
-            window_end=window.end,
-            window_size=len(window),
-            reference_id=self.reference.reference_id,
-            features=features,
-            drift_share=share,
-            flatlined=flatlined,
-            drifted=share >= self.share_threshold or bool(flatlined),
-            closed_by=window.closed_by,
+        return window_event(
+            window, self.reference.reference_id, features, flatlined, self.share_threshold
         )
+
+
+def window_event(
+    window: ClosedWindow,
+    reference_id: str,
+    features: list[FeatureDrift],
+    flatlined: list[str],
+    share_threshold: float,
+    id_key: str | None = None,
+    **basis: Any,
+) -> DriftEvent:
+    """The event of one compared window (no features: not compared, drift share 0); its id
+    from the window and ``id_key`` (default: the reference)."""
+    share = sum(f.drifted for f in features) / len(features) if features else 0.0
+    return DriftEvent(
+        event_id=window_event_id(window, id_key or reference_id),
+        sensor_id=window.sensor_id,
+        window_start=window.start,
+        window_end=window.end,
+        window_size=len(window),
+        reference_id=reference_id,
+        features=features,
+        drift_share=share,
+        flatlined=flatlined,
+        drifted=share >= share_threshold or bool(flatlined),
+        closed_by=window.closed_by,
+        **basis,
+    )
 
 
 def window_event_id(window: ClosedWindow, reference_id: str) -> str:

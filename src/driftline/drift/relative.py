@@ -27,7 +27,7 @@ import numpy as np
 from driftline.anomaly.baseline import SensorBaseline
 from driftline.core.errors import ConfigurationError
 from driftline.core.records import DriftEvent
-from driftline.drift.detector import FeatureTests, window_event_id
+from driftline.drift.detector import FeatureTests, window_event
 from driftline.drift.reference import Reference
 from driftline.drift.windows import ClosedWindow
 
@@ -128,25 +128,18 @@ class BaselineDriftDetector:
         baseline = found if found is not None and covers(found, features) else None
         flatlined = self.feature_tests.flatlined(window.values)  # stuck: whatever its normal
         if baseline is None:
-            results, share, state, version = [], 0.0, PENDING, None
+            results, state, version = [], PENDING, None
         else:
             results = self.feature_tests.run(relative(baseline, features, window.values))
-            share = sum(f.drifted for f in results) / len(results)
             state, version = READY, baseline.version
-        return DriftEvent(
-            event_id=window_event_id(
-                window, f"{self.reference.reference_id}|baseline:{version or PENDING}"
-            ),
-            sensor_id=window.sensor_id,
-            window_start=window.start,
-            window_end=window.end,
-            window_size=len(window),
-            reference_id=self.reference.reference_id,
-            features=results,
-            drift_share=share,
-            flatlined=flatlined,
-            drifted=share >= self.share_threshold or bool(flatlined),
-            closed_by=window.closed_by,
+        reference_id = self.reference.reference_id
+        return window_event(
+            window,
+            reference_id,
+            results,
+            flatlined,
+            self.share_threshold,
+            id_key=f"{reference_id}|baseline:{version or PENDING}",
             basis="baseline",
             baseline=state,
             baseline_version=version,
