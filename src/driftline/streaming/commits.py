@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -59,11 +60,16 @@ async def commit_until_done(
 
 
 def count_and_measure_lag(ctx: ServiceContext, batch: list[Message]) -> None:
-    per_topic = Counter(map(attrgetter("topic"), batch))
+    places = ends(batch)  # a polled batch's own: no pass over its messages
+    topics = {topic for topic, _ in places}
+    if len(topics) == 1:  # one subscribed topic, as for most services
+        per_topic: Mapping[str, int] = {topics.pop(): len(batch)}
+    else:
+        per_topic = Counter(map(attrgetter("topic"), batch))
     for topic, n in per_topic.items():
         metrics.messages_consumed.labels(ctx.name, topic).inc(n)
     lag: dict[str, int] = {}
-    for (topic, partition), end in ends(batch).items():
+    for (topic, partition), end in places.items():
         high = ctx.consumer.highwater(TopicPartition(topic, partition))
         if high is not None:
             lag[topic] = lag.get(topic, 0) + max(0, high - end)

@@ -14,7 +14,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from driftline.core.errors import BrokerError
 from driftline.core.settings import Settings
-from driftline.streaming.messages import Message
+from driftline.streaming.messages import Message, Polled
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +127,26 @@ async def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
         await admin.close()
 
 
-async def poll_batch(
-    consumer: AIOKafkaConsumer, max_records: int, max_wait_ms: int
-) -> list[Message]:
-    """One micro-batch, bounded by count and by time (empty when nothing arrived)."""
+async def poll_batch(consumer: AIOKafkaConsumer, max_records: int, max_wait_ms: int) -> Polled:
+    """One micro-batch, bounded by count and by time (empty when nothing arrived), with the
+    end of each partition it holds taken from the fetch's lists (one per partition)."""
     polled = await consumer.getmany(timeout_ms=max_wait_ms, max_records=max_records)
-    return [
-        Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-        for records in polled.values()
-        for r in records
-    ]
+    return _to_polled(polled)
+
+
+def _to_polled(polled: Mapping[TopicPartition, Sequence[Any]]) -> Polled:
+    messages: list[Message] = []
+    batch_ends: dict[tuple[str, int], int] = {}
+    new = tuple.__new__  # a Message per record without NamedTuple's Python-level __new__
+    for tp, records in polled.items():
+        if not records:
+            continue
+        topic, partition = tp.topic, tp.partition
+        messages += [
+            new(Message, (topic, partition, r.offset, r.key, r.value, r.timestamp)) for r in records
+        ]
+        batch_ends[(topic, partition)] = records[-1].offset + 1
+    return Polled(messages, batch_ends)
 
 
 async def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> list[Message]:
@@ -160,12 +170,7 @@ async def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> 
         out: list[Message] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            polled = await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for records in polled.values():
-                out += [
-                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                ]
+            out += _to_polled(await consumer.getmany(timeout_ms=200, max_records=10_000))
             ends = [consumer.highwater(tp) for tp in tps]
             if all(e is not None for e in ends) and all(
                 [await consumer.position(tp) >= e for tp, e in zip(tps, ends, strict=True)]
@@ -182,8 +187,10 @@ async def commit(consumer: AIOKafkaConsumer, batch: Sequence[Message]) -> None:
 
 
 def ends(batch: Sequence[Message]) -> dict[tuple[str, int], int]:
-    """Past the last message of ``batch`` in each (topic, partition) it holds (tuples, not a
-    TopicPartition per message: this runs for every message consumed)."""
+    """Past the last message of ``batch`` in each (topic, partition) it holds: a ``Polled``
+    batch's own ends, else found message by message (tuples, not a TopicPartition each)."""
+    if isinstance(batch, Polled):
+        return batch.ends
     out: dict[tuple[str, int], int] = {}
     get = out.get
     for m in batch:

@@ -149,14 +149,12 @@ class ReadingValidator:
 
     def remember_wire(self, verdict: WireVerdict) -> None:
         """``remember`` for a ``WireVerdict``."""
-        for rid in verdict.reading_ids:
-            self.recent.add(rid)
+        self.recent.add_all(verdict.reading_ids)
 
     def forget_wire(self, verdict: WireVerdict) -> None:
         """Undo ``remember_wire``: the verdict's valid readings were not published after all,
         and the batch is validated again (it must not find its own readings seen)."""
-        for rid in verdict.reading_ids:
-            self.recent.discard(rid)
+        self.recent.discard_all(verdict.reading_ids)
 
     def validate_isolating_errors(self, messages: Sequence[Message]) -> BatchVerdict:
         """Like ``validate``, but a message that makes validation itself fail is dead-lettered

@@ -10,6 +10,7 @@ generated batches.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.core.profile import Profile
+from driftline.core.recent_ids import RecentIds
 from driftline.core.records import FailedCheck
 from driftline.validation.schema import READING_ID, SENSOR_ID, TS, describe_failure
 
@@ -61,11 +63,9 @@ class Screen:
         latest = pd.Timestamp(now + timedelta(seconds=policy.max_future_seconds)).value
         earliest = pd.Timestamp(now - timedelta(seconds=policy.max_age_seconds)).value
         bad |= (batch.ts == NAT) | (batch.ts > latest) | (batch.ts < earliest)
-        bad |= np.fromiter(
-            (not isinstance(i, str) or i in seen for i in batch.reading_id),
-            dtype=bool,
-            count=len(batch.reading_id),
-        )
+        ids = batch.reading_id
+        bad |= np.fromiter((not isinstance(i, str) for i in ids), dtype=bool, count=len(ids))
+        bad |= _seen_mask(ids, seen)
         with np.errstate(invalid="ignore"):
             in_range = (batch.values >= self.low) & (batch.values <= self.high)  # NaN: False
         bad |= ~in_range.all(axis=1)
@@ -111,7 +111,7 @@ class Screen:
 
         no_id = np.fromiter((i is None for i in ids), dtype=bool, count=len(ids))
         add(no_id, "not_nullable", READING_ID, lambda i: None)
-        repeat = np.fromiter((i is not None and i in seen for i in ids), dtype=bool, count=len(ids))
+        repeat = _seen_mask(ids, seen)
         add(repeat, "not_duplicate", READING_ID, ids.__getitem__)
 
         values = batch.values
@@ -127,13 +127,24 @@ class Screen:
         return out
 
     def _known_sensors(self, ids: Sequence[str | None]) -> np.ndarray:
-        known = self._known
-        out = np.empty(len(ids), dtype=bool)
-        for i, sensor in enumerate(ids):
-            hit = known.get(sensor) if isinstance(sensor, str) else False
-            if hit is None and isinstance(sensor, str):
-                if len(known) > 100_000:
-                    known.clear()
-                hit = known[sensor] = self.profile.is_known_sensor(sensor)
-            out[i] = hit
-        return out
+        """Per sensor, not per reading: a batch holds a few sensors many times."""
+        known: dict[str | None, bool] = self._known  # type: ignore[assignment]
+        new = [s for s in set(ids).difference(known) if isinstance(s, str)]
+        if new and len(known) + len(new) > 100_000:
+            known.clear()
+        for sensor in new:
+            known[sensor] = self.profile.is_known_sensor(sensor)
+        get = known.get
+        return np.fromiter(map(get, ids, itertools.repeat(False)), dtype=bool, count=len(ids))
+
+
+def _seen_mask(ids: Sequence[str | None], seen: Container[str]) -> np.ndarray:
+    """Row mask: the id is one of ``seen`` (never for None). A ``RecentIds`` answers with
+    one set operation; the mask is built only when some id was seen."""
+    if isinstance(seen, RecentIds | set | frozenset):
+        hits = set(seen.among(ids) if isinstance(seen, RecentIds) else seen.intersection(ids))
+        hits.discard(None)
+        if not hits:
+            return np.zeros(len(ids), dtype=bool)
+        seen = hits
+    return np.fromiter((i is not None and i in seen for i in ids), dtype=bool, count=len(ids))

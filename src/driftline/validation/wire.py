@@ -104,10 +104,13 @@ class WirePath:
             i: list(p.problems) for i, p in parsed.items() if p.problems
         }
         keys = [m.key for m in messages]
+        # The key each sensor's readings should carry, encoded once per sensor of the batch.
+        expected: dict[str | None, bytes | None] = {None: None}
+        expected.update((s, s.encode()) for s in set(sensor) if s is not None)
         for i in [
             i
-            for i, key, sensor_id in zip(range(n), keys, sensor, strict=True)
-            if key is not None and sensor_id is not None and key != sensor_id.encode()
+            for i, key, want in zip(range(n), keys, map(expected.__getitem__, sensor), strict=True)
+            if key != want and key is not None and want is not None
         ]:
             reasons.setdefault(i, []).append(key_mismatch(keys[i], sensor[i]))  # type: ignore[arg-type]
         for r, schema in failures.items():
