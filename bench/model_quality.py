@@ -156,7 +156,10 @@ def select(train: list[Recording], args: argparse.Namespace, sets: list) -> dict
     pick = result.pick()
     models["automl-pick"] = models[pick.spec.family]
     args.picks[pick.spec.family] = args.picks.get(pick.spec.family, 0) + 1
-    models["best label-free"] = models[result.best(sorted(LABEL_FREE)).spec.family]
+    # The same selection as the pick's, among the label-free families only.
+    label_free = result.pick(sorted(LABEL_FREE)).spec.family
+    models["best label-free"] = models[label_free]
+    args.label_free_picks[label_free] = args.label_free_picks.get(label_free, 0) + 1
     args.trials += len(result.trials)
     return models
 
@@ -191,6 +194,7 @@ def main() -> None:
     args.trials = 0
     args.searches = 0
     args.picks = {}
+    args.label_free_picks = {}
 
     profile = load_profile(DEFAULT_PROFILE)
     measurements = profile.features
@@ -247,6 +251,10 @@ def main() -> None:
     )
     print("AutoML picks: " + ", ".join(f"{f} x{n}" for f, n in sorted(args.picks.items())))
     print(
+        "best label-free picks: "
+        + ", ".join(f"{f} x{n}" for f, n in sorted(args.label_free_picks.items()))
+    )
+    print(
         f"driftline {driftline.__version__}, numpy {np.__version__}, "
         f"python {platform.python_version()}"
     )
@@ -263,6 +271,7 @@ def main() -> None:
             "budget_seconds": args.budget,
             "trials": args.trials,
             "picks": args.picks,
+            "label_free_picks": args.label_free_picks,
         }
         args.json.write_text(json.dumps(doc, indent=2))
 
