@@ -142,7 +142,14 @@ class Mset:
         ``(W / colsum W).T @ D`` with ``W = inverse @ s(D, x)`` equals
         ``s(D, x).T @ (inverse.T @ D) / (colsum(inverse) @ s(D, x))``, which skips the
         (memory x memory x rows) product."""
-        similarity = _similarity(self.memory, features, self.bandwidth, self._memory_sq)
+        # _similarity computed in place: no (memory, rows) temporaries beyond the result.
+        similarity = self.memory @ features.T
+        similarity *= -2.0
+        similarity += self._memory_sq[:, None]
+        similarity += np.sum(features**2, axis=1)[None, :]
+        np.maximum(similarity, 0.0, out=similarity)
+        similarity *= -1.0 / (2.0 * self.bandwidth**2)
+        np.exp(similarity, out=similarity)
         total = self._weight_sums @ similarity
         estimate = similarity.T @ self._projection
         estimate /= np.where(np.abs(total) > 1e-12, total, 1.0)[:, None]
@@ -171,11 +178,7 @@ def _memory_rows(features: np.ndarray, size: int) -> np.ndarray:
     return np.array(sorted(picked), dtype=int)
 
 
-def _similarity(
-    a: np.ndarray, b: np.ndarray, width: float, a_sq: np.ndarray | None = None
-) -> np.ndarray:
-    """Gaussian similarity of each row of ``a`` to each row of ``b``: (len(a), len(b));
-    ``a_sq``: the squared norms of ``a``'s rows, if known."""
-    a_sq = np.sum(a**2, axis=1) if a_sq is None else a_sq
-    sq = a_sq[:, None] + np.sum(b**2, axis=1)[None, :] - 2.0 * a @ b.T
+def _similarity(a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian similarity of each row of ``a`` to each row of ``b``: (len(a), len(b))."""
+    sq = np.sum(a**2, axis=1)[:, None] + np.sum(b**2, axis=1)[None, :] - 2.0 * a @ b.T
     return np.exp(-np.maximum(sq, 0.0) / (2.0 * width**2))
