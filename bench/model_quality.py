@@ -12,8 +12,9 @@ and the leaderboard's published rows (cited, not computed here).
 
 ``--shift`` scores the test recordings again at another operating point (each file as a
 whole: flow x3, current x2, pressure x1.5, temperatures +10 degC) and prints the F1 change.
-``--normal DIR...`` adds each detector's false-alarm rate on known-normal recordings (scored the
-same way: after their own first N rows).
+``--compare-pooled`` adds the rows the earlier ranking (by pooled CV F1) chooses from the same
+trials. ``--normal DIR...`` adds each detector's false-alarm rate on known-normal recordings
+(scored the same way: after their own first N rows).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from model_references import (  # noqa: E402
 )
 
 import driftline  # noqa: E402
-from driftline.anomaly.automl import run_search  # noqa: E402
+from driftline.anomaly.automl import Search, SearchResult, Trial, run_search  # noqa: E402
 from driftline.anomaly.automl_ray import SEARCHER, ray_session  # noqa: E402
 from driftline.anomaly.model import FAMILIES, LABEL_FREE, AnomalyModel, describe  # noqa: E402
 from driftline.anomaly.recordings import Recording, load_recordings  # noqa: E402
@@ -156,9 +157,39 @@ def select(train: list[Recording], args: argparse.Namespace, sets: list) -> dict
     pick = result.pick()
     models["automl-pick"] = models[pick.spec.family]
     args.picks[pick.spec.family] = args.picks.get(pick.spec.family, 0) + 1
-    models["best label-free"] = models[result.best(sorted(LABEL_FREE)).spec.family]
+    # The same selection as the pick's, among the label-free families only.
+    label_free = result.pick(sorted(LABEL_FREE)).spec.family
+    models["best label-free"] = models[label_free]
+    args.label_free_picks[label_free] = args.label_free_picks.get(label_free, 0) + 1
+    if args.compare_pooled:
+        models |= pooled_selection(result, search, models)
+        pooled_pick = SearchResult(_pooled(result.trials)).pick().spec.family
+        args.pooled_picks[pooled_pick] = args.pooled_picks.get(pooled_pick, 0) + 1
     args.trials += len(result.trials)
     return models
+
+
+POOLED = " (pooled CV F1)"
+
+
+def _pooled(trials: list[Trial]) -> list[Trial]:
+    return [replace(t, typical_f1=None) for t in trials]
+
+
+def pooled_selection(
+    result: SearchResult, search: Search, models: dict[str, AnomalyModel]
+) -> dict[str, AnomalyModel]:
+    """The selection before 2026-12-03, from the same trials: each trial ranked by its pooled
+    CV F1; the pick at equal effort, and "best label-free" the best label-free trial."""
+    pooled = SearchResult(_pooled(result.trials))
+    out: dict[str, AnomalyModel] = {}
+    for family in FAMILIES:
+        spec = pooled.best([family]).spec
+        same = models[family].spec == spec
+        out[family + POOLED] = models[family] if same else search.fit(spec)
+    out["automl-pick" + POOLED] = out[pooled.pick().spec.family + POOLED]
+    out["best label-free" + POOLED] = out[pooled.best(sorted(LABEL_FREE)).spec.family + POOLED]
+    return out
 
 
 def main() -> None:
@@ -184,6 +215,11 @@ def main() -> None:
     parser.add_argument("--mlflow", help="MLflow tracking URI: record every AutoML trial there")
     parser.add_argument("--max-far", type=float, default=15.0, help="AutoML's FAR limit, %%")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--compare-pooled",
+        action="store_true",
+        help="also rows chosen from the same trials by their pooled CV F1 (the old ranking)",
+    )
     parser.add_argument("--baseline-readings", type=int, default=Settings().baseline_readings)
     args = parser.parse_args()
     if not args.loro and not (args.train and args.test):
@@ -191,6 +227,8 @@ def main() -> None:
     args.trials = 0
     args.searches = 0
     args.picks = {}
+    args.label_free_picks = {}
+    args.pooled_picks = {}
 
     profile = load_profile(DEFAULT_PROFILE)
     measurements = profile.features
@@ -247,6 +285,15 @@ def main() -> None:
     )
     print("AutoML picks: " + ", ".join(f"{f} x{n}" for f, n in sorted(args.picks.items())))
     print(
+        "best label-free picks: "
+        + ", ".join(f"{f} x{n}" for f, n in sorted(args.label_free_picks.items()))
+    )
+    if args.compare_pooled:
+        print(
+            "AutoML picks by pooled CV F1: "
+            + ", ".join(f"{f} x{n}" for f, n in sorted(args.pooled_picks.items()))
+        )
+    print(
         f"driftline {driftline.__version__}, numpy {np.__version__}, "
         f"python {platform.python_version()}"
     )
@@ -263,6 +310,8 @@ def main() -> None:
             "budget_seconds": args.budget,
             "trials": args.trials,
             "picks": args.picks,
+            "label_free_picks": args.label_free_picks,
+            "pooled_picks": args.pooled_picks,
         }
         args.json.write_text(json.dumps(doc, indent=2))
 
@@ -273,12 +322,13 @@ def _names(folders: list[Path]) -> str:
 
 def _rows(pools: dict[str, Pool]) -> list[dict[str, object]]:
     kinds = {name: "family" for name in (*FAMILIES, "automl-pick", "best label-free")}
+    kinds |= {name + POOLED: "family" for name in kinds}
     rows = [pools[n].row(n, kinds.get(n, "reference")) for n in pools]
     return rows + [dict(r, kind="cited") for r in CITED] if pools else rows
 
 
 def _print(rows: list[dict[str, object]], moved: dict[str, dict[str, object]]) -> None:
-    head = f"{'detector':<34} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'PR-AUC':>7} {'normal FAR':>10}"
+    head = f"{'detector':<44} {'F1':>6} {'FAR %':>7} {'MAR %':>7} {'PR-AUC':>7} {'normal FAR':>10}"
     if moved:
         head += f" | {'shift F1':>8} {'FAR %':>7} {'dF1':>6}"
     print(head)
@@ -290,7 +340,7 @@ def _print(rows: list[dict[str, object]], moved: dict[str, dict[str, object]]) -
         mar = f"{r['mar']:>7.1f}" if r["mar"] is not None else f"{'-':>7}"
         nf = r.get("normal_far")
         normal = f"{nf:>10.1f}" if isinstance(nf, float) else f"{'-':>10}"
-        line = f"{label:<34} {r['f1']:>6.3f} {far} {mar} {auc} {normal}"
+        line = f"{label:<44} {r['f1']:>6.3f} {far} {mar} {auc} {normal}"
         if r["name"] in moved and r["kind"] != "cited":
             m = moved[r["name"]]
             line += f" | {m['f1']:>8.3f} {m['far']:>7.1f} {m['f1'] - r['f1']:>+6.3f}"

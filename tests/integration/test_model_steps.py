@@ -337,6 +337,8 @@ def test_tune_saves_the_automl_pick_and_train_fits_it(env: types.SimpleNamespace
         assert {"family", "recipe", "params", "threshold", "smooth"} <= set(run.data.params)
         json.loads(run.data.params["recipe"])
         assert 0.0 <= run.data.metrics["cv_far"] <= 100.0 and "cv_f1" in run.data.metrics
+        # What the pick ranks by: the median sensor's out-of-fold F1, logged beside the pooled.
+        assert 0.0 <= run.data.metrics["cv_typical_f1"] <= 1.0
 
     # The train step then fits that pick.
     trained = train(env.settings, "tune", run_name="tuned")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftline.anomaly.detectors import Mset, PcaT2Q
+from driftline.anomaly.detectors import Mset, PcaT2Q, score_many
 
 
 def correlated(n: int, seed: int) -> np.ndarray:
@@ -44,3 +44,16 @@ def test_mset_reproduces_its_memory_and_not_what_it_never_saw() -> None:
     shifted = fresh + np.array([0.0, 0.0, 3.0, 0.0, 0.0])
     assert np.mean(model.score(shifted) > 1.0) > 0.75
     assert np.median(model.score(shifted)) > 3 * np.median(model.score(fresh))
+
+
+def test_score_many_gives_each_detectors_own_scores_in_chunks() -> None:
+    baseline = correlated(400, 7)
+    rows = correlated(5000, 8) + np.array([0.0, 0.0, 1.5, 0.0, 0.0])
+    for detector in (Mset.fit(baseline, memory_size=100, bandwidth=1.0), PcaT2Q.fit(baseline)):
+        one_by_one = detector.score(rows)
+        # Chunks that do not divide the rows, one chunk, and no rows at all.
+        for chunk in (1000, 4096, 10_000):
+            np.testing.assert_allclose(
+                score_many(detector, rows, chunk=chunk), one_by_one, rtol=1e-9, atol=1e-12
+            )
+        assert score_many(detector, rows[:0]).shape == (0,)

@@ -153,7 +153,7 @@ def test_pick_compares_families_at_equal_search_effort() -> None:
     from driftline.anomaly.scores import OutlierScore
 
     def trial(family: str, f1: float) -> Trial:
-        return Trial(defaults(family), OutlierScore(f1, 10.0, 10.0, 100), 0.1)
+        return Trial(defaults(family), OutlierScore(f1, 10.0, 10.0, 100), 0.1, typical_f1=f1)
 
     # pca-t2q's 0.86 came from its fourth trial; at two trials each, xgboost is ahead.
     result = SearchResult(
@@ -168,3 +168,51 @@ def test_pick_compares_families_at_equal_search_effort() -> None:
     )
     assert result.best().spec.family == "pca-t2q"
     assert result.pick().spec.family == "xgboost" and result.pick().score.f1 == 0.85
+
+
+def test_cv_typical_f1_is_the_median_recordings_f1() -> None:
+    from driftline.anomaly.automl import cv_typical_f1
+
+    fault = np.array([0, 0, 1, 1])
+    labels = [fault, fault, fault, np.zeros(4, dtype=int)]
+    alarms = [
+        np.array([0, 0, 1, 1]),  # F1 1
+        np.array([0, 1, 1, 1]),  # F1 2 / 2.5 = 0.8
+        np.array([0, 0, 0, 0]),  # F1 0
+        np.array([1, 1, 1, 1]),  # no fault rows: not counted
+    ]
+    assert cv_typical_f1(labels, alarms) == pytest.approx(0.8)
+    # Without any recording that has a fault, the pooled F1 (0: nothing to find).
+    assert cv_typical_f1(labels[3:], alarms[3:]) == 0.0
+
+
+def test_search_ranks_by_the_median_recording_not_one_recordings_swing() -> None:
+    """A candidate that fits one long recording well beats on pooled F1 one that is better on
+    most recordings; the selection takes the one better on the median recording."""
+    from driftline.anomaly.automl import SearchResult, Trial
+    from driftline.anomaly.scores import OutlierScore
+
+    train = [pump(seed) for seed in range(70, 74)]
+    search = Search(train, folds=4)
+    evaluated = search.evaluate(defaults("mset"))
+    assert evaluated.typical_f1 is not None
+    assert 0.0 <= evaluated.typical_f1 <= 1.0
+
+    def trial(family: str, pooled: float, typical: float) -> Trial:
+        score = OutlierScore(pooled, 10.0, 10.0, 100)
+        return Trial(defaults(family), score, 0.1, typical_f1=typical)
+
+    swung = trial("xgboost", pooled=0.86, typical=0.78)
+    steady = trial("mset", pooled=0.83, typical=0.84)
+    result = SearchResult([swung, trial("pca-t2q", 0.80, 0.80), steady])
+    assert result.best() is steady and result.pick() is steady
+    # The benchmark's "best label-free": the same selection among the label-free families.
+    assert result.pick(["pca-t2q", "mset"]) is steady
+    assert result.pick(["pca-t2q"]).spec.family == "pca-t2q"
+    with pytest.raises(ValueError):
+        result.pick(["none"])
+    # Equal medians: the pooled F1 decides; a trial without a median ranks by its pooled F1.
+    tie = SearchResult([trial("mset", 0.82, 0.84), steady])
+    assert tie.pick() is steady
+    legacy = Trial(defaults("mset"), OutlierScore(0.9, 5.0, 5.0, 100), 0.1)
+    assert legacy.rank() == (0.9, 0.9, -5.0)

@@ -3,16 +3,18 @@
 Whole recordings (sensors) are held out, never rows of one recording on both sides: the
 training recordings are dealt into ``folds`` groups; a supervised trial trains on the other
 groups and scores the held-out one; a label-free trial scores each recording against its own
-baseline. A trial's objective is the pooled F1 of its out-of-fold alarms, where each group is
-alarmed at the threshold chosen on the other groups (best F1 among thresholds whose false-alarm
-rate stays within ``max_far``): a threshold must carry over to recordings it was not chosen on.
-The spec keeps the threshold chosen on all training recordings.
+baseline. Each group is alarmed at the threshold chosen on the other groups (best F1 among
+thresholds whose false-alarm rate stays within ``max_far``): a threshold must carry over to
+recordings it was not chosen on. A trial is ranked by the median recording's F1 of those
+out-of-fold alarms (``cv_typical_f1``), then by their pooled F1: one recording that a candidate
+happens to fit well or badly cannot swing the choice. The spec keeps the threshold chosen on
+all training recordings.
 
 ``run_search`` runs the trials on Ray Tune with Optuna's TPE as the search algorithm
 (``automl_ray``) over ``automl_space.SearchSpace``: each family's defaults first, then a few
 trials of each family in turn, then Optuna's choice, until the time budget or the trial count
-runs out. ``SearchResult.pick`` compares the families at equal effort; the winner is then
-trained on every training recording.
+runs out (Optuna steers by the pooled F1, the smoother signal). ``SearchResult.pick`` compares
+the families at equal effort; the winner is then trained on every training recording.
 """
 
 from __future__ import annotations
@@ -48,6 +50,25 @@ class Trial:
     seconds: float
     searcher: str = ""
     trial_id: str = ""  # the searcher's name for it (Ray Tune's trial id)
+    typical_f1: float | None = None  # cv_typical_f1; None: rank by the pooled F1 alone
+
+    def rank(self) -> tuple[float, float, float]:
+        """What the selection maximises: the median recording's CV F1, then the pooled F1,
+        then the fewest false alarms."""
+        typical = self.score.f1 if self.typical_f1 is None else self.typical_f1
+        return (typical, self.score.f1, -self.score.far)
+
+
+def cv_typical_f1(labels: Sequence[np.ndarray], alarms: Sequence[np.ndarray]) -> float:
+    """The median over recordings of each one's F1 (its out-of-fold alarms against its labels).
+
+    Only recordings with anomalous rows count (a recording without any has F1 0 whatever the
+    alarms); their false alarms still bound the threshold through ``max_far``. Without any
+    such recording, the pooled F1."""
+    f1s = [outlier_score(y, a).f1 for y, a in zip(labels, alarms, strict=True) if np.any(y == 1)]
+    if not f1s:
+        return outlier_score(np.concatenate(labels), np.concatenate(alarms)).f1
+    return float(np.median(f1s))
 
 
 @dataclass
@@ -58,26 +79,25 @@ class SearchResult:
         eligible = [t for t in self.trials if families is None or t.spec.family in families]
         if not eligible:
             raise ValueError(f"no trial of families {families}")
-        return max(eligible, key=lambda t: (t.score.f1, -t.score.far))
+        return max(eligible, key=Trial.rank)
 
-    def pick(self) -> Trial:
+    def pick(self, families: Sequence[str] | None = None) -> Trial:
         """The AutoML pick: the family that wins at equal search effort, then its best trial.
 
         Optuna gives the families it favours more trials (and a cheap family fits more in
         the same time), and the best of many noisy CV scores is optimistic; families are
         therefore compared on their first ``k`` trials each (in the order the searcher created
         them), ``k`` the fewest any family had: at least 1 + ``WARMUP_ROUNDS`` when the budget
-        lets the families' turns finish."""
+        lets the families' turns finish. ``families`` restricts the choice to those (the
+        benchmark's best label-free row)."""
         by_family: dict[str, list[Trial]] = {}
         for t in self.trials:
-            by_family.setdefault(t.spec.family, []).append(t)
+            if families is None or t.spec.family in families:
+                by_family.setdefault(t.spec.family, []).append(t)
         if not by_family:
-            raise ValueError("no trials")
+            raise ValueError(f"no trial of families {families}")
         k = min(len(ts) for ts in by_family.values())
-        family = max(
-            by_family,
-            key=lambda f: max((t.score.f1, -t.score.far) for t in by_family[f][:k]),
-        )
+        family = max(by_family, key=lambda f: max(t.rank() for t in by_family[f][:k]))
         return self.best([family])
 
 
@@ -166,9 +186,10 @@ class Search:
         return scores
 
     def evaluate(self, spec: ModelSpec) -> Trial:
-        """The trial's score: each group's alarms at the threshold chosen on the other groups
-        (so a threshold that does not carry over to unseen recordings scores low), pooled. The
-        spec's threshold is then chosen on all training recordings together."""
+        """The trial's scores: each group's alarms at the threshold chosen on the other groups
+        (so a threshold that does not carry over to unseen recordings scores low), pooled and
+        per recording (``cv_typical_f1``). The spec's threshold is then chosen on all training
+        recordings together."""
         t0 = time.monotonic()
         scores = self.out_of_fold(spec)
         labels = [r.scored_labels() for r in self.recordings]
@@ -183,9 +204,10 @@ class Search:
             for i in held:
                 alarms[i] = scores[i] >= cut
         score = outlier_score(self.y, np.concatenate(alarms))
+        typical = cv_typical_f1(labels, alarms)
         threshold, _ = best_threshold(self.y, np.concatenate(scores), self.max_far)
         spec = spec.model_copy(update={"threshold": threshold})
-        return Trial(spec, score, time.monotonic() - t0)
+        return Trial(spec, score, time.monotonic() - t0, typical_f1=typical)
 
     def fit(self, spec: ModelSpec) -> AnomalyModel:
         """The chosen spec trained on every training recording."""
@@ -213,7 +235,13 @@ def run_search(
     space = SearchSpace(families, measurement_sets or [None])
     trials = tune_search(search, space, budget_seconds, max_trials, seed, on_trial, ray_address)
     for t in trials:
-        log.debug("trial %s: F1 %.3f FAR %.1f", t.spec.family, t.score.f1, t.score.far)
+        log.debug(
+            "trial %s: F1 %.3f (median recording %s) FAR %.1f",
+            t.spec.family,
+            t.score.f1,
+            t.typical_f1,
+            t.score.far,
+        )
     return SearchResult(trials), search
 
 
@@ -231,6 +259,7 @@ def ray_objective(config: dict[str, Any], search: Search) -> None:
     tune.report(
         {
             "cv_f1": trial.score.f1,
+            "cv_typical_f1": trial.typical_f1,
             "cv_far": trial.score.far,
             "cv_mar": trial.score.mar,
             "cv_rows": trial.score.rows,

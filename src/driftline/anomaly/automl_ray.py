@@ -143,7 +143,15 @@ def _trial(result: dict[str, Any], trial_id: str) -> Trial:
         int(result["cv_rows"]),
     )
     spec = ModelSpec.model_validate_json(result["spec_json"])
-    return Trial(spec, score, float(result["seconds"]), searcher=SEARCHER, trial_id=trial_id)
+    typical = result.get("cv_typical_f1")
+    return Trial(
+        spec,
+        score,
+        float(result["seconds"]),
+        searcher=SEARCHER,
+        trial_id=trial_id,
+        typical_f1=None if typical is None else float(typical),
+    )
 
 
 class _Collector(Callback):

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.anomaly.baseline import SensorBaseline
-from driftline.anomaly.detectors import Mset, PcaT2Q
+from driftline.anomaly.detectors import Mset, PcaT2Q, score_many
 from driftline.anomaly.features import FeatureRecipe, causal_mean, relative_features
 from driftline.anomaly.recordings import Recording
 
@@ -90,7 +90,7 @@ class AnomalyModel:
             reference = relative_features(baseline.values(), baseline, self.spec.recipe)
             start = min(self.spec.recipe.history() - 1, len(reference) - 4)
             self._detectors[key] = _detector(self.spec.family, reference[start:], self.spec.params)
-        return self._detectors[key].score(features)
+        return score_many(self._detectors[key], features)
 
     def smoothed(self, raw: np.ndarray) -> np.ndarray:
         if self.spec.smooth <= 1:

@@ -29,12 +29,15 @@ def spec_params(spec: ModelSpec) -> dict[str, str]:
 
 
 def trial_metrics(trial: Trial) -> dict[str, float]:
-    return {
+    metrics = {
         "cv_f1": trial.score.f1,
         "cv_far": trial.score.far,
         "cv_mar": trial.score.mar,
         "seconds": trial.seconds,
     }
+    if trial.typical_f1 is not None:
+        metrics["cv_typical_f1"] = trial.typical_f1
+    return metrics
 
 
 def trial_tags(trial: Trial, search: str) -> dict[str, str]:
