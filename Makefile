@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up .venv on first use.
-.PHONY: demo test lint
+.PHONY: demo test soak lint
 
 demo:  ## the closed loop on embedded defaults: drift -> detection -> retraining -> promotion -> serving
 	bash scripts/bootstrap.sh
@@ -7,6 +7,11 @@ demo:  ## the closed loop on embedded defaults: drift -> detection -> retraining
 
 test:  ## run every test (unit + integration against the real broker, MariaDB and SQLite)
 	bash scripts/test.sh
+
+soak:  ## the soak of make test (1,000 readings/s through every service) for 10 minutes
+	bash scripts/bootstrap.sh
+	bash scripts/ensure-mariadb.sh
+	DRIFTLINE_SOAK_SECONDS=600 .venv/bin/python -m pytest tests/integration/test_soak.py -s
 
 lint:
 	bash scripts/bootstrap.sh

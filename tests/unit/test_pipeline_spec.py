@@ -84,3 +84,13 @@ def test_every_step_requires_the_pipeline_secret_with_kafka_sasl() -> None:
         "AWS_SECRET_ACCESS_KEY",
         "AWS_ENDPOINT_URL",
     }
+
+
+def test_no_step_installs_kfp_at_its_start() -> None:
+    """The image and the local runner's environment hold the locked kfp; a pip install of it at
+    each step's start cost about 0.8 s per local step (bench/pipeline_step_start.py)."""
+    spec, _ = _documents()
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        command = " ".join(executor["container"]["command"])
+        assert "pip install" not in command, f"{name} installs packages at its start"
+        assert "kfp.dsl.executor_main" in command, f"{name} does not run KFP's executor"
