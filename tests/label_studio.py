@@ -40,15 +40,15 @@ class LabelStudioForTests:
 
 def running_label_studio(data_dir: Path) -> Iterator[LabelStudioForTests]:
     username, password = "tester@driftline.local", secrets.token_hex(12)
-    ls = server.start(
+    launch = server.Launch(
         executable(),
         data_dir / "label-studio",
         free_port(),
         username=username,
         password=password,
         token=secrets.token_hex(20),
-        log_path=data_dir / "label-studio.log",
     )
+    ls = server.start(launch, log_path=data_dir / "label-studio.log")
     try:
         server.wait_ready(ls, START_TIMEOUT)
         yield LabelStudioForTests(ls.url, ls.token, username, password)

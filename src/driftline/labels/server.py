@@ -67,57 +67,54 @@ def environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def command(
-    executable: Path,
-    data_dir: Path,
-    port: int,
-    username: str,
-    password: str,
-    token: str,
-    host: str = "127.0.0.1",
-) -> list[str]:
-    """``label-studio start`` with one user whose legacy API token is ``token``."""
+@dataclass(frozen=True)
+class Launch:
+    """How one Label Studio is started: one user whose legacy API token is ``token``."""
+
+    executable: Path
+    data_dir: Path
+    port: int
+    username: str
+    password: str
+    token: str
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def command(launch: Launch) -> list[str]:
+    """``label-studio start`` as ``launch`` says."""
     return [
-        str(executable),
+        str(launch.executable),
         "start",
         "--no-browser",
         "--internal-host",
-        host,
+        launch.host,
         "--port",
-        str(port),
+        str(launch.port),
         "--data-dir",
-        str(data_dir),
+        str(launch.data_dir),
         "--username",
-        username,
+        launch.username,
         "--password",
-        password,
+        launch.password,
         "--user-token",
-        token,
+        launch.token,
         "--enable-legacy-api-token",
     ]
 
 
-def start(
-    executable: Path,
-    data_dir: Path,
-    port: int,
-    username: str,
-    password: str,
-    token: str,
-    log_path: Path,
-    host: str = "127.0.0.1",
-) -> LabelStudioServer:
+def start(launch: Launch, log_path: Path) -> LabelStudioServer:
     """Start Label Studio and return at once (``wait_ready`` waits for it)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    launch.data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = procs.start(
-            command(executable, data_dir, port, username, password, token, host),
-            stdout=log,
-            env=environment(data_dir),
-            stdin=None,
+            command(launch), stdout=log, env=environment(launch.data_dir), stdin=None
         )
-    return LabelStudioServer(process, f"http://{host}:{port}", token, data_dir)
+    return LabelStudioServer(process, launch.url, launch.token, launch.data_dir)
 
 
 def wait_ready(server: LabelStudioServer, timeout: float) -> None:

@@ -48,7 +48,15 @@ def start_labeling(
         supervisor.start_child(
             "label-studio",
             server.command(
-                executable, data_dir, port, settings.label_studio_username, password, token, host
+                server.Launch(
+                    executable,
+                    data_dir,
+                    port,
+                    settings.label_studio_username,
+                    password,
+                    token,
+                    host,
+                )
             ),
             server.environment(data_dir),
         )

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
 
-from driftline.core.errors import DriftlineError
 from driftline.core.profile import Profile
 from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DeadLetter, FailedCheck, ValidReading, epoch_ns
@@ -114,23 +113,9 @@ class ReadingValidator:
             if reasons:
                 verdict.invalid.append((message, self._dead_letter(message, reading, reasons)))
             else:
-                if rid is None or not reading.sensor_id or reading.ts is None:
-                    # Passing every check implies these; a gap is a bug in the checks.
-                    raise DriftlineError(f"reading at offset {message.offset} has no identity")
-                accepted.add(rid)
-                verdict.valid.append(
-                    (
-                        message,
-                        ValidReading(
-                            reading_id=rid,
-                            sensor_id=reading.sensor_id,
-                            ts=reading.ts,
-                            seq=reading.seq,
-                            values=reading.values,
-                            label=reading.label,
-                        ),
-                    )
-                )
+                valid = reading.valid(rid)
+                accepted.add(valid.reading_id)
+                verdict.valid.append((message, valid))
         return verdict
 
     def validate_wire(self, messages: Sequence[Message]) -> WireVerdict:

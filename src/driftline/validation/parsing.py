@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.core.records import FailedCheck, reading_id
+from driftline.core.errors import DriftlineError
+from driftline.core.records import FailedCheck, ValidReading, reading_id
 from driftline.validation.strict_json import MalformedJson, load_json
 
 REQUIRED = ("sensor_id", "ts", "values")
@@ -39,6 +40,20 @@ class ParsedReading:
         if self.sensor_id is None or self.ts is None:
             return None
         return reading_id(self.sensor_id, self.ts, self.seq)
+
+    def valid(self, rid: str | None) -> ValidReading:
+        """The ValidReading of a reading that passed every check, whose id is ``rid``."""
+        if rid is None or not self.sensor_id or self.ts is None:
+            # Passing every check implies these; a gap is a bug in the checks.
+            raise DriftlineError("a reading that passed every check has no identity")
+        return ValidReading(
+            reading_id=rid,
+            sensor_id=self.sensor_id,
+            ts=self.ts,
+            seq=self.seq,
+            values=self.values,
+            label=self.label,
+        )
 
 
 def valid_sensor_id(value: Any) -> str | None:

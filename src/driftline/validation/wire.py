@@ -16,7 +16,7 @@ import numpy as np
 
 from driftline.core.errors import DriftlineError
 from driftline.core.recent_ids import RecentIds
-from driftline.core.records import DeadLetter, FailedCheck, ValidReading, epoch_ns
+from driftline.core.records import DeadLetter, FailedCheck, epoch_ns
 from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.messages import Message
 from driftline.validation.columns import ColumnDecoder, valid_payload
@@ -163,13 +163,4 @@ class WirePath:
 
 def _reference_bytes(reading: ParsedReading, rid: str | None) -> bytes:
     """The ValidReading JSON of a reading parsed by ``parse_reading``."""
-    if rid is None or reading.sensor_id is None or reading.ts is None:
-        raise DriftlineError("a reading that passed every check has no identity")
-    return ValidReading(
-        reading_id=rid,
-        sensor_id=reading.sensor_id,
-        ts=reading.ts,
-        seq=reading.seq,
-        values=reading.values,
-        label=reading.label,
-    ).to_bytes()
+    return reading.valid(rid).to_bytes()
