@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
 from pathlib import Path
 
 from driftline.anomaly.baseline import BaselineError, SensorBaseline
@@ -49,7 +50,7 @@ class BaselineStore:
         of two processes completing the same sensor exactly one stores)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(baseline.sensor_id)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{baseline.version}.tmp")
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp")  # one per caller
         tmp.write_text(baseline.to_json())
         try:
             os.link(tmp, path)
