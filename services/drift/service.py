@@ -27,11 +27,16 @@ from driftline.core import metrics
 from driftline.core.errors import ConfigurationError
 from driftline.core.profile import load_profile
 from driftline.core.recent_ids import RecentIds
-from driftline.core.records import DriftEvent, FailedCheck, ModelPromoted
+from driftline.core.records import DriftEvent, FailedCheck, ModelPromoted, ValidReading
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.core.valid_topic import decode_valid_reading
-from driftline.drift.baselines import baseline_lookup, bundle_baselines
+from driftline.drift.baselines import (
+    BaselineCompletion,
+    StoredBaselines,
+    baseline_lookup,
+    bundle_baselines,
+)
 from driftline.drift.detector import DriftDetector
 from driftline.drift.recovery import Emitted, emitted_windows
 from driftline.drift.reference import Reference, load_reference
@@ -56,11 +61,15 @@ class DriftHandler(BatchHandler):
         features: list[str],
         detector: Detector,
         emitted: dict[str, Emitted] | None = None,
+        stored: StoredBaselines | None = None,
     ) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.features = features
         self.detector = detector
+        self.stored = stored or stored_baselines(s)
+        # New sensors' baselines, completed here or by serving, whichever stores first.
+        self.completion = BaselineCompletion(self.stored, features, s.baseline_readings)
         self.windows = SensorWindows(
             features, s.drift_window_size, s.drift_window_seconds, s.drift_min_window_size
         )
@@ -74,6 +83,7 @@ class DriftHandler(BatchHandler):
         topics = self.ctx.topics
         closed: list[ClosedWindow] = []
         rejected: list[tuple[str, bytes | None, bytes]] = []
+        fresh: list[ValidReading] = []
         now = time.monotonic()
         for m in batch:
             if m.topic == topics.model_promotions:
@@ -93,7 +103,10 @@ class DriftHandler(BatchHandler):
             if done is not None and done.holds(reading, m.timestamp_ms):
                 continue
             self.recent.add(reading.reading_id)
+            fresh.append(reading)
             closed += self.windows.add(reading, (m.topic, m.partition), m.offset, now)
+        if isinstance(self.detector, BaselineDriftDetector):
+            await self.completion.complete(self.completion.add(fresh, self.detector.lookup))
         await self._publish(closed, rejected)
 
     async def tick(self) -> None:
@@ -143,7 +156,9 @@ class DriftHandler(BatchHandler):
             reference = await asyncio.to_thread(
                 load_reference, Path(event.reference_uri), self.features
             )
-            detector = await asyncio.to_thread(make_detector, self.ctx.settings, reference)
+            detector = await asyncio.to_thread(
+                make_detector, self.ctx.settings, reference, self.stored
+            )
         except (ValidationError, ConfigurationError, OSError, ValueError) as exc:
             metrics.service_errors.labels(NAME, "reference_reload").inc()
             log.error("dead-lettering promotion at offset %d: %s", message.offset, exc)
@@ -184,7 +199,15 @@ async def reference_in_production(settings: Settings, features: list[str]) -> Re
     return load_reference(settings.resolved_reference_path, features)
 
 
-def make_detector(settings: Settings, reference: Reference) -> Detector:
+def stored_baselines(settings: Settings) -> StoredBaselines:
+    return StoredBaselines(
+        BaselineStore(settings.data_dir / "baselines"), settings.drift_baseline_refresh_seconds
+    )
+
+
+def make_detector(
+    settings: Settings, reference: Reference, stored: StoredBaselines | None = None
+) -> Detector:
     """The detector of ``settings.drift_basis``; on the baseline basis, sensors are looked up
     in the baselines that came with the reference, then in the baseline store."""
     if settings.drift_basis == "raw":
@@ -196,7 +219,7 @@ def make_detector(settings: Settings, reference: Reference) -> Detector:
         )
     lookup = baseline_lookup(
         bundle_baselines(reference.source),
-        BaselineStore(settings.data_dir / "baselines"),
+        stored or stored_baselines(settings),
         reference.features,
     )
     return BaselineDriftDetector(
@@ -227,8 +250,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     reference = await reference_in_production(settings, profile.features)
     metrics.reference_rows.set(len(reference))
     metrics.start_at_zero(metrics.drift_windows, "true", "false")
+    metrics.start_at_zero(metrics.drift_baselines_completed, "stored", "existing", "error")
     metrics.start_at_zero(metrics.model_promotions, settings.model_name)
-    detector = make_detector(settings, reference)
+    stored = stored_baselines(settings)
+    detector = make_detector(settings, reference, stored)
     log.info(
         "reference %s: %d rows from %s, %s",
         reference.reference_id,
@@ -241,7 +266,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         NAME,
         settings,
         lambda topics: [topics.valid_readings, topics.model_promotions],
-        lambda ctx: DriftHandler(ctx, profile.features, detector, emitted),
+        lambda ctx: DriftHandler(ctx, profile.features, detector, emitted, stored),
         stop=stop,
     )
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from driftline.anomaly.automl import defaults
+from driftline.anomaly.baseline import SensorBaseline
 from driftline.anomaly.bundle import PENDING, READY, ModelBundle, OnlineScorer, alarm_probability
 from driftline.anomaly.model import AnomalyModel
 from driftline.core.records import ValidReading
@@ -78,8 +79,13 @@ def test_online_scores_equal_offline_against_the_bundles_baseline(family: str) -
 
 def test_a_sensor_without_baseline_is_pending_until_its_own_is_complete(tmp_path: Path) -> None:
     recording = pump(2)
-    completed = []
-    scorer = OnlineScorer(bundle(), baseline_readings=400, on_baseline=completed.append)
+    completed: list[SensorBaseline] = []
+
+    def store(baseline: SensorBaseline) -> SensorBaseline:  # what was stored is used
+        completed.append(baseline)
+        return baseline
+
+    scorer = OnlineScorer(bundle(), baseline_readings=400, on_baseline=store)
     served = feed(scorer, readings("new-pump", recording.values))
     assert [s.baseline for s in served[:400]] == [PENDING] * 400
     assert all(s.probability is None and s.baseline_version is None for s in served[:400])

@@ -26,6 +26,7 @@ import pandas as pd
 from driftline.anomaly.baseline import BaselineError, SensorBaseline, from_first_readings
 from driftline.anomaly.baseline_store import BaselineStore
 from driftline.anomaly.batched import causal_means_at, relative_features_of
+from driftline.anomaly.commissioning import Commissioning, baseline_of
 from driftline.anomaly.model import AnomalyModel
 from driftline.core.records import ValidReading, epoch_ns
 from driftline.serving.history import HistoryStore, MemoryHistory
@@ -158,7 +159,7 @@ class OnlineScorer:
         recent: RecentReadings | None = None,
         max_sensors: int = 20_000,
         baseline_readings: int | None = None,
-        on_baseline: Callable[[SensorBaseline], None] | None = None,
+        on_baseline: Callable[[SensorBaseline], SensorBaseline] | None = None,
     ) -> None:
         self.bundle = bundle
         self.lookup = lookup
@@ -166,7 +167,11 @@ class OnlineScorer:
         self.on_baseline = on_baseline
         self.max_sensors = max_sensors
         # Sensors without a baseline: their first valid readings, until there are enough.
-        self._collecting: dict[str, dict[int, np.ndarray]] = {}
+        self._commissioning = (
+            Commissioning(bundle.measurements, baseline_readings, max_sensors)
+            if baseline_readings is not None
+            else None
+        )
         self._completed_at: dict[str, int] = {}  # ts (ns) of a completed baseline's last row
         spec = bundle.model.spec
         self.needed = spec.recipe.history() + spec.smooth - 1
@@ -193,6 +198,8 @@ class OnlineScorer:
                 found = None  # a baseline of other measurements is not this model's normal
             if found is not None:
                 self._found[sensor] = found
+                if self._commissioning is not None:
+                    self._commissioning.forget(sensor)
         return found
 
     def score(self, readings: Sequence[ValidReading]) -> list[Scored]:
@@ -274,28 +281,17 @@ class OnlineScorer:
 
     def _collect(self, sensor: str, ts: np.ndarray, values: np.ndarray) -> SensorBaseline | None:
         """Add a pending sensor's new valid readings to its commissioning period; its baseline
-        once that holds ``baseline_readings`` (handed to ``on_baseline`` to be stored)."""
-        if self.baseline_readings is None:
+        once that holds ``baseline_readings``: the one ``on_baseline`` stored (this one, or one
+        completed first elsewhere, which it returns)."""
+        if self._commissioning is None:
             return None
-        held = self._collecting.setdefault(sensor, {})
-        for t, row in zip(ts.tolist(), values, strict=True):
-            if np.isfinite(row).all() and len(held) < self.baseline_readings:
-                held.setdefault(int(t), row)
-        while len(self._collecting) > self.max_sensors:
-            del self._collecting[next(iter(self._collecting))]
-        if len(held) < self.baseline_readings:
+        period = self._commissioning.add(sensor, ts, values)
+        if period is None:
             return None
-        stamps = sorted(held)
-        frame = pd.DataFrame(np.array([held[t] for t in stamps]), columns=self.bundle.measurements)
-        frame[TS] = pd.to_datetime(stamps, unit="ns", utc=True)
-        baseline = from_first_readings(
-            frame, sensor, list(self.bundle.measurements), self.baseline_readings
-        )
-        if baseline is None:
-            return None
-        del self._collecting[sensor]
-        self._found[sensor] = baseline
-        self._completed_at[sensor] = stamps[-1]
+        stamps, rows = period
+        baseline = baseline_of(sensor, self.bundle.measurements, stamps, rows)
         if self.on_baseline is not None:
-            self.on_baseline(baseline)
+            baseline = self.on_baseline(baseline)
+        self._found[sensor] = baseline
+        self._completed_at[sensor] = int(stamps[-1])
         return baseline

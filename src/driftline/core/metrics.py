@@ -60,6 +60,12 @@ drift_baseline_pending = Counter(
     "driftline_drift_baseline_pending_total",
     "Windows not compared because their sensor has no complete baseline (baseline basis).",
 )
+drift_baselines_completed = Counter(
+    "driftline_drift_baselines_completed_total",
+    "Commissioning baselines the drift service completed, by outcome: stored (its own), "
+    "existing (one stored first, by serving, is used), error (not stored).",
+    ["outcome"],
+)
 reference_model_version = Gauge(
     "driftline_reference_model_version",
     "Registry version whose reference data drift compares with (0: the baseline file).",

@@ -165,3 +165,10 @@ class StreamSettings(BaseSettings):
         "sensor's baseline ((x - mean) / std); a sensor without one is not compared (pending). "
         "raw: measurements compared with the reference as they are.",
     )
+    drift_baseline_refresh_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long the drift service uses a sensor's baseline (or its absence) as "
+        "read from the baseline store before it looks again (a baseline an operator set, or "
+        "serving completed, is used from then on).",
+    )

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.anomaly.baseline import BaselineError
+from driftline.anomaly.baseline import BaselineError, SensorBaseline
 from driftline.anomaly.baseline_store import BaselineStore
 from driftline.anomaly.bundle import OnlineScorer, RecentReadings, Scored
 from driftline.core.records import ModelPromoted
@@ -100,14 +100,25 @@ def _loaded(
     return LoadedModel(name, str(version), source, model, scorer)
 
 
-def _keep(store: BaselineStore, baseline: Any) -> None:
+def _keep(store: BaselineStore, baseline: SensorBaseline) -> SensorBaseline:
     """A baseline serving completed goes to the store, where training and the drift service
-    find it; if the store cannot be written, serving goes on with it all the same."""
+    find it, unless one was stored first (the drift service completes them too): then that
+    one is the sensor's. If the store cannot be written, serving goes on with its own."""
     try:
-        store.save(baseline)
-        log.info("sensor %s: baseline %s complete", baseline.sensor_id, baseline.version)
-    except (OSError, BaselineError) as exc:
+        stored = store.complete(baseline)
+    except (OSError, BaselineError, ValueError) as exc:
         log.warning("sensor %s: baseline not stored: %s", baseline.sensor_id, exc)
+        serving_metrics.baselines_completed.labels("error").inc()
+        return baseline
+    mine = stored.version == baseline.version
+    log.info(
+        "sensor %s: baseline %s complete%s",
+        baseline.sensor_id,
+        stored.version,
+        "" if mine else " (stored first by another service)",
+    )
+    serving_metrics.baselines_completed.labels("stored" if mine else "existing").inc()
+    return stored
 
 
 def baseline_store(settings: Settings) -> BaselineStore:

@@ -21,6 +21,12 @@ baseline_pending = Counter(
     "driftline_serving_baseline_pending_total",
     "Readings answered baseline: pending (no score): their sensor has no complete baseline yet.",
 )
+baselines_completed = Counter(
+    "driftline_serving_baselines_completed_total",
+    "Commissioning baselines serving completed, by outcome: stored (its own), existing (one "
+    "stored first, by the drift service or another replica, is used), error (not stored).",
+    ["outcome"],
+)
 readings_rejected = Counter(
     "driftline_serving_readings_rejected_total",
     "Readings of rejected requests, by failed check.",
