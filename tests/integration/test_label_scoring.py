@@ -161,3 +161,18 @@ def test_a_pass_applies_only_labels_recorded_since_its_mark_and_prunes(stores) -
     with store.engine.connect() as conn:
         left = conn.execute(sa.select(labelled_predictions.c.reading_id)).scalars().all()
     assert left == ["pump-001-7300"]
+    # One reading stamped far in the future does not prune a recent one.
+    recent, future = (
+        Prediction.model_validate(
+            {**prediction("pump-001", 0, 0).model_dump(), "reading_id": rid, "ts": ts}
+        )
+        for rid, ts in (
+            ("recent", datetime.now(UTC) - timedelta(minutes=10)),
+            ("future", datetime(2099, 1, 1, tzinfo=UTC)),
+        )
+    )
+    scores.add_predictions([recent, future])
+    scores.prune()
+    with store.engine.connect() as conn:
+        left = conn.execute(sa.select(labelled_predictions.c.reading_id)).scalars().all()
+    assert sorted(left) == ["future", "recent"]

@@ -117,12 +117,15 @@ class LabelledScores:
         return rolling_scores(scored, window)
 
     def prune(self) -> int:
-        """Drop predictions ``keep`` older than the newest stored (event time)."""
+        """Drop predictions ``keep`` older than the newest stored (event time: a replay of old
+        readings keeps its own; but never past now, so one reading stamped far in the future
+        cannot empty the table)."""
         with self.engine.begin() as conn:
             newest = conn.execute(select(func.max(lp.c.event_ts))).scalar()
             if newest is None:
                 return 0
-            return conn.execute(delete(lp).where(lp.c.event_ts < newest - self.keep)).rowcount
+            cutoff = min(newest, naive_utc(datetime.now(UTC))) - self.keep
+            return conn.execute(delete(lp).where(lp.c.event_ts < cutoff)).rowcount
 
 
 def _refresh(conn: Connection, spans: Iterable[Span]) -> None:
