@@ -107,7 +107,9 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             NAME,
             settings,
             subscribed,
-            lambda ctx: LabelerHandler(ctx, LabelIntake(store, ctx.topics, config), sync, arrived),
+            lambda ctx: LabelerHandler(
+                ctx, LabelIntake(store, ctx.topics, config, sync.scores), sync, arrived
+            ),
             stop=stop,
             dependencies={"database": raw.ping},
         )

@@ -16,6 +16,7 @@ from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
 from driftline.trigger.ledger import RunStatus
 from driftline.trigger.machine import RelaunchRule, Trigger
 from driftline.trigger.policy import Decision, RetrainPolicy
+from driftline.trigger.relaunch import attempt_of, relaunch_id, relaunch_request
 from driftline.trigger.store import policy_from
 from tests.unit.factories import NOW
 from tests.unit.test_policy import config, event
@@ -310,3 +311,65 @@ async def test_restart_recovery_restores_cooldown_and_follows_the_run_still_goin
 def test_relaunch_waits_double_from_the_backoff() -> None:
     rule = RelaunchRule(attempts=3, backoff_seconds=60.0)
     assert [rule.delay(a) for a in range(3)] == [60.0, 120.0, 240.0]
+
+
+async def test_a_restart_resumes_a_pending_relaunch_under_the_same_request_id() -> None:
+    """The run failed, its relaunch was due in 10 s; the trigger stopped 4 s later."""
+    before = Rig(attempts=2)
+    await before.episode()
+    (first,) = before.launcher.launched
+    before.launcher.statuses[first.request_id] = "failed"
+    await before.trigger.tick()
+    before.wait(10)
+    await before.trigger.tick()
+    uninterrupted = before.launcher.launched[-1]  # what it would have launched
+
+    after = Rig(attempts=2)
+    after.policy.last_fired_at = after.wall
+    after.trigger.resume([], failed=(first, 4.0))
+    assert after.policy.in_flight_since is not None  # the episode's run is still in flight
+    after.wait(5)
+    await after.trigger.tick()
+    assert after.launcher.launched == []  # due 6 s after the restart
+    after.wait(1)
+    await after.trigger.tick()
+    (relaunched,) = after.launcher.launched
+    assert relaunched.request_id == uninterrupted.request_id == relaunch_id(first.request_id, 1)
+    assert relaunched.reason == uninterrupted.reason and after.published == [relaunched]
+
+
+async def test_a_restart_after_the_last_relaunch_failed_relaunches_nothing() -> None:
+    rig = Rig(attempts=1)
+    await rig.episode()
+    (first,) = rig.launcher.launched
+    last = relaunch_request(first, 1, rig.wall)
+    assert attempt_of(last) == 1 and attempt_of(first) == 0
+    restarted = Rig(attempts=1)
+    restarted.trigger.resume([], failed=(last, 0.0))
+    assert restarted.trigger.relaunch is None and restarted.policy.in_flight_since is None
+
+
+async def test_a_run_found_at_restart_is_relaunched_if_it_fails() -> None:
+    rig = Rig(attempts=2)
+    await rig.episode()
+    (first,) = rig.launcher.launched
+    restarted = Rig(attempts=2)
+    restarted.launcher.statuses[first.request_id] = "failed"
+    restarted.trigger.resume([first.request_id], {first.request_id: first}.get)
+    await restarted.trigger.tick()
+    relaunch = restarted.trigger.relaunch
+    assert relaunch is not None and relaunch.failed == first and relaunch.attempt == 1
+
+
+def test_restored_streaks_count_on_where_they_stopped() -> None:
+    before = RetrainPolicy(config())
+    events = [event("pump-001") for _ in range(2)] + [event("pump-002")]
+    decided = [before.observe(e, NOW) for e in events]
+    assert [d.streak for d in decided] == [1, 2, 1]
+    after = RetrainPolicy(config())
+    after.restore_streaks(before.streaks())
+    third = event("pump-001")
+    fired = after.observe(third, NOW)
+    assert fired.fired and fired.sensors == ["pump-001"] and fired.streak == 0
+    assert fired.drift_event_ids == [events[0].event_id, events[1].event_id, third.event_id]
+    assert after.streak("pump-002") == 1

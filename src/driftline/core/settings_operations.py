@@ -191,3 +191,9 @@ class OperationSettings(BaseSettings):
     trigger_labelled_min_readings: int = Field(
         50, ge=1, description="Labelled readings needed before the labelled F1 rule may fire."
     )
+    labels_predictions_keep_seconds: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="Predictions the labeler keeps for the labelled scores: this long behind the "
+        "newest it stored (event time); older ones are dropped.",
+    )

@@ -32,7 +32,12 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
 
     from driftline.core.topics import Topics
     from driftline.labels.client import LabelStudioClient
-    from driftline.labels.intake import LabelIntake, candidate_config, subscribed
+    from driftline.labels.intake import (
+        LabelIntake,
+        candidate_config,
+        labelled_scores,
+        subscribed,
+    )
     from driftline.labels.store import LabelStore, create_label_tables
     from driftline.labels.sync import LabelSync, run_pass
     from driftline.store.raw_store import RawStore
@@ -47,7 +52,9 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
     create_label_tables(raw.engine)
     store = LabelStore(raw.engine)
     await ensure_topics(settings, topics.all())
-    intake = LabelIntake(store, topics, candidate_config(settings))
+    intake = LabelIntake(
+        store, topics, candidate_config(settings), labelled_scores(store, settings)
+    )
     consumer = make_consumer(settings, settings.group_id("labeler"), subscribed(topics))
     producer = make_producer(settings)
     taken = 0

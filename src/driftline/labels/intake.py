@@ -16,6 +16,7 @@ from driftline.core.records import FailedCheck, Prediction, RetrainRequest
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.labels.candidates import CandidateConfig, CandidateFinder, drift_candidates
+from driftline.labels.scoring import LabelledScores
 from driftline.labels.store import LabelStore
 from driftline.streaming.messages import Message
 
@@ -32,6 +33,10 @@ def candidate_config(settings: Settings) -> CandidateConfig:
     )
 
 
+def labelled_scores(store: LabelStore, settings: Settings) -> LabelledScores:
+    return LabelledScores(store.engine, timedelta(seconds=settings.labels_predictions_keep_seconds))
+
+
 def subscribed(topics: Topics) -> list[str]:
     return [topics.predictions, topics.retrain_requests]
 
@@ -43,8 +48,15 @@ class Rejected:
 
 
 class LabelIntake:
-    def __init__(self, store: LabelStore, topics: Topics, config: CandidateConfig) -> None:
+    def __init__(
+        self,
+        store: LabelStore,
+        topics: Topics,
+        config: CandidateConfig,
+        scores: LabelledScores | None = None,
+    ) -> None:
         self.store = store
+        self.scores = scores or LabelledScores(store.engine)
         self.topics = topics
         self.finder = CandidateFinder(config)
 
@@ -69,7 +81,7 @@ class LabelIntake:
             candidates.extend(self.finder.observe(p, (m.partition, m.offset)))
         if flush:
             candidates.extend(self.finder.flush())
-        self.store.add_predictions(predictions)
+        self.scores.add_predictions(predictions)
         self.store.add_candidates(candidates, datetime.now(UTC))
         return rejected
 

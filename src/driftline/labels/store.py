@@ -7,11 +7,13 @@
   version of an annotation replaces the rows of the older one. ``published`` marks rows whose
   LabelRecorded event is on the labels topic (publish, then mark: a crash in between publishes
   again, with the same label id).
-- ``labelled_predictions``: the predictions the labeler saw, to compare with labels later.
+- ``labelled_predictions``: the predictions the labeler saw, each with the label it has
+  (``actual``), kept for ``DRIFTLINE_LABELS_PREDICTIONS_KEEP_SECONDS``; ``label_marks``: how far
+  labels have been applied to them (driftline.labels.scoring).
 
-The raw store's Alembic migrations make these tables (revision 0003, which leaves tables an
-earlier labeler made with ``create_all`` as they are); ``metadata`` here describes them for the
-queries.
+The raw store's Alembic migrations make these tables (revisions 0003, which leaves tables an
+earlier labeler made with ``create_all`` as they are, and 0005); ``metadata`` here describes
+them for the queries.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 
-from driftline.core.records import Prediction, as_utc
+from driftline.core.records import as_utc
 from driftline.labels.annotations import LabelRow
 from driftline.labels.candidates import TaskCandidate
 from driftline.store.raw_store import Timestamp, insert_ignoring_duplicates, naive_utc
@@ -80,6 +82,7 @@ labels = Table(
     Column("published", Boolean, nullable=False, default=False),
     Index("ix_labels_sensor_ts", "sensor_id", "start_ts"),
     Index("ix_labels_annotation", "annotation_id"),
+    Index("ix_labels_recorded_at", "recorded_at"),
 )
 
 labelled_predictions = Table(
@@ -91,7 +94,21 @@ labelled_predictions = Table(
     Column("probability", Float, nullable=False),
     Column("predicted", Integer, nullable=False),
     Column("model_version", String(64), nullable=False),
+    # The label the reading has (1 fault, 0 normal; null: none, or unsure), kept up to date as
+    # labels arrive (driftline.labels.scoring), so a pass scores without joining again.
+    Column("actual", Integer, nullable=True),
     Index("ix_labelled_predictions_sensor_ts", "sensor_id", "event_ts"),
+    Index("ix_labelled_predictions_scored", "model_version", "actual", "event_ts"),
+    Index("ix_labelled_predictions_event_ts", "event_ts"),  # pruning
+)
+
+# How far the labelled predictions' ``actual`` has been brought: ``labels`` is the newest
+# ``recorded_at`` of labels applied (driftline.labels.scoring).
+label_marks = Table(
+    "label_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("mark", Timestamp, nullable=False),
 )
 
 
@@ -123,21 +140,6 @@ class LabelStore:
             for c in candidates
         ]
         insert_ignoring_duplicates(self.engine, label_tasks, rows)
-
-    def add_predictions(self, predictions: Sequence[Prediction]) -> None:
-        rows = [
-            {
-                "reading_id": p.reading_id,
-                "sensor_id": p.sensor_id,
-                "event_ts": naive_utc(p.ts),
-                "probability": p.anomaly_probability,
-                "predicted": int(p.label),
-                "model_version": p.model_version[:64],
-            }
-            for p in predictions
-            if p.label is not None  # baseline pending: nothing was predicted
-        ]
-        insert_ignoring_duplicates(self.engine, labelled_predictions, rows)
 
     def pending_tasks(self, limit: int) -> list[TaskCandidate]:
         with self.engine.connect() as conn:
@@ -233,21 +235,6 @@ class LabelStore:
             return [
                 dict(r) for r in conn.execute(select(labels).order_by(labels.c.start_ts)).mappings()
             ]
-
-    def predictions_within(
-        self, sensor_id: str, start: datetime, end: datetime
-    ) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(labelled_predictions).where(
-                    and_(
-                        labelled_predictions.c.sensor_id == sensor_id,
-                        labelled_predictions.c.event_ts >= naive_utc(start),
-                        labelled_predictions.c.event_ts <= naive_utc(end),
-                    )
-                )
-            ).mappings()
-            return [dict(r) for r in rows]
 
     def newest_model_version(self) -> str | None:
         """The model version of the newest prediction seen: the production model."""

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -28,7 +28,8 @@ from driftline.core.topics import Topics
 from driftline.labels.annotations import AnnotationError, Source, label_rows, task_info
 from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
-from driftline.labels.performance import LabelledScore, join_labels, rolling_scores
+from driftline.labels.performance import LabelledScore
+from driftline.labels.scoring import LabelledScores
 from driftline.labels.store import LabelStore
 from driftline.store.raw_store import naive_utc, raw_readings
 from driftline.streaming.kafka import publish_all
@@ -48,6 +49,7 @@ class LabelSync:
         project_title: str,
         webhook_url: str | None = None,
         max_task_readings: int = 5000,
+        scores: LabelledScores | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -55,6 +57,7 @@ class LabelSync:
         self.project_title = project_title
         self.webhook_url = webhook_url
         self.max_task_readings = max_task_readings
+        self.scores = scores or LabelledScores(store.engine)
         self._project_id: int | None = None
         self._emitted: dict[str, tuple[int, int, int, int]] = {}
 
@@ -69,6 +72,9 @@ class LabelSync:
             project_title=settings.label_studio_project,
             webhook_url=settings.labels_webhook_url,
             max_task_readings=settings.labels_max_task_readings,
+            scores=LabelledScores(
+                store.engine, timedelta(seconds=settings.labels_predictions_keep_seconds)
+            ),
         )
 
     def project_id(self) -> int:
@@ -182,17 +188,11 @@ class LabelSync:
         return len(records)
 
     def score(self, window: int) -> dict[str, LabelledScore]:
-        spans = [
-            {**r, "start_ts": r["start_ts"], "end_ts": r["end_ts"]} for r in self.store.all_labels()
-        ]
-        predictions: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for s in spans:
-            for p in self.store.predictions_within(s["sensor_id"], s["start_ts"], s["end_ts"]):
-                if p["reading_id"] not in seen:
-                    seen.add(p["reading_id"])
-                    predictions.append(p)
-        scores = rolling_scores(join_labels(predictions, spans), window)
+        """The labelled scores, incrementally (driftline.labels.scoring): the labels recorded
+        since the last pass applied, old predictions dropped, each version's newest read."""
+        self.scores.apply_labels()
+        self.scores.prune()
+        scores = self.scores.scores(window)
         for version, score in scores.items():
             metrics.labelled_readings.labels(version).set(score.readings)
             metrics.labelled_precision.labels(version).set(score.precision)

@@ -89,6 +89,13 @@ trigger_decisions = Table(
     Column("fired", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
     Column("request_id", String(32), nullable=True),
+    # Drift decisions: the sensor's streak after the decision and the window's time range; a
+    # firing's sensors (JSON), whose streaks it consumed. A restart restores the streaks.
+    Column("streak", Integer, nullable=True),
+    Column("window_start", Timestamp, nullable=True),
+    Column("window_end", Timestamp, nullable=True),
+    Column("fired_sensors", Text, nullable=True),
+    Index("ix_trigger_decisions_sensor_id", "sensor_id", "id"),
 )
 
 retrain_runs = Table(

@@ -64,6 +64,27 @@ class RunLedger:
             ).first()
         return None if row is None else (row[0].replace(tzinfo=UTC), row[1])
 
+    def newest_failed(self) -> tuple[RetrainRequest, datetime] | None:
+        """The newest run's request and when it finished, if it failed: a restart resumes its
+        relaunch."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(retrain_runs.c.request, retrain_runs.c.status, retrain_runs.c.finished_at)
+                .order_by(retrain_runs.c.requested_at.desc())
+                .limit(1)
+            ).first()
+        if row is None or row[1] != "failed":
+            return None
+        finished = (row[2] or datetime.now(UTC)).replace(tzinfo=UTC)
+        return RetrainRequest.model_validate_json(row[0]), finished
+
+    def request(self, request_id: str) -> RetrainRequest | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(retrain_runs.c.request).where(retrain_runs.c.request_id == request_id)
+            ).scalar_one_or_none()
+        return None if found is None else RetrainRequest.model_validate_json(found)
+
     def unfinished(self, launcher: str) -> list[tuple[str, str | None]]:
         """(request_id, detail) of ``launcher``'s runs not finished, oldest first."""
         with self.engine.connect() as conn:

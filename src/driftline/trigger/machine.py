@@ -8,9 +8,11 @@ calls ``tick`` now and then. Its states:
   batch brings the event back and finds its decision, the steps done marked so;
 - in flight: a launched run, asked for its status at each tick;
 - relaunch: a failed run waiting for its next attempt (``retry_attempts`` at most, waits doubling
-  from ``retry_backoff_seconds``). It is cleared only once the relaunch is launched and recorded
-  (a database error meanwhile keeps it, to try again at the next tick), and its request is made
-  once, so a retry publishes and launches the same request, not a second one;
+  from ``retry_backoff_seconds``; its request id derived from the failed one's,
+  driftline.trigger.relaunch, so a restart resumes it under the same id). It is cleared only
+  once the relaunch is launched and recorded (a database error meanwhile keeps it, to try again
+  at the next tick), and its request is made once, so a retry publishes and launches the same
+  request, not a second one;
 - cooldown: the policy's (``RetrainPolicy.blockers``).
 
 A launch that raises a database error is not a failed run: nothing was started (launchers
@@ -32,11 +34,12 @@ from tenacity import RetryCallState, wait_exponential
 
 from driftline.core import metrics
 from driftline.core.recent_ids import RecentIds
-from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest, new_id
+from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
 from driftline.trigger.launcher import PipelineLauncher
 from driftline.trigger.ledger import FINISHED, RunStatus
 from driftline.trigger.policy import Decision, RetrainPolicy
+from driftline.trigger.relaunch import Relaunch, attempt_of, relaunch_request
 
 log = logging.getLogger("retrain-trigger")
 
@@ -84,15 +87,6 @@ class InFlight:
     attempt: int = 0  # its relaunch number, 0 for the first launch
 
 
-@dataclass
-class Relaunch:
-    failed: RetrainRequest  # the run that failed
-    attempt: int  # the relaunch's number, 1 for the first
-    due: float  # monotonic time
-    request: RetrainRequest | None = None  # made when due, once
-    published: bool = False
-
-
 @dataclass(frozen=True)
 class RelaunchRule:
     attempts: int
@@ -129,12 +123,37 @@ class Trigger:
     in_flight: InFlight | None = field(default=None, init=False)
     relaunch: Relaunch | None = field(default=None, init=False)
 
-    def resume(self, run_ids: list[str]) -> None:
+    def resume(
+        self,
+        run_ids: list[str],
+        requests: Callable[[str], RetrainRequest | None] = lambda run_id: None,
+        failed: tuple[RetrainRequest, float] | None = None,
+    ) -> None:
         """Restart recovery: follow the newest run the launcher says is still going (its
-        outcome then ends the policy's in-flight state, not the deadline)."""
+        outcome then ends the policy's in-flight state, not the deadline; a run whose request
+        ``requests`` finds is relaunched if it fails), or resume the relaunch of the newest run
+        if it ``failed`` (its request, and seconds since it finished) before a restart."""
         if run_ids:
-            self.in_flight = InFlight(run_ids[-1], None)
+            request = requests(run_ids[-1])
+            attempt = 0 if request is None else attempt_of(request)
+            self.in_flight = InFlight(run_ids[-1], request, attempt)
             metrics.retrains_in_flight.set(1)
+            return
+        if failed is not None:
+            request, ago = failed
+            attempt = attempt_of(request)
+            if attempt < self.rule.attempts:
+                wait = max(0.0, self.rule.delay(attempt) - ago)
+                self.relaunch = Relaunch(request, attempt + 1, self.clock() + wait)
+                self.policy.in_flight_since = self.policy.last_fired_at
+                metrics.retrains_in_flight.set(1)
+                log.warning(
+                    "resuming the relaunch of failed retraining %s in %.0fs (%d of %d)",
+                    request.request_id,
+                    wait,
+                    attempt + 1,
+                    self.rule.attempts,
+                )
 
     async def on_drift(self, event: DriftEvent) -> None:
         if event.event_id in self.seen:
@@ -245,13 +264,7 @@ class Trigger:
         if r is None or self.in_flight is not None or self.clock() < r.due:
             return
         if r.request is None:
-            r.request = r.failed.model_copy(
-                update={
-                    "request_id": new_id(),
-                    "requested_at": self.now(),
-                    "reason": f"relaunch {r.attempt} of {r.failed.request_id}: {r.failed.reason}",
-                }
-            )
+            r.request = relaunch_request(r.failed, r.attempt, self.now())
         if not r.published:
             await self.publish(r.request)  # raises while Kafka is away: tried again later
             r.published = True

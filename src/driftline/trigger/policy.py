@@ -23,9 +23,19 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class StreakWindow:
+    """One drifted window of a sensor's streak: what a firing needs of its event."""
+
+    event_id: str
+    window_start: datetime
+    window_end: datetime
+
+
+@dataclass(frozen=True)
 class Decision:
     fired: bool
     reason: str
+    streak: int = 0  # the event's sensor's drifted windows in a row, after this decision
     sensors: list[str] = field(default_factory=list)
     drift_event_ids: list[str] = field(default_factory=list)
     data_start: datetime | None = None
@@ -43,10 +53,17 @@ class RetrainPolicy:
         self.config = config
         self.last_fired_at = last_fired_at
         self.in_flight_since = in_flight_since
-        self._streaks: dict[str, list[DriftEvent]] = {}
+        self._streaks: dict[str, list[StreakWindow]] = {}
 
     def streak(self, sensor_id: str) -> int:
         return len(self._streaks.get(sensor_id, ()))
+
+    def streaks(self) -> dict[str, list[StreakWindow]]:
+        return {s: list(w) for s, w in self._streaks.items()}
+
+    def restore_streaks(self, streaks: dict[str, list[StreakWindow]]) -> None:
+        """The streaks as recorded before a restart (driftline.trigger.store)."""
+        self._streaks = {s: list(w) for s, w in streaks.items() if w}
 
     def run_finished(self) -> None:
         self.in_flight_since = None
@@ -74,7 +91,8 @@ class RetrainPolicy:
     def observe(self, event: DriftEvent, now: datetime) -> Decision:
         c = self.config
         if event.drift_share >= c.share_threshold or event.flatlined:
-            self._streaks.setdefault(event.sensor_id, []).append(event)
+            window = StreakWindow(event.event_id, event.window_start, event.window_end)
+            self._streaks.setdefault(event.sensor_id, []).append(window)
         else:
             self._streaks.pop(event.sensor_id, None)
             return Decision(
@@ -84,16 +102,17 @@ class RetrainPolicy:
             )
 
         drifted = {s: ev for s, ev in self._streaks.items() if len(ev) >= c.consecutive_windows}
+        streak = self.streak(event.sensor_id)
         progress = (
-            f"{event.sensor_id}: {self.streak(event.sensor_id)}/{c.consecutive_windows} "
+            f"{event.sensor_id}: {streak}/{c.consecutive_windows} "
             f"drifted windows in a row; {len(drifted)}/{c.min_sensors} sensors drifted"
         )
         if len(drifted) < c.min_sensors:
-            return Decision(False, progress)
+            return Decision(False, progress, streak)
 
         blockers = self.blockers(now)
         if blockers:
-            return Decision(False, f"{progress}; {'; '.join(blockers)}")
+            return Decision(False, f"{progress}; {'; '.join(blockers)}", streak)
 
         events = [e for evs in drifted.values() for e in evs]
         for sensor in drifted:

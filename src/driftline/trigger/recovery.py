@@ -1,9 +1,13 @@
 """The retrain-trigger's restart recovery, all from the database: the launcher writes the
 outcome of runs that ended while no trigger watched them, the policy's cooldown and in-flight
-state come from the newest run in the ledger, events already decided are skipped, and a run
-still going is followed again (its outcome, not the deadline, ends the in-flight state)."""
+state come from the newest run in the ledger, its consecutive-window streaks from the recorded
+decisions, events already decided are skipped, a run still going is followed again (its
+outcome, not the deadline, ends the in-flight state; it is relaunched if it fails), and a
+relaunch pending when the trigger stopped is resumed under the same request id."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
@@ -38,5 +42,8 @@ def restore(
         RelaunchRule(settings.trigger_retry_attempts, settings.trigger_retry_backoff_seconds),
         decisions.decided_event_ids(),
     )
-    trigger.resume(going)
+    policy.restore_streaks(decisions.streaks())
+    failed = None if going else ledger.newest_failed()
+    ago = None if failed is None else (datetime.now(UTC) - failed[1]).total_seconds()
+    trigger.resume(going, ledger.request, None if failed is None else (failed[0], ago or 0.0))
     return trigger

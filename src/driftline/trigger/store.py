@@ -3,9 +3,10 @@ and the run ledger it restores its policy from after a restart."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
@@ -13,7 +14,7 @@ from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledOutcome, record_decision
 from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
 from driftline.trigger.ledger import FINISHED, RunLedger
-from driftline.trigger.policy import Decision, PolicyConfig, RetrainPolicy
+from driftline.trigger.policy import Decision, PolicyConfig, RetrainPolicy, StreakWindow
 
 DECIDED_MEMORY = 200_000  # event ids remembered; a redelivery is never that far back
 
@@ -82,9 +83,57 @@ class DecisionStore:
                     "fired": decision.fired,
                     "reason": decision.reason,
                     "request_id": request.request_id if request else None,
+                    "streak": decision.streak,
+                    "window_start": naive_utc(event.window_start),
+                    "window_end": naive_utc(event.window_end),
+                    "fired_sensors": json.dumps(decision.sensors) if decision.fired else None,
                 }
             ],
         )
+
+    def streaks(self) -> dict[str, list[StreakWindow]]:
+        """The sensors' streaks as the recorded decisions leave them: a sensor's newest
+        decision says how long its streak is, unless a later firing consumed it."""
+        t = trigger_decisions
+        with self.engine.connect() as conn:
+            newest = (
+                select(t.c.sensor_id, func.max(t.c.id).label("id"))
+                .where(t.c.streak.is_not(None))
+                .group_by(t.c.sensor_id)
+                .subquery()
+            )
+            heads = conn.execute(
+                select(t.c.sensor_id, t.c.id, t.c.streak)
+                .join(newest, t.c.id == newest.c.id)
+                .where(t.c.streak > 0)
+            ).all()
+            if not heads:
+                return {}
+            consumed: dict[str, int] = {}  # sensor: id of the newest firing that consumed it
+            firings = conn.execute(
+                select(t.c.id, t.c.fired_sensors)
+                .where(t.c.fired_sensors.is_not(None))
+                .where(t.c.id > min(h.id for h in heads))
+            )
+            for fired_id, sensors in firings:
+                for sensor in json.loads(sensors):
+                    consumed[sensor] = max(consumed.get(sensor, 0), fired_id)
+            streaks = {}
+            for sensor, head_id, length in heads:
+                if consumed.get(sensor, 0) > head_id:
+                    continue
+                rows = conn.execute(
+                    select(t.c.drift_event_id, t.c.window_start, t.c.window_end)
+                    .where(t.c.sensor_id == sensor)
+                    .where(t.c.streak.is_not(None))
+                    .order_by(t.c.id.desc())
+                    .limit(length)
+                ).all()
+                streaks[sensor] = [
+                    StreakWindow(r[0], r[1].replace(tzinfo=UTC), r[2].replace(tzinfo=UTC))
+                    for r in reversed(rows)
+                ]
+        return streaks
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None:
         record_decision(self.engine, event, outcome)
