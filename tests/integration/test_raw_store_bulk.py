@@ -162,7 +162,7 @@ def test_a_row_the_server_would_change_fails_the_load_and_stores_nothing(mariadb
     try:
         store.create_tables()
         good = "\t".join(
-            ["a" * 32, "\\N", "\\N", "\\N", "\\N", "raw", "0", "1", "\\N", "{}", "2", "0"]
+            ["a" * 32, "\\N", "\\N", "\\N", "\\N", "raw", "0", "1", "\\N", "2", "0", "{}"]
         )
         bad = good.replace("a" * 32, "b" * 32).replace("\t1\t", "\tnot a number\t")
         data = f"{good}\n{bad}\n".encode()

@@ -21,7 +21,14 @@ from driftline.core.profile import load_profile
 from driftline.core.settings import DEFAULT_PROFILE
 from driftline.simulate.inject import MALFORMED_KINDS, malform
 from driftline.store.batch import BatchKeys, timestamp_text
-from driftline.store.bulk_load import COLUMNS, LoadDataFile, escape, sqlite_rows
+from driftline.store.bulk_load import (
+    COLUMNS,
+    FILE_COLUMNS,
+    LoadDataFile,
+    escape,
+    escape_bytes,
+    sqlite_rows,
+)
 from driftline.store.rows import key_columns, message_row
 from driftline.streaming.messages import Message
 from tests.hostile_messages import hostile_message
@@ -222,9 +229,9 @@ def read_load_data(data: bytes) -> list[dict[str, Any]]:
     assert text.endswith("\n")
     for line in text[:-1].split("\n"):
         fields = line.split("\t")  # an escaped tab or newline is "\\t", not a raw one
-        assert len(fields) == len(COLUMNS), line[:200]
+        assert len(fields) == len(FILE_COLUMNS), line[:200]
         row = {}
-        for name, field in zip(COLUMNS, fields, strict=True):
+        for name, field in zip(FILE_COLUMNS, fields, strict=True):
             if field == "\\N":
                 row[name] = None
                 continue
@@ -285,3 +292,12 @@ def test_escaping_keeps_every_special_character() -> None:
     text = "a\\b\tc\nd\re\x00f\\N"
     fields = read_load_data((escape(text) + "\t" * (len(COLUMNS) - 1) + "\n").encode("latin-1"))
     assert fields[0]["message_id"] == text.encode()
+    assert escape_bytes(text.encode("latin-1")) == escape(text).encode("latin-1")
+
+
+def test_a_batch_of_payloads_with_special_bytes_here_and_there_reads_back() -> None:
+    plain = orjson.dumps(doc())
+    values = [plain, b"a\\b", plain, b"\t\n\r\x00" * 3, plain, plain + b"\\", b"", plain]
+    messages = [as_message(v, i) for i, v in enumerate(values)]
+    data = LoadDataFile().encode(messages, BatchKeys().columns(messages), LIMIT)
+    assert [row["payload"] for row in read_load_data(data)] == values

@@ -12,13 +12,17 @@ for the whole batch with byte counts done in C, not by walking each document:
 - nesting deeper than 64 needs more than 64 brackets.
 
 A message these counts cannot clear (and one orjson refuses, e.g. for NaN) takes the message's
-own path, ``key_columns``; so does a timestamp in any form but the canonical
-``YYYY-MM-DDTHH:MM:SS.ffffffZ``, whose reading-id stamp and column text are slices of it.
+own path, ``key_columns``. The fields are then gathered a column at a time (one pass each, no
+object per reading); a timestamp in the canonical ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` form gives
+the reading-id stamp and the column text as slices of it (``batch_time``), any other form is
+parsed on its own.
+
+The caches are shared by the threads of the batches in flight: an entry is added only once
+it is whole.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from hashlib import blake2b
@@ -26,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from driftline.store import batch_time
 from driftline.store.rows import key_columns, message_id, naive_utc
 from driftline.streaming.messages import Message
 from driftline.validation.parsing import (
@@ -36,12 +41,6 @@ from driftline.validation.parsing import (
 )
 from driftline.validation.strict_json import MAX_BYTES, MAX_DEPTH
 
-_CANONICAL_TS = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
-)
-# The canonical form sorts as time does: the plausible range as text.
-_FROM = PLAUSIBLE_FROM.isoformat(timespec="microseconds").replace("+00:00", "Z")
-_UNTIL = PLAUSIBLE_UNTIL.isoformat(timespec="microseconds").replace("+00:00", "Z")
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19  # after _DIGITS_AS_ZERO: 19 digits in a row
 _SEP = b"\x00"  # never in what orjson accepts (a raw control byte), so it parts documents
@@ -49,6 +48,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"{[\x00")
 _SEQ_LIMIT = 2**63
 _CACHE_LIMIT = 100_000  # sensor ids, keys remembered (a hostile stream may send many)
 _CACHED_KEY_BYTES = 256
+_CHUNK = 32  # messages decoded by one map(); a chunk with a message orjson refuses goes one by one
 
 
 @dataclass(slots=True)
@@ -77,13 +77,10 @@ class BatchKeys:
         self._key_hashes: dict[bytes | None, Any] = {}
 
     def columns(self, messages: list[Message]) -> BatchKeyColumns:
-        n = len(messages)
         values = [m.value for m in messages]
-        out = BatchKeyColumns(
-            self._message_ids(messages), [None] * n, [None] * n, [None] * n, [None] * n
-        )
         docs, own_path = _decode(values)
-        self._fill(out, docs)
+        out = self._columns(docs)
+        out.message_id = self._message_ids(messages)
         for i in own_path:
             k = key_columns(messages[i])
             out.reading_id[i] = k.reading_id
@@ -105,8 +102,10 @@ class BatchKeys:
                 if key is not None and len(key) > _CACHED_KEY_BYTES:
                     out.append(message_id(key, value))
                     continue
-                h = hashes[key] = blake2b(digest_size=16)
+                h = blake2b(digest_size=16)
                 h.update(b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key)
+                # Shared only once whole: batches in flight run this in threads of their own.
+                hashes[key] = h
             h = h.copy()
             if value is None:
                 h.update(b"-")
@@ -116,42 +115,56 @@ class BatchKeys:
             out.append(h.hexdigest())
         return out
 
-    def _fill(self, out: BatchKeyColumns, docs: list[tuple[int, dict[str, Any]]]) -> None:
+    def _columns(self, docs: list[dict[str, Any]]) -> BatchKeyColumns:
         """The key columns of documents ``load_json`` reads as ``orjson`` does (the rules of
-        ``raw_rows.key_columns``, inlined: this loop is most of the Python per message)."""
-        reading_ids, sensors, events, seqs = out.reading_id, out.sensor_id, out.event_ts, out.seq
-        valid_sensors = self._valid_sensors
-        canonical, from_iso, digest = _CANONICAL_TS.fullmatch, datetime.fromisoformat, blake2b
-        for i, doc in docs:
-            get = doc.get
-            sensor = get("sensor_id")
-            if type(sensor) is str and (sensor in valid_sensors or self._new_sensor(sensor)):
-                sensors[i] = sensor
-            else:
-                sensor = None
-            seq = get("seq")
-            seq_ok = seq is None or (type(seq) is int and 0 <= seq < _SEQ_LIMIT)
-            if seq_ok:
-                seqs[i] = seq
-            ts = get("ts")
-            stamp = None
-            if type(ts) is str and canonical(ts):
-                try:
-                    from_iso(ts)  # a real date and time (no 31 April)
-                except ValueError:
-                    pass
-                else:
-                    stamp = ts[:26] + "+00:00"  # as_utc(ts).isoformat(timespec="microseconds")
-                    if _FROM <= ts <= _UNTIL:
-                        events[i] = ts[:10] + " " + ts[11:26]
-            elif (parsed := parse_timestamp(ts)) is not None:
-                stamp = parsed.isoformat(timespec="microseconds")
-                if PLAUSIBLE_FROM <= parsed <= PLAUSIBLE_UNTIL:
-                    events[i] = timestamp_text(parsed)
-            if sensor is not None and stamp is not None and seq_ok:
-                reading_ids[i] = digest(
-                    f"{sensor}|{stamp}|{seq}".encode(), digest_size=16
-                ).hexdigest()
+        ``raw_rows.key_columns``), a column at a time: each field gathered in one pass, the
+        canonical timestamps checked and sliced as a column (``batch_time``); values of other
+        forms take ``parse_timestamp`` one by one."""
+        n = len(docs)
+        sensors = self._sensor_column([d.get("sensor_id") for d in docs])
+        seqs, seq_ok = _seq_column([d.get("seq") for d in docs])
+        ts = [d.get("ts") for d in docs]
+        ok = batch_time.canonical(ts)
+        stamps = batch_time.stamps(ts, ok)
+        events = batch_time.event_texts(ts, ok)
+        if not all(ok):
+            for j in [j for j, (t, k) in enumerate(zip(ts, ok, strict=True)) if not k and t]:
+                parsed = parse_timestamp(ts[j])
+                if parsed is not None:
+                    stamps[j] = parsed.isoformat(timespec="microseconds")
+                    if PLAUSIBLE_FROM <= parsed <= PLAUSIBLE_UNTIL:
+                        events[j] = timestamp_text(parsed)
+        digest = blake2b
+        if seq_ok is None:
+            ids = [
+                None
+                if s is None or t is None
+                else digest(f"{s}|{t}|{q}".encode(), digest_size=16).hexdigest()
+                for s, t, q in zip(sensors, stamps, seqs, strict=True)
+            ]
+        else:
+            ids = [
+                None
+                if s is None or t is None or not k
+                else digest(f"{s}|{t}|{q}".encode(), digest_size=16).hexdigest()
+                for s, t, q, k in zip(sensors, stamps, seqs, seq_ok, strict=True)
+            ]
+        return BatchKeyColumns([""] * n, ids, sensors, events, seqs)
+
+    def _sensor_column(self, values: list[Any]) -> list[str | None]:
+        valid = self._valid_sensors
+        try:
+            known = list(map(valid.__contains__, values))
+        except TypeError:  # an unhashable value (a list, an object)
+            known = [type(v) is str and v in valid for v in values]
+        if all(known):
+            return values
+        out = list(values)
+        for j in [j for j, k in enumerate(known) if not k]:
+            v = values[j]
+            if not (type(v) is str and self._new_sensor(v)):
+                out[j] = None
+        return out
 
     def _new_sensor(self, sensor: str) -> bool:
         if valid_sensor_id(sensor) is None:
@@ -162,30 +175,67 @@ class BatchKeys:
         return True
 
 
-def _decode(values: list[bytes | None]) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
-    """(index, document) of the objects the batch checks clear, and the indexes of the
-    messages that take their own path. Anything else (no value, a JSON value that is not an
-    object) has no key columns, whether or not it is strict JSON."""
-    loads, error = orjson.loads, orjson.JSONDecodeError
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    own_path: list[int] = []
-    for i, value in enumerate(values):
-        if value is None:
-            continue
+def _seq_column(values: list[Any]) -> tuple[list[int | None], list[bool] | None]:
+    """The seq column, and per value whether it is a valid seq or none (``None``: all are)."""
+    types = set(map(type, values))
+    if types <= {int, type(None)}:
+        ints = [v for v in values if v is not None] if type(None) in types else values
+        if not ints or (min(ints) >= 0 and max(ints) < _SEQ_LIMIT):
+            return values, None
+    ok = [v is None or (type(v) is int and 0 <= v < _SEQ_LIMIT) for v in values]
+    return [v if k else None for v, k in zip(values, ok, strict=True)], ok
+
+
+_EMPTY: dict[str, Any] = {}
+
+
+def _decode(values: list[bytes | None]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The document of each message the batch checks clear (an empty one for any other), and
+    the indexes of the messages that take their own path. Anything else (no value, a JSON
+    value that is not an object) has no key columns, whether or not it is strict JSON."""
+    loads = orjson.loads
+    decoded: list[Any] = []
+    for at in range(0, len(values), _CHUNK):
+        chunk = values[at : at + _CHUNK]
         try:
-            doc = loads(value)
-        except error:
-            own_path.append(i)
-            continue
-        if type(doc) is dict:
-            parsed.append((i, doc))
+            decoded += list(map(loads, chunk))  # type: ignore[arg-type]
+        except (orjson.JSONDecodeError, TypeError):  # not JSON, or no value: one at a time
+            decoded += map(_loads_or_none, chunk)
+    own_path: list[int] = []
+    if set(map(type, decoded)) == {dict}:
+        docs: list[dict[str, Any]] = decoded
+        parsed = range(len(docs))
+    else:
+        docs = [_EMPTY] * len(values)
+        parsed = []  # type: ignore[assignment]
+        for i, doc in enumerate(decoded):
+            if type(doc) is dict:
+                docs[i] = doc
+                parsed.append(i)  # type: ignore[attr-defined]
+            elif doc is _NOT_JSON:
+                own_path.append(i)
     if not parsed:
-        return parsed, own_path
-    suspect = _suspects([values[i] or b"" for i, _ in parsed], [doc for _, doc in parsed])
+        return docs, own_path
+    suspect = _suspects([values[i] or b"" for i in parsed], [docs[i] for i in parsed])
     if suspect:
-        own_path.extend(parsed[j][0] for j in suspect)
-        parsed = [p for j, p in enumerate(parsed) if j not in suspect]
-    return parsed, own_path
+        docs = list(docs)
+        for j in suspect:
+            own_path.append(parsed[j])
+            docs[parsed[j]] = _EMPTY
+    return docs, own_path
+
+
+_NOT_JSON = object()
+
+
+def _loads_or_none(value: bytes | None) -> Any:
+    """The value orjson reads, None for no value, ``_NOT_JSON`` if orjson refuses it."""
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
 
 
 def _suspects(raws: list[bytes], docs: list[dict[str, Any]]) -> set[int]:
@@ -204,13 +254,12 @@ def _suspects(raws: list[bytes], docs: list[dict[str, Any]]) -> set[int]:
     if max(map(len, brackets)) > MAX_DEPTH:
         suspect.update(j for j, b in enumerate(brackets) if len(b) > MAX_DEPTH)
     clean = [j for j in range(len(raws)) if j not in suspect] if suspect else range(len(raws))
-    if suspect:
-        joined = _SEP.join(raws[j] for j in clean)
+    colons = joined.count(b":") - sum(raws[j].count(b":") for j in suspect)
     try:
-        rewritten = orjson.dumps([docs[j] for j in clean]).count(b":")
+        rewritten = orjson.dumps([docs[j] for j in clean] if suspect else docs).count(b":")
     except orjson.JSONEncodeError:
         rewritten = -1
-    if joined.count(b":") != rewritten:
+    if colons != rewritten:
         # Some document repeats a key (or could not be written again): find which.
         suspect.update(j for j in clean if _colons_differ(raws[j], docs[j]))
     return suspect
