@@ -40,7 +40,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     store = RawStore.from_url(
         settings.resolved_database_url, bulk_load=settings.raw_store_bulk_load
     )
-    try:
+    with store:
         if await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop) is None:
             return
         # SQLite has one writer at a time: a second batch would only wait for the lock.
@@ -54,8 +54,6 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             stop=stop,
             dependencies={"database": store.ping},
         )
-    finally:
-        store.engine.dispose()
 
 
 if __name__ == "__main__":

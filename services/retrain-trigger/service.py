@@ -98,7 +98,7 @@ async def run(
     metrics.start_at_zero(metrics.labelled_decisions, "fired", "held")
     metrics.start_at_zero(metrics.retrain_launch_failures, launcher.name)
     metrics.start_at_zero(metrics.retrain_retries, launcher.name)
-    try:
+    with store:
         if await retry_blocking(f"{NAME}: creating tables", store.create_tables, stop) is None:
             return
         restored = await retry_blocking(
@@ -117,8 +117,6 @@ async def run(
             stop=stop,
             dependencies={"database": store.ping},
         )
-    finally:
-        store.engine.dispose()
 
 
 if __name__ == "__main__":

@@ -194,6 +194,12 @@ class RawStore:
         self._keys = BatchKeys()
         self._load_file = raw_bulk.LoadDataFile()
 
+    def __enter__(self) -> RawStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.engine.dispose()
+
     @classmethod
     def from_url(
         cls, url: str, payload_limit: int = PAYLOAD_LIMIT, bulk_load: bool = False
