@@ -4,8 +4,8 @@
 # 127.0.0.1:3306, SQLite, Redis at 127.0.0.1:6379, Mosquitto at 127.0.0.1:1883 and a Label
 # Studio the label tests start. Extra arguments go to pytest.
 #
-# The tests run on DRIFTLINE_TEST_WORKERS pytest-xdist workers (default 3: most tests wait on
-# brokers, servers and child processes more than they compute, so 3 keep 2 cores busy), each
+# The tests run on DRIFTLINE_TEST_WORKERS pytest-xdist workers (default 4: most tests wait on
+# brokers, servers and child processes more than they compute, so 4 keep 2 cores busy), each
 # test module on one worker (--dist loadfile: a module's fixtures, such as its Label Studio,
 # trained model or the two demo runs, start once). DRIFTLINE_TEST_WORKERS=1 runs them in this
 # process, one after the other.
@@ -45,7 +45,7 @@ bash scripts/ensure-mariadb.sh   # asks with .venv's SQLAlchemy: after bootstrap
 finish "$tools" tools
 finish "$label_studio" label-studio
 
-workers=${DRIFTLINE_TEST_WORKERS:-3}
+workers=${DRIFTLINE_TEST_WORKERS:-4}
 parallel=()
 if [ "$workers" -gt 1 ]; then
   parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)

@@ -161,12 +161,15 @@ async def test_the_sqlite_file_removed_or_replaced_under_ingest(
     await wait_for(lambda: _equals(committed(settings, group, topic), first.sent), 30, "committed")
     store.engine.dispose()
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
     if how == "replaced":
+        # Made first and moved over the file in one step: a health check between a removal and
+        # the replacement would (rightly) see the file removed.
         other = RawStore.from_url(f"sqlite:///{tmp_path / 'other.db'}")
         other.create_tables()
         other.engine.dispose()
+    for suffix in ("-wal", "-shm") if how == "replaced" else ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
         os.replace(tmp_path / "other.db", path)
     second = await publish(settings, readings(settings, 200, seed=32))
     await ingest.wait_ready(False, 60, f"ingest not ready with its file {how}")
