@@ -11,13 +11,16 @@ loop).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import orjson
 import pandas as pd
+from prometheus_client import Counter
 
 from driftline.anomaly.baseline import BaselineError, SensorBaseline
+from driftline.anomaly.baseline_store import BaselineStore
 
 
 class Commissioning:
@@ -101,3 +104,27 @@ def baseline_of(
         "mad": np.median(np.abs(columns - median), axis=0).tolist(),
     }
     return SensorBaseline.model_validate_json(orjson.dumps(record))
+
+
+def store_completed(
+    store: BaselineStore, baseline: SensorBaseline, outcomes: Counter, log: logging.Logger
+) -> SensorBaseline:
+    """The sensor's baseline once ``baseline`` is completed: the one stored first (this one,
+    or another service's), counted in ``outcomes`` by outcome. If the store cannot be written,
+    ``baseline`` all the same: the service goes on judging the sensor by it."""
+    sensor = baseline.sensor_id[:100]
+    try:
+        stored = store.complete(baseline)
+    except (OSError, BaselineError, ValueError) as exc:
+        outcomes.labels("error").inc()
+        log.warning("sensor %s: baseline not stored: %s", sensor, exc)
+        return baseline
+    mine = stored.version == baseline.version
+    outcomes.labels("stored" if mine else "existing").inc()
+    log.info(
+        "sensor %s: baseline %s complete%s",
+        sensor,
+        stored.version,
+        "" if mine else " (stored first by another service)",
+    )
+    return stored

@@ -22,7 +22,7 @@ import numpy as np
 
 from driftline.anomaly.baseline import BaselineError, SensorBaseline
 from driftline.anomaly.baseline_store import BaselineStore
-from driftline.anomaly.commissioning import Commissioning, baseline_of
+from driftline.anomaly.commissioning import Commissioning, baseline_of, store_completed
 from driftline.core import metrics
 from driftline.core.records import ValidReading, epoch_ns
 from driftline.drift.relative import BaselineLookup, covers
@@ -162,20 +162,5 @@ class BaselineCompletion:
     def _complete_all(self, periods: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
         for sensor, stamps, values in periods:
             baseline = baseline_of(sensor, self.features, stamps, values)
-            try:
-                stored = self.stored.store.complete(baseline)
-            except (BaselineError, OSError, ValueError) as exc:
-                # Judged against the one built here all the same, as serving does.
-                metrics.drift_baselines_completed.labels("error").inc()
-                log.warning("sensor %s: baseline not stored: %s", sensor[:100], exc)
-                self.stored.put(baseline)
-                continue
-            mine = stored.version == baseline.version
-            metrics.drift_baselines_completed.labels("stored" if mine else "existing").inc()
-            self.stored.put(stored)
-            log.info(
-                "sensor %s: baseline %s complete%s",
-                sensor[:100],
-                stored.version,
-                "" if mine else " (stored first by another service)",
-            )
+            store, outcomes = self.stored.store, metrics.drift_baselines_completed
+            self.stored.put(store_completed(store, baseline, outcomes, log))

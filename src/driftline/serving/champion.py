@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.anomaly.baseline import BaselineError, SensorBaseline
+from driftline.anomaly.baseline import SensorBaseline
 from driftline.anomaly.baseline_store import BaselineStore
 from driftline.anomaly.bundle import OnlineScorer, RecentReadings, Scored
+from driftline.anomaly.commissioning import store_completed
 from driftline.core.records import ModelPromoted
 from driftline.core.settings import Settings
 from driftline.core.state_changes import StateChanges
@@ -101,24 +102,9 @@ def _loaded(
 
 
 def _keep(store: BaselineStore, baseline: SensorBaseline) -> SensorBaseline:
-    """A baseline serving completed goes to the store, where training and the drift service
-    find it, unless one was stored first (the drift service completes them too): then that
-    one is the sensor's. If the store cannot be written, serving goes on with its own."""
-    try:
-        stored = store.complete(baseline)
-    except (OSError, BaselineError, ValueError) as exc:
-        log.warning("sensor %s: baseline not stored: %s", baseline.sensor_id, exc)
-        serving_metrics.baselines_completed.labels("error").inc()
-        return baseline
-    mine = stored.version == baseline.version
-    log.info(
-        "sensor %s: baseline %s complete%s",
-        baseline.sensor_id,
-        stored.version,
-        "" if mine else " (stored first by another service)",
-    )
-    serving_metrics.baselines_completed.labels("stored" if mine else "existing").inc()
-    return stored
+    """A baseline serving completed, stored where training and the drift service find it;
+    the sensor's from then on is the one stored first (``store_completed``)."""
+    return store_completed(store, baseline, serving_metrics.baselines_completed, log)
 
 
 def baseline_store(settings: Settings) -> BaselineStore:
