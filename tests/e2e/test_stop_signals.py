@@ -39,7 +39,11 @@ def listening(port: int) -> bool:
 
 
 def bindable(port: int) -> bool:
+    """Whether a restarted server could listen on the port: with SO_REUSEADDR, as the servers
+    set it, so only a listening socket holds it (not the TIME_WAIT connections a busy machine
+    may leave behind for a minute after a server closed its side first)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -585,9 +585,11 @@ async def test_an_annotation_arrives_once_when_the_labeler_is_killed_and_its_web
     )
     assert all(r["published"] for r in rows)
     source = {r["annotation_id"]: r["source"] for r in rows}
-    # Label Studio (without Redis) delivers a webhook before it answers the annotation's POST:
-    # the first kill came after the labeler stored it; the second's webhook found no labeler.
-    assert source == {first["id"]: "webhook", second["id"]: "pull"}
+    # The second's webhook found no labeler: only the pull brought it. The first's webhook
+    # reached the labeler before Label Studio answered the POST, but on a busy machine Label
+    # Studio gives up waiting for the answer after WEBHOOK_TIMEOUT and the kill may come
+    # before the labeler stored it: then the pull brings it, once (asserted above).
+    assert source[second["id"]] == "pull"
     events = await label_events(settings)
     # A kill between publishing and marking publishes again, with the same label id.
     assert {e.label_id for e in events} == {r["label_id"] for r in rows}

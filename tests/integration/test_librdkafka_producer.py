@@ -14,7 +14,7 @@ import pytest
 
 from driftline.store.raw_store import RawStore, message_id
 from driftline.streaming.messages import Message
-from tests.integration.test_fuzz_streams import Pipeline, wait_until
+from tests.integration.test_fuzz_streams import Pipeline, stored_ids, wait_until
 from tests.unit.factories import NORMAL_VALUES
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def test_readings_published_with_librdkafka_are_stored_and_validated(
         running,
     )
     expected = {message_id(m.key, m.value) for m in delivered}
-    wait_until(lambda: expected <= store.message_ids(), 90, "every message stored", running)
+    wait_until(lambda: expected <= stored_ids(store), 90, "every message stored", running)
     bom = delivered[-1]
     wait_until(
         lambda: any(
