@@ -70,14 +70,21 @@ class Reading(Record):
     label: int | None = Field(None, description="Known anomaly flag (0/1), when the source has one")
 
 
-class ValidReading(Record):
-    """A reading that passed validation, on the valid topic (key: sensor id)."""
+class ReadingRecord(Record):
+    """A record about one reading, led by the reading's identity: ``reading_id`` (of sensor,
+    time and sequence number) and those three. ``v`` is version 1 of each such record; one
+    that changes redeclares it (its place stays first)."""
 
     v: Literal[1] = 1
     reading_id: str
     sensor_id: str
     ts: UtcDatetime
     seq: int | None = None
+
+
+class ValidReading(ReadingRecord):
+    """A reading that passed validation, on the valid topic (key: sensor id)."""
+
     values: dict[str, float]
     label: int | None = None
 
@@ -193,14 +200,9 @@ class ModelPromoted(Record):
     request_id: str | None = None
 
 
-class Prediction(Record):
+class Prediction(ReadingRecord):
     """Serving's answer for one reading; also published for monitoring (key: sensor id)."""
 
-    v: Literal[1] = 1
-    reading_id: str
-    sensor_id: str
-    ts: UtcDatetime
-    seq: int | None = None
     anomaly_probability: float | None = Field(
         ge=0,
         le=1,

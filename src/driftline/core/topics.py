@@ -3,66 +3,50 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
+
+
+class Topic:
+    """A topic of ``Topics``: its name is the prefix, a dot, then ``suffix``."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    @overload
+    def __get__(self, topics: None, owner: type[Topics]) -> Topic: ...
+    @overload
+    def __get__(self, topics: Topics, owner: type[Topics]) -> str: ...
+    def __get__(self, topics: Topics | None, owner: type[Topics]) -> Topic | str:
+        if topics is None:
+            return self
+        return f"{topics.prefix}.{self.suffix}"
 
 
 @dataclass(frozen=True)
 class Topics:
     prefix: str = "driftline"
 
-    @property
-    def raw_readings(self) -> str:
-        """Readings as sensors publish them (JSON, key = sensor id)."""
-        return f"{self.prefix}.readings.raw"
-
-    @property
-    def valid_readings(self) -> str:
-        """Readings that passed validation (ValidReading)."""
-        return f"{self.prefix}.readings.valid"
-
-    @property
-    def dead_letter(self) -> str:
-        """Messages that failed validation, with the reasons (DeadLetter)."""
-        return f"{self.prefix}.readings.deadletter"
-
-    @property
-    def drift_events(self) -> str:
-        """One DriftEvent per closed window."""
-        return f"{self.prefix}.drift.events"
-
-    @property
-    def retrain_requests(self) -> str:
-        """RetrainRequest, published when the trigger fires."""
-        return f"{self.prefix}.retrain.requests"
-
-    @property
-    def model_promotions(self) -> str:
-        """ModelPromoted, published when a new champion takes over."""
-        return f"{self.prefix}.models.promoted"
-
-    @property
-    def predictions(self) -> str:
-        """Prediction, one per reading serving scored (when publishing is on)."""
-        return f"{self.prefix}.predictions"
-
-    @property
-    def labels(self) -> str:
-        """LabelRecorded, one per operator label from Label Studio (key: sensor id)."""
-        return f"{self.prefix}.labels"
-
-    @property
-    def labelled_performance(self) -> str:
-        """LabelledPerformance, the production model scored against labels (key: version)."""
-        return f"{self.prefix}.labels.performance"
+    raw_readings = Topic("readings.raw")
+    """Readings as sensors publish them (JSON, key = sensor id)."""
+    valid_readings = Topic("readings.valid")
+    """Readings that passed validation (ValidReading)."""
+    dead_letter = Topic("readings.deadletter")
+    """Messages that failed validation, with the reasons (DeadLetter)."""
+    drift_events = Topic("drift.events")
+    """One DriftEvent per closed window."""
+    retrain_requests = Topic("retrain.requests")
+    """RetrainRequest, published when the trigger fires."""
+    model_promotions = Topic("models.promoted")
+    """ModelPromoted, published when a new champion takes over."""
+    predictions = Topic("predictions")
+    """Prediction, one per reading serving scored (when publishing is on)."""
+    labels = Topic("labels")
+    """LabelRecorded, one per operator label from Label Studio (key: sensor id)."""
+    labelled_performance = Topic("labels.performance")
+    """LabelledPerformance, the production model scored against labels (key: version)."""
 
     def all(self) -> list[str]:
+        """Every topic's name, in the order declared above."""
         return [
-            self.raw_readings,
-            self.valid_readings,
-            self.dead_letter,
-            self.drift_events,
-            self.retrain_requests,
-            self.model_promotions,
-            self.predictions,
-            self.labels,
-            self.labelled_performance,
+            getattr(self, name) for name, value in vars(Topics).items() if isinstance(value, Topic)
         ]

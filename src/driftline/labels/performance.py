@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from driftline.trigger.policy import Decision
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -112,15 +114,7 @@ class LabelledRule:
     min_readings: int = 50
 
 
-@dataclass(frozen=True)
-class LabelledDecision:
-    fired: bool
-    reason: str
-    model_version: str
-    score: LabelledScore
-
-
-def labelled_decision(score: LabelledScore, rule: LabelledRule) -> LabelledDecision:
+def labelled_decision(score: LabelledScore, rule: LabelledRule) -> Decision:
     """Retrain when the production model's labelled F1 over its last labelled readings is
     below the threshold, once there are enough of them to say so."""
     summary = (
@@ -129,13 +123,7 @@ def labelled_decision(score: LabelledScore, rule: LabelledRule) -> LabelledDecis
         f"labelled readings"
     )
     if score.readings < rule.min_readings:
-        return LabelledDecision(
-            False, f"{summary}: fewer than {rule.min_readings}", score.model_version, score
-        )
+        return Decision(False, f"{summary}: fewer than {rule.min_readings}")
     if score.f1 < rule.f1_threshold:
-        return LabelledDecision(
-            True, f"{summary}: below {rule.f1_threshold}", score.model_version, score
-        )
-    return LabelledDecision(
-        False, f"{summary}: at or above {rule.f1_threshold}", score.model_version, score
-    )
+        return Decision(True, f"{summary}: below {rule.f1_threshold}")
+    return Decision(False, f"{summary}: at or above {rule.f1_threshold}")

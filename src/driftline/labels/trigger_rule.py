@@ -39,7 +39,7 @@ def decide(
     )
     verdict = labelled_decision(score, rule)
     if not verdict.fired:
-        return Decision(False, verdict.reason)
+        return verdict
     blockers = policy.blockers(now)
     if blockers:
         return Decision(False, f"{verdict.reason}; {'; '.join(blockers)}")

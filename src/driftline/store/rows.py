@@ -34,6 +34,16 @@ class KeyColumns:
     event_ts: datetime | None
     seq: int | None
 
+    def as_row(self) -> dict[str, Any]:
+        """These columns as a raw_readings row holds them."""
+        return {
+            "message_id": self.message_id,
+            "reading_id": self.reading_id,
+            "sensor_id": self.sensor_id,
+            "event_ts": naive_utc(self.event_ts) if self.event_ts else None,
+            "seq": self.seq,
+        }
+
 
 def message_id(key: bytes | None, value: bytes | None) -> str:
     """The message's own identity: blake2b-128 of its key and payload (a missing key or
@@ -75,11 +85,7 @@ def message_row(message: Message, received: datetime, payload_limit: int) -> dic
     k = key_columns(message)
     value = message.value
     return {
-        "message_id": k.message_id,
-        "reading_id": k.reading_id,
-        "sensor_id": k.sensor_id,
-        "event_ts": naive_utc(k.event_ts) if k.event_ts else None,
-        "seq": k.seq,
+        **k.as_row(),
         "received_at": received,
         "kafka_topic": message.topic,
         "kafka_partition": message.partition,

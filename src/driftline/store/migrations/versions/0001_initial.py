@@ -11,73 +11,64 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from driftline.store.migrations.parts import (
+    Timestamp,
+    create_table_if_missing,
+    message_columns,
+    reading_key_columns,
+)
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-Payload = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 
 def upgrade() -> None:
-    existing = set(sa.inspect(op.get_bind()).get_table_names())
-    if "raw_readings" not in existing:
-        op.create_table(
-            "raw_readings",
-            sa.Column("reading_id", sa.String(32), primary_key=True),
-            sa.Column("sensor_id", sa.String(128), nullable=True),
-            sa.Column("event_ts", Timestamp, nullable=True),
-            sa.Column("seq", sa.BigInteger, nullable=True),
-            sa.Column("received_at", Timestamp, nullable=False),
-            sa.Column("kafka_topic", sa.String(249), nullable=False),
-            sa.Column("kafka_partition", sa.Integer, nullable=False),
-            sa.Column("kafka_offset", sa.BigInteger, nullable=False),
-            sa.Column("msg_key", sa.String(255), nullable=True),
-            sa.Column("payload", Payload, nullable=False),
-        )
-        op.create_index("ix_raw_readings_sensor_ts", "raw_readings", ["sensor_id", "event_ts"])
-        op.create_index("ix_raw_readings_event_ts", "raw_readings", ["event_ts"])
-    if "trigger_decisions" not in existing:
-        op.create_table(
-            "trigger_decisions",
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("decided_at", Timestamp, nullable=False),
-            sa.Column("drift_event_id", sa.String(32), nullable=False, unique=True),
-            sa.Column("sensor_id", sa.String(128), nullable=False),
-            sa.Column("drift_share", sa.Float, nullable=False),
-            sa.Column("fired", sa.Boolean, nullable=False),
-            sa.Column("reason", sa.Text, nullable=False),
-            sa.Column("request_id", sa.String(32), nullable=True),
-        )
-    if "retrain_runs" not in existing:
-        op.create_table(
-            "retrain_runs",
-            sa.Column("request_id", sa.String(32), primary_key=True),
-            sa.Column("requested_at", Timestamp, nullable=False),
-            sa.Column("launcher", sa.String(64), nullable=False),
-            sa.Column("status", sa.String(32), nullable=False),
-            sa.Column("request", sa.Text, nullable=False),
-            sa.Column("finished_at", Timestamp, nullable=True),
-            sa.Column("detail", sa.Text, nullable=True),
-        )
-    if "promotion_decisions" not in existing:
-        op.create_table(
-            "promotion_decisions",
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("decided_at", Timestamp, nullable=False),
-            sa.Column("model_name", sa.String(255), nullable=False),
-            sa.Column("challenger_version", sa.String(64), nullable=False),
-            sa.Column("champion_version", sa.String(64), nullable=True),
-            sa.Column("metric", sa.String(64), nullable=False),
-            sa.Column("challenger_score", sa.Float, nullable=True),
-            sa.Column("champion_score", sa.Float, nullable=True),
-            sa.Column("promoted", sa.Boolean, nullable=False),
-            sa.Column("reason", sa.Text, nullable=False),
-            sa.Column("request_id", sa.String(32), nullable=True),
-        )
+    create_table_if_missing(
+        "raw_readings",
+        sa.Column("reading_id", sa.String(32), primary_key=True),
+        *reading_key_columns(),
+        *message_columns(),
+        indexes={
+            "ix_raw_readings_sensor_ts": ["sensor_id", "event_ts"],
+            "ix_raw_readings_event_ts": ["event_ts"],
+        },
+    )
+    create_table_if_missing(
+        "trigger_decisions",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("decided_at", Timestamp, nullable=False),
+        sa.Column("drift_event_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("sensor_id", sa.String(128), nullable=False),
+        sa.Column("drift_share", sa.Float, nullable=False),
+        sa.Column("fired", sa.Boolean, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("request_id", sa.String(32), nullable=True),
+    )
+    create_table_if_missing(
+        "retrain_runs",
+        sa.Column("request_id", sa.String(32), primary_key=True),
+        sa.Column("requested_at", Timestamp, nullable=False),
+        sa.Column("launcher", sa.String(64), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("request", sa.Text, nullable=False),
+        sa.Column("finished_at", Timestamp, nullable=True),
+        sa.Column("detail", sa.Text, nullable=True),
+    )
+    create_table_if_missing(
+        "promotion_decisions",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("decided_at", Timestamp, nullable=False),
+        sa.Column("model_name", sa.String(255), nullable=False),
+        sa.Column("challenger_version", sa.String(64), nullable=False),
+        sa.Column("champion_version", sa.String(64), nullable=True),
+        sa.Column("metric", sa.String(64), nullable=False),
+        sa.Column("challenger_score", sa.Float, nullable=True),
+        sa.Column("champion_score", sa.Float, nullable=True),
+        sa.Column("promoted", sa.Boolean, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("request_id", sa.String(32), nullable=True),
+    )
 
 
 def downgrade() -> None:

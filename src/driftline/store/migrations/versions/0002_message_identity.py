@@ -16,31 +16,18 @@ Revises: 0001
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
-from driftline.store.raw_store import insert_ignoring_duplicates, key_columns, naive_utc
+from driftline.store.migrations.parts import message_columns, reading_key_columns
+from driftline.store.raw_store import insert_ignoring_duplicates, key_columns
 from driftline.streaming.messages import Message
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-Payload = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 CHUNK = 2000
-COPIED: dict[str, Any] = {
-    "received_at": Timestamp,
-    "kafka_topic": sa.String(249),
-    "kafka_partition": sa.Integer(),
-    "kafka_offset": sa.BigInteger(),
-    "msg_key": sa.String(255),
-    "payload": Payload,
-}
+COPIED = tuple(c.name for c in message_columns())
 
 
 def new_table(name: str) -> sa.Table:
@@ -49,15 +36,8 @@ def new_table(name: str) -> sa.Table:
         sa.MetaData(),
         sa.Column("message_id", sa.String(32), primary_key=True),
         sa.Column("reading_id", sa.String(32), nullable=True),
-        sa.Column("sensor_id", sa.String(128), nullable=True),
-        sa.Column("event_ts", Timestamp, nullable=True),
-        sa.Column("seq", sa.BigInteger, nullable=True),
-        sa.Column("received_at", Timestamp, nullable=False),
-        sa.Column("kafka_topic", sa.String(249), nullable=False),
-        sa.Column("kafka_partition", sa.Integer, nullable=False),
-        sa.Column("kafka_offset", sa.BigInteger, nullable=False),
-        sa.Column("msg_key", sa.String(255), nullable=True),
-        sa.Column("payload", Payload, nullable=False),
+        *reading_key_columns(),
+        *message_columns(),
         sa.Column("payload_bytes", sa.BigInteger, nullable=True),
         sa.Column("payload_truncated", sa.Boolean, nullable=False, default=False),
         mysql_charset="utf8mb4",
@@ -72,7 +52,7 @@ def upgrade() -> None:
     old = sa.table(
         "raw_readings",
         sa.column("reading_id", sa.String(32)),
-        *(sa.column(name, kind) for name, kind in COPIED.items()),
+        *(sa.column(c.name, c.type) for c in message_columns()),
     )
     new = new_table("raw_readings_next")
     new.create(bind)
@@ -98,11 +78,7 @@ def _row(r: sa.Row) -> dict[str, object]:
     key = None if r.msg_key is None else r.msg_key.encode("utf-8", "surrogatepass")
     k = key_columns(Message(r.kafka_topic, r.kafka_partition, r.kafka_offset, key, payload))
     return {
-        "message_id": k.message_id,
-        "reading_id": k.reading_id,
-        "sensor_id": k.sensor_id,
-        "event_ts": naive_utc(k.event_ts) if k.event_ts else None,
-        "seq": k.seq,
+        **k.as_row(),
         **{c: getattr(r, c) for c in COPIED},
         "payload_bytes": len(payload),
         "payload_truncated": False,

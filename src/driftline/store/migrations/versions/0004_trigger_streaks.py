@@ -13,14 +13,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from driftline.store.migrations.parts import Timestamp
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 COLUMNS: dict[str, Any] = {
     "streak": sa.Integer(),
     "window_start": Timestamp,

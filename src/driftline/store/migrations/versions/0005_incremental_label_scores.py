@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from driftline.store.migrations.parts import Timestamp, create_table_if_missing
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 SCORED = "ix_labelled_predictions_scored"
 EVENT_TS = "ix_labelled_predictions_event_ts"
 RECORDED = "ix_labels_recorded_at"
@@ -30,7 +28,6 @@ RECORDED = "ix_labels_recorded_at"
 
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
-    tables = set(inspector.get_table_names())
     columns = {c["name"] for c in inspector.get_columns("labelled_predictions")}
     if "actual" not in columns:
         op.add_column("labelled_predictions", sa.Column("actual", sa.Integer, nullable=True))
@@ -41,12 +38,11 @@ def upgrade() -> None:
         op.create_index(EVENT_TS, "labelled_predictions", ["event_ts"])
     if RECORDED not in {i["name"] for i in inspector.get_indexes("labels")}:
         op.create_index(RECORDED, "labels", ["recorded_at"])
-    if "label_marks" not in tables:
-        op.create_table(
-            "label_marks",
-            sa.Column("name", sa.String(64), primary_key=True),
-            sa.Column("mark", Timestamp, nullable=False),
-        )
+    create_table_if_missing(
+        "label_marks",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("mark", Timestamp, nullable=False),
+    )
 
 
 def downgrade() -> None:
