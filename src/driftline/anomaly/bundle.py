@@ -163,9 +163,7 @@ class OnlineScorer:
     ) -> None:
         self.bundle = bundle
         self.lookup = lookup
-        self.baseline_readings = baseline_readings
         self.on_baseline = on_baseline
-        self.max_sensors = max_sensors
         # Sensors without a baseline: their first valid readings, until there are enough.
         self._commissioning = (
             Commissioning(bundle.measurements, baseline_readings, max_sensors)

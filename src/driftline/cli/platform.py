@@ -107,16 +107,13 @@ def up(
     KAFKA_BOOTSTRAP_SERVERS is set), ingest, validator, drift and retrain-trigger (and the
     MQTT gateway when DRIFTLINE_MQTT_URL is set), with a live view. With --demo, simulated
     pumps feed it, a drift is injected, and the run ends once the trigger has fired."""
-    from driftline.platform.up import run_platform
+    from driftline.platform.up import DemoOptions, run_platform
 
-    settings = command_settings()
+    options = DemoOptions(sensors=sensors, rate=rate, drift_at=drift_at) if demo else None
     raise typer.Exit(
         run_platform(
-            settings,
-            demo=demo,
-            sensors=sensors,
-            rate=rate,
-            drift_at=drift_at,
+            command_settings(),
+            options,
             duration=duration,
             metrics_base_port=metrics_base_port,
             headless=headless,

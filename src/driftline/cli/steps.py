@@ -27,6 +27,10 @@ Start = Annotated[str | None, typer.Option(help="From this time (ISO 8601, UTC).
 End = Annotated[str | None, typer.Option(help="Until this time (ISO 8601, UTC).")]
 ModelName = Annotated[str | None, typer.Option(help="Registered model (default: the setting).")]
 ModelVersion = Annotated[str, typer.Option(help="Registered model version.")]
+Trials = Annotated[
+    int | None, typer.Option(help="Most trials (default: until the time budget is spent).")
+]
+RunName = Annotated[str | None, typer.Option(help="MLflow run name (default: the tag).")]
 
 
 def _print(result: BaseModel) -> None:
@@ -48,12 +52,7 @@ def preprocess(
 
 
 @step_app.command()
-def tune(
-    tag: Tag,
-    count: Annotated[
-        int | None, typer.Option(help="Most trials (default: until the time budget is spent).")
-    ] = None,
-) -> None:
+def tune(tag: Tag, count: Trials = None) -> None:
     """AutoML search of model families, feature windows, parameters and threshold on dataset
     --tag, within DRIFTLINE_AUTOML_BUDGET_SECONDS; saves the pick with the data."""
     from driftline.training.tune import tune as step
@@ -62,12 +61,7 @@ def tune(
 
 
 @step_app.command()
-def train(
-    tag: Tag,
-    run_name: Annotated[
-        str | None, typer.Option(help="MLflow run name (default: the tag).")
-    ] = None,
-) -> None:
+def train(tag: Tag, run_name: RunName = None) -> None:
     """The anomaly model of dataset --tag (its AutoML pick, else a family's defaults) with
     its per-sensor baselines; MLflow run and registered version."""
     from driftline.training.train import train as step

@@ -11,22 +11,17 @@ from kfp.dsl import HTML, Markdown, Metrics, Output
 
 def preprocess_step(tag: str, data_start: str, data_end: str, sensors: str) -> str:
     """Raw store -> validated, featured dataset, versioned with DVC under ``tag``."""
-    from driftline.core.settings import load_settings
-    from driftline.training.kfp_support import parse_sensors, parse_time, step_log
+    from driftline.training.kfp_support import parse_sensors, parse_time, run_step
     from driftline.training.preprocess import preprocess
 
-    with step_log("preprocess") as log:
-        result = preprocess(
-            load_settings(),
-            tag,
-            parse_time(data_start),
-            parse_time(data_end),
-            parse_sensors(sensors),
-        )
-        log(
-            f"{result.rows} rows ({result.rows_invalid} invalid left out), DVC md5 {result.dvc_md5}"
-        )
-    return result.tag
+    return run_step(
+        "preprocess",
+        preprocess,
+        tag,
+        parse_time(data_start),
+        parse_time(data_end),
+        parse_sensors(sensors),
+    ).tag
 
 
 def existing_dataset_step(tag: str) -> str:
@@ -42,17 +37,10 @@ def existing_dataset_step(tag: str) -> str:
 
 def tune_step(tag: str, count: int) -> str:
     """AutoML search (families, windows, parameters, threshold) on the dataset ``tag``."""
-    from driftline.core.settings import load_settings
-    from driftline.training.kfp_support import step_log
+    from driftline.training.kfp_support import run_step
     from driftline.training.tune import tune
 
-    with step_log("tune") as log:
-        result = tune(load_settings(), tag, count)
-        log(
-            f"{result.family} picked of {result.trials} trials in {result.seconds:.0f}s: "
-            f"cross-validated F1 {result.score:.3f}"
-        )
-    return result.tag
+    return run_step("tune", tune, tag, count).tag
 
 
 def skip_tuning_step(tag: str) -> str:
@@ -63,17 +51,10 @@ def skip_tuning_step(tag: str) -> str:
 def train_step(tag: str, run_name: str) -> str:
     """The anomaly model of ``tag`` (its AutoML pick, else a family's defaults) with its
     per-sensor baselines, tracked and registered in MLflow."""
-    from driftline.core.settings import load_settings
-    from driftline.training.kfp_support import step_log
+    from driftline.training.kfp_support import run_step
     from driftline.training.train import train
 
-    with step_log("train") as log:
-        result = train(load_settings(), tag, run_name)
-        log(
-            f"{result.model_name} v{result.model_version} ({result.family}, run "
-            f"{result.run_id}): {result.metrics}"
-        )
-    return result.model_version
+    return run_step("train", train, tag, run_name).model_version
 
 
 def existing_model_step(model_version: str) -> str:
@@ -98,24 +79,14 @@ def evaluate_step(
     """Scores the model on recent raw data; Evidently drift and quality report as artifacts."""
     import shutil
 
-    from driftline.core.settings import load_settings
     from driftline.training.evaluate import evaluate
-    from driftline.training.kfp_support import parse_time, step_log
+    from driftline.training.kfp_support import judge_version
 
-    settings = load_settings()
-    with step_log("evaluate") as log:
-        result = evaluate(
-            settings,
-            settings.model_name,
-            model_version,
-            parse_time(eval_start),
-            parse_time(eval_end),
-        )
-        shutil.copyfile(result.html_path, report.path)
-        shutil.copyfile(result.markdown_path, summary.path)
-        for name, value in result.metrics.items():
-            metrics.log_metric(name, value)
-        log(f"v{model_version} on recent data: {result.metrics}")
+    result = judge_version("evaluate", evaluate, model_version, eval_start, eval_end)
+    shutil.copyfile(result.html_path, report.path)
+    shutil.copyfile(result.markdown_path, summary.path)
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
     return model_version
 
 
@@ -125,19 +96,10 @@ def skip_evaluation_step(model_version: str) -> str:
 
 def promote_step(model_version: str, eval_start: str, eval_end: str, request_id: str) -> str:
     """Champion/challenger on the same recent data; moves the alias only if the challenger wins."""
-    from driftline.core.settings import load_settings
-    from driftline.training.kfp_support import parse_time, step_log
+    from driftline.training.kfp_support import judge_version
     from driftline.training.promote import promote
 
-    settings = load_settings()
-    with step_log("promote") as log:
-        result = promote(
-            settings,
-            settings.model_name,
-            model_version,
-            parse_time(eval_start),
-            parse_time(eval_end),
-            request_id or None,
-        )
-        log(result.reason)
+    result = judge_version(
+        "promote", promote, model_version, eval_start, eval_end, request_id or None
+    )
     return "promoted" if result.promoted else "kept champion"

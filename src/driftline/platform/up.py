@@ -92,18 +92,17 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 
 def run_platform(
     settings: Settings,
+    options: DemoOptions | None,
     *,
-    demo: bool,
-    sensors: int,
-    rate: float,
-    drift_at: float,
     duration: float,
     metrics_base_port: int,
     headless: bool = False,
 ) -> int:
+    """Run the platform until ``duration`` has passed (0: until stopped); a demo (``options``)
+    ends by itself once the loop has closed. The exit code of ``driftline up``."""
     console = Console()
     headless = headless or not console.is_terminal
-    if demo:
+    if options is not None:
         run_dir, removed = new_run_dir(settings.data_dir)
         settings = settings.model_copy(update={"data_dir": run_dir.resolve()})
         if removed:
@@ -116,7 +115,6 @@ def run_platform(
     log_to_file(logs / "up.log", settings.log_level)
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     profile = load_profile(settings.profile_path)
-    options = DemoOptions(sensors=sensors, rate=rate, drift_at=drift_at) if demo else None
     broker: EmbeddedBroker | None = None
     supervisor = Supervisor(
         logs,

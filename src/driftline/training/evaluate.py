@@ -32,6 +32,9 @@ class EvaluateResult(BaseModel):
     html_path: Path
     markdown_path: Path
 
+    def summary(self) -> str:
+        return f"v{self.model_version} on recent data: {self.metrics}"
+
 
 def recent_data(
     settings: Settings, start: datetime | None, end: datetime | None

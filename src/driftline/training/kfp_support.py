@@ -1,4 +1,5 @@
-"""Glue between KFP components and the step functions: parameter parsing and step logs.
+"""Glue between KFP components and the step functions: parameter parsing, step logs, and
+running a step with the settings of the environment.
 
 KFP passes parameters as strings; an empty string means "not given".
 """
@@ -9,8 +10,9 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from driftline.core.settings import Settings
+from driftline.core.settings import Settings, load_settings
 from driftline.validation.parsing import parse_timestamp
 
 
@@ -39,6 +41,53 @@ def step_log(step: str) -> Iterator[Callable[[str], None]]:
 
     yield log
     print(f"[driftline] {step}: done in {time.monotonic() - started:.1f}s", flush=True)
+
+
+class StepResult(Protocol):
+    def summary(self) -> str:
+        """One line for the step's log."""
+        ...
+
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=StepResult)
+
+
+def run_step(
+    step: str, run: Callable[Concatenate[Settings, P], R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """``run(settings, *args)`` with the settings of the environment, between the step's log
+    lines, its result's summary logged."""
+    with step_log(step) as log:
+        result = run(load_settings(), *args, **kwargs)
+        log(result.summary())
+    return result
+
+
+def judge_version(
+    step: str,
+    judge: Callable[Concatenate[Settings, str, str, datetime | None, datetime | None, P], R],
+    model_version: str,
+    start: str,
+    end: str,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """``run_step`` for a step that judges ``model_version`` of the settings' model on the data
+    between ``start`` and ``end`` (evaluate, promote)."""
+    settings = load_settings()
+    with step_log(step) as log:
+        result = judge(
+            settings,
+            settings.model_name,
+            model_version,
+            parse_time(start),
+            parse_time(end),
+            *args,
+            **kwargs,
+        )
+        log(result.summary())
+    return result
 
 
 def resolve_version(settings: Settings, version: str) -> str:

@@ -37,6 +37,9 @@ class PreprocessResult(BaseModel):
     start: datetime
     end: datetime
 
+    def summary(self) -> str:
+        return f"{self.rows} rows ({self.rows_invalid} invalid left out), DVC md5 {self.dvc_md5}"
+
 
 def preprocess(
     settings: Settings,

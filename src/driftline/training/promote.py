@@ -34,6 +34,9 @@ class PromotionResult(BaseModel):
     bento_tag: str | None = None
     request_id: str | None = None
 
+    def summary(self) -> str:
+        return self.reason
+
 
 def decide(
     metric: str,

@@ -35,6 +35,12 @@ class TrainResult(BaseModel):
     family: str = ""
     baselines_version: str = ""
 
+    def summary(self) -> str:
+        return (
+            f"{self.model_name} v{self.model_version} ({self.family}, run {self.run_id}): "
+            f"{self.metrics}"
+        )
+
 
 def saved_params(settings: Settings, tag: str) -> dict[str, Any] | None:
     """What the tune step saved for ``tag``, or None."""

@@ -35,6 +35,12 @@ class TuneResult(BaseModel):
     family: str = ""
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        return (
+            f"{self.family} picked of {self.trials} trials in {self.seconds:.0f}s: "
+            f"cross-validated F1 {self.score:.3f}"
+        )
+
 
 SPANS = 4
 
