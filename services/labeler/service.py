@@ -107,7 +107,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         if settings.labels_score_streamed:
             from driftline.labels.streamed import watched_scorer
 
-            streamed, watcher = await asyncio.to_thread(watched_scorer, settings)
+            try:
+                streamed, watcher = await asyncio.to_thread(watched_scorer, settings)
+            except ImportError as exc:  # an image without the model's packages
+                log.error("streamed readings not scored: %s (install mlflow, bentoml)", exc)
         if settings.labels_webhook_port is not None:
             app = make_app(sync, stored)
             runner = await serve(app, settings.metrics_host, settings.labels_webhook_port)
@@ -115,7 +118,7 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await run_consumer_service(
             NAME,
             settings,
-            lambda topics: subscribed(topics, settings.labels_score_streamed),
+            lambda topics: subscribed(topics, streamed is not None),
             lambda ctx: LabelerHandler(
                 ctx, LabelIntake(store, ctx.topics, config, sync.scores, streamed), sync, arrived
             ),

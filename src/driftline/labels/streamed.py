@@ -55,9 +55,15 @@ class StreamedScorer:
 
 def watched_scorer(settings: Settings) -> tuple[StreamedScorer, ChampionWatcher]:
     """A scorer on the champion a watcher of its own keeps; the watcher is started (blocking:
-    it loads the champion, or logs why not and keeps trying) and is the caller's to stop."""
+    it loads the champion, or logs why not and keeps trying) and is the caller's to stop.
+    ImportError when the model's packages are not installed."""
+    import importlib.util
+
     from driftline.serving.champion import ChampionWatcher
 
+    missing = [m for m in ("mlflow", "bentoml") if importlib.util.find_spec(m) is None]
+    if missing:  # the watcher would only log, forever, that it cannot load a model
+        raise ImportError(f"{', '.join(missing)} not installed")
     watcher = ChampionWatcher(settings)
     watcher.start()
     profile = load_profile(settings.profile_path)
