@@ -21,7 +21,7 @@ from driftline.anomaly.model import AnomalyModel
 from driftline.anomaly.recordings import Recording
 from driftline.anomaly.registered import log_bundle
 from driftline.core.profile import load_profile
-from driftline.core.records import Prediction, ValidReading, reading_id
+from driftline.core.records import Prediction, ValidReading
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.labels.annotations import LabelRow
@@ -38,6 +38,7 @@ from driftline.store.raw_store import RawStore
 from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
 from driftline.training import modeling, registry
 from tests.streams import read_topic
+from tests.unit.factories import valid_reading
 
 pytestmark = pytest.mark.integration
 
@@ -78,19 +79,15 @@ def register_champion(settings: Settings, sensor_values: np.ndarray, features: l
 
 
 def valid_readings(values: np.ndarray, features: list[str]) -> list[ValidReading]:
-    out = []
-    for s in range(STREAMED):
-        ts = T0 + timedelta(seconds=s)
-        out.append(
-            ValidReading(
-                reading_id=reading_id(SENSOR, ts, s),
-                sensor_id=SENSOR,
-                ts=ts,
-                seq=s,
-                values=dict(zip(features, map(float, values[BASELINE + s]), strict=True)),
-            )
+    return [
+        valid_reading(
+            SENSOR,
+            T0 + timedelta(seconds=s),
+            s,
+            dict(zip(features, map(float, values[BASELINE + s]), strict=True)),
         )
-    return out
+        for s in range(STREAMED)
+    ]
 
 
 def served(settings: Settings, version: str, readings: list[ValidReading]) -> list[Prediction]:
