@@ -10,7 +10,8 @@ of a batch of messages (``LabelIntake.take``: decode, store with each prediction
 Synthetic pumps (``SyntheticPump``), ``--sensors`` interleaved, one reading a second each, in
 batches of ``--batch``; every reading labelled (one task per sensor over the whole run), so each
 stored prediction is joined with a label. Prints the median seconds per batch after a warm-up,
-readings per second and the ratio to served, on SQLite (or ``--database-url``).
+readings per second and the ratio to served, on SQLite (or ``--database-url``), over
+``--rounds`` rounds of the three in turn.
 
     .venv/bin/python bench/streamed_scoring.py [--database-url mysql+pymysql://...] [--sensors 20]
 """
@@ -137,6 +138,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--batches", type=int, default=30)
     ap.add_argument("--warm", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     seconds = args.batch * args.batches // args.sensors
     data = {f"pump-{i:03d}": pump(100 + i, BASELINE + seconds)[0] for i in range(args.sensors)}
@@ -146,10 +148,12 @@ def main() -> None:
         return [ms[i : i + args.batch] for i in range(0, len(ms), args.batch)]
 
     settings = Settings()
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[float]] = {"served": [], "streamed": [], "both": []}
+    # Rounds of the three in turn: a change in the machine's load falls on each alike.
+    rounds = [name for _ in range(args.rounds) for name in results]
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        for name in ("served", "streamed", "both"):
+        for name in rounds:
             engine = sa.create_engine(url)
             create_label_tables(engine)
             with engine.begin() as conn:
@@ -163,12 +167,12 @@ def main() -> None:
                 store, TOPICS, candidate_config(settings), LabelledScores(engine), scorer
             )
             if name == "served":
-                results[name] = timed(intake, split(served), args.warm)
+                results[name] += timed(intake, split(served), args.warm)
             elif name == "streamed":
-                results[name] = timed(intake, split(valid), args.warm)
+                results[name] += timed(intake, split(valid), args.warm)
             else:
                 both = [s + v for s, v in zip(split(served), split(valid), strict=True)]
-                results[name] = timed(intake, both, args.warm)
+                results[name] += timed(intake, both, args.warm)
             with engine.connect() as conn:
                 rows = conn.execute(sa.text("SELECT COUNT(*) FROM labelled_predictions")).scalar()
             if rows != len(valid):
@@ -177,7 +181,8 @@ def main() -> None:
     print(
         f"python {platform.python_version()}, sqlalchemy {sa.__version__}, numpy "
         f"{np.__version__}; {args.sensors} sensors, batches of {args.batch} readings "
-        f"({args.batch * 2} messages for 'both'), {args.batches - args.warm} timed; "
+        f"({args.batch * 2} messages for 'both'), {args.batches - args.warm} timed in each "
+        f"of {args.rounds} rounds; "
         f"{url.split(':')[0]}"
     )
     base = statistics.median(results["served"])
