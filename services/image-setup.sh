@@ -9,7 +9,8 @@
 set -eu
 package=$1
 shift
-pip install --no-cache-dir -c requirements.lock -e "$package"
+# shellcheck disable=SC2086 # EXTRA_PACKAGES is a list of requirements
+pip install --no-cache-dir -c requirements.lock -e "$package" ${EXTRA_PACKAGES:-}
 groupadd --gid 10001 driftline
 useradd --uid 10001 --gid 10001 --no-create-home --home-dir /data \
     --shell /usr/sbin/nologin driftline

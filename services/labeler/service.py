@@ -2,9 +2,12 @@
 
 Consumes predictions and retrain requests; stores the predictions (to score the model against
 labels later) and turns anomaly episodes, drift episodes and uncertain predictions into task
-candidates. Every ``labels_sync_seconds`` a pass sends pending tasks to Label Studio, pulls
-annotations, publishes new labels on the labels topic and updates the labelled scores. When
-``labels_webhook_port`` is set, annotations also arrive at once through Label Studio's webhook.
+candidates. With ``labels_score_streamed`` it also consumes the valid readings and scores each
+with the champion it loads itself, so a labelled reading that was never served is scored too
+(``driftline.labels.streamed``). Every ``labels_sync_seconds`` a pass sends pending tasks to
+Label Studio, pulls annotations, publishes new labels on the labels topic and updates the
+labelled scores. When ``labels_webhook_port`` is set, annotations also arrive at once through
+Label Studio's webhook.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     metrics.start_at_zero(metrics.label_sync_failures, "label_studio", "database", "kafka")
     arrived = asyncio.Event()
     runner = None
+    watcher = None
+    streamed = None
 
     def create_tables() -> None:
         raw.create_tables()
@@ -99,6 +104,13 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         if await retry_blocking(f"{NAME}: creating tables", create_tables, stop) is None:
             return
+        if settings.labels_score_streamed:
+            from driftline.labels.streamed import watched_scorer
+
+            try:
+                streamed, watcher = await asyncio.to_thread(watched_scorer, settings)
+            except ImportError as exc:  # an image without the model's packages
+                log.error("streamed readings not scored: %s (install mlflow, bentoml)", exc)
         if settings.labels_webhook_port is not None:
             app = make_app(sync, stored)
             runner = await serve(app, settings.metrics_host, settings.labels_webhook_port)
@@ -106,9 +118,9 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await run_consumer_service(
             NAME,
             settings,
-            subscribed,
+            lambda topics: subscribed(topics, streamed is not None),
             lambda ctx: LabelerHandler(
-                ctx, LabelIntake(store, ctx.topics, config, sync.scores), sync, arrived
+                ctx, LabelIntake(store, ctx.topics, config, sync.scores, streamed), sync, arrived
             ),
             stop=stop,
             dependencies={"database": raw.ping},
@@ -116,6 +128,8 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
     finally:
         if runner is not None:
             await runner.cleanup()
+        if watcher is not None:
+            await asyncio.to_thread(watcher.stop)
         client.close()
         raw.engine.dispose()
 

@@ -196,7 +196,7 @@ def test_driftline_services_are_built_from_their_directories(
     for name in DRIFTLINE_SERVICES:
         dockerfile = dockerfile_of(services[name])
         if dockerfile == ROOT / "services" / "Dockerfile":  # the plain services' one image
-            assert services[name]["build"]["args"] == {"SERVICE": name}, name
+            assert services[name]["build"]["args"]["SERVICE"] == name, name
             continue
         expected = "serving" if name == "serving" else f"services/{name}"
         assert dockerfile == ROOT / expected / "Dockerfile", name

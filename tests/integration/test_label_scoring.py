@@ -176,3 +176,20 @@ def test_a_pass_applies_only_labels_recorded_since_its_mark_and_prunes(stores) -
     with store.engine.connect() as conn:
         left = conn.execute(sa.select(labelled_predictions.c.reading_id)).scalars().all()
     assert sorted(left) == ["future", "recent"]
+
+
+def test_a_reading_has_one_row_and_a_served_prediction_wins_over_a_streamed_one(stores) -> None:
+    store, scores = stores
+    annotate(store, task(store, "pump-001", 0, 99), [(0, 99, "fault")], 1)
+    scores.add_predictions([prediction("pump-001", n, 0) for n in range(0, 60)], "streamed")
+    scores.add_predictions([prediction("pump-001", n, 1) for n in range(40, 100)], "served")
+    scores.add_predictions([prediction("pump-001", n, 0) for n in range(0, 100)], "streamed")
+    lp = labelled_predictions
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(lp.c.reading_id, lp.c.source, lp.c.predicted)).all()
+    assert len(rows) == 100
+    assert {r[0] for r in rows if r[1] == "served"} == {f"pump-001-{n}" for n in range(40, 100)}
+    assert all(r[2] == (r[1] == "served") for r in rows)  # the served prediction is kept
+    score = scores.scores(WINDOW)["3"]
+    assert dict(score.by_source) == {"served": WINDOW}
+    assert dict(scores.scores(1000)["3"].by_source) == {"served": 60, "streamed": 40}

@@ -178,6 +178,18 @@ labelled_readings = Gauge(
     "Labelled readings the labelled scores of each model version cover.",
     ["model_version"],
 )
+labelled_readings_by_source = Gauge(
+    "driftline_labelled_readings_by_source",
+    "Of those, how many were served (serving's answer) and how many streamed (scored by the "
+    "labeler from the valid-readings topic), per model version.",
+    ["model_version", "source"],
+)
+streamed_readings = Counter(
+    "driftline_labels_streamed_readings_total",
+    "Readings of the valid-readings topic the labeler scored with the champion, by outcome "
+    "(scored, baseline_pending: no score yet, no_model: no champion loaded).",
+    ["outcome"],
+)
 labelled_precision = Gauge(
     "driftline_labelled_precision_ratio",
     "Precision of 'fault' against operators' labels, per model version (rolling).",

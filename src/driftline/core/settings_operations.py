@@ -179,6 +179,13 @@ class OperationSettings(BaseSettings):
     labels_max_task_readings: int = Field(
         5000, ge=10, description="Most readings in one task (the newest are kept)."
     )
+    labels_score_streamed: bool = Field(
+        True,
+        description="The labeler also reads the valid-readings topic and scores every reading "
+        "with the champion it loads itself (as serving would), so labelled readings that were "
+        "never sent to serving are scored too (a served prediction wins for a reading that was "
+        "both). Its model needs the registry (mlflow_tracking_uri). False: served readings only.",
+    )
     labels_performance_window: int = Field(
         500, ge=1, description="Labelled readings per model version the labelled scores cover."
     )

@@ -27,7 +27,8 @@ def _require_label_studio(settings: Settings) -> tuple[str, str]:
 
 async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, object]:
     """Read the predictions and retrain requests not yet taken (the labeler's consumer group),
-    close open episodes, then push tasks, pull annotations, publish labels and score."""
+    and the valid readings to score with the champion (``labels_score_streamed``), close open
+    episodes, then push tasks, pull annotations, publish labels and score."""
     from aiokafka import TopicPartition
 
     from driftline.core.topics import Topics
@@ -52,10 +53,16 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
     create_label_tables(raw.engine)
     store = LabelStore(raw.engine)
     await ensure_topics(settings, topics.all())
+    watcher = streamed = None
+    if settings.labels_score_streamed:
+        from driftline.labels.streamed import watched_scorer
+
+        streamed, watcher = await asyncio.to_thread(watched_scorer, settings)
     intake = LabelIntake(
-        store, topics, candidate_config(settings), labelled_scores(store, settings)
+        store, topics, candidate_config(settings), labelled_scores(store, settings), streamed
     )
-    consumer = make_consumer(settings, settings.group_id("labeler"), subscribed(topics))
+    wanted = subscribed(topics, settings.labels_score_streamed)
+    consumer = make_consumer(settings, settings.group_id("labeler"), wanted)
     producer = make_producer(settings)
     taken = 0
     read_to: dict[TopicPartition, int] = {}
@@ -90,6 +97,8 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
     finally:
         await consumer.stop()
         await producer.stop()
+        if watcher is not None:
+            await asyncio.to_thread(watcher.stop)
         raw.engine.dispose()
     return {
         "messages_taken": taken,

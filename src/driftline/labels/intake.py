@@ -1,5 +1,7 @@
 """The labeler's intake from the stream: predictions and retrain requests become stored
-predictions (for the labelled scores) and stored task candidates (sent by the next pass).
+predictions (for the labelled scores) and stored task candidates (sent by the next pass); with a
+``StreamedScorer``, the valid readings become the champion's streamed predictions too (stored for
+the labelled scores only: tasks come from what serving predicted).
 
 A message that is not a known record is returned with its reason, for the dead-letter topic.
 """
@@ -8,17 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from driftline.core.records import FailedCheck, Prediction, RetrainRequest
+from driftline.core.records import FailedCheck, Prediction, RetrainRequest, ValidReading
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
+from driftline.core.valid_topic import WireValidReading, decode_valid_reading
 from driftline.labels.candidates import CandidateConfig, CandidateFinder, drift_candidates
-from driftline.labels.scoring import LabelledScores
+from driftline.labels.scoring import SERVED, STREAMED, LabelledScores
 from driftline.labels.store import LabelStore
 from driftline.streaming.messages import Message
+
+if TYPE_CHECKING:
+    from driftline.labels.streamed import StreamedScorer
 
 
 def candidate_config(settings: Settings) -> CandidateConfig:
@@ -37,8 +44,10 @@ def labelled_scores(store: LabelStore, settings: Settings) -> LabelledScores:
     return LabelledScores(store.engine, timedelta(seconds=settings.labels_predictions_keep_seconds))
 
 
-def subscribed(topics: Topics) -> list[str]:
-    return [topics.predictions, topics.retrain_requests]
+def subscribed(topics: Topics, streamed: bool = False) -> list[str]:
+    """The topics the labeler reads; ``streamed``: the valid readings too, to score them."""
+    wanted = [topics.predictions, topics.retrain_requests]
+    return [*wanted, topics.valid_readings] if streamed else wanted
 
 
 @dataclass
@@ -54,9 +63,11 @@ class LabelIntake:
         topics: Topics,
         config: CandidateConfig,
         scores: LabelledScores | None = None,
+        streamed: StreamedScorer | None = None,
     ) -> None:
         self.store = store
         self.scores = scores or LabelledScores(store.engine)
+        self.streamed = streamed
         self.topics = topics
         self.finder = CandidateFinder(config)
 
@@ -64,10 +75,14 @@ class LabelIntake:
         """Store the batch's predictions and the candidates it completes (blocking: SQL).
         ``flush`` closes open episodes too (a one-shot pass)."""
         predictions: list[Prediction] = []
+        readings: list[ValidReading | WireValidReading] = []
         candidates = []
         rejected: list[Rejected] = []
         for m in batch:
             try:
+                if m.topic == self.topics.valid_readings:
+                    readings.append(decode_valid_reading(m.value))
+                    continue
                 if m.topic == self.topics.retrain_requests:
                     request = RetrainRequest.model_validate_json(m.value or b"")
                     candidates.extend(drift_candidates(request))
@@ -81,7 +96,9 @@ class LabelIntake:
             candidates.extend(self.finder.observe(p, (m.partition, m.offset)))
         if flush:
             candidates.extend(self.finder.flush())
-        self.scores.add_predictions(predictions)
+        self.scores.add_predictions(predictions, SERVED)
+        if readings and self.streamed is not None:
+            self.scores.add_predictions(self.streamed.predictions(readings), STREAMED)
         self.store.add_candidates(candidates, datetime.now(UTC))
         return rejected
 

@@ -8,7 +8,7 @@ version over its last ``window`` labelled readings (by event time).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +25,7 @@ class Scored:
     model_version: str
     predicted: int
     actual: int
+    source: str = "served"  # or "streamed": scored by the labeler from the valid-readings topic
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class LabelledScore:
     sensors: tuple[str, ...] = ()
     data_start: datetime | None = None  # event time of the oldest reading scored
     data_end: datetime | None = None
+    by_source: tuple[tuple[str, int], ...] = ()  # readings of the window per source
 
     @property
     def precision(self) -> float:
@@ -104,6 +106,7 @@ def rolling_scores(scored: Iterable[Scored], window: int) -> dict[str, LabelledS
             tuple(sorted({s.sensor_id for s in last})),
             last[0].event_ts,
             last[-1].event_ts,
+            tuple(sorted(Counter(s.source for s in last).items())),
         )
     return out
 

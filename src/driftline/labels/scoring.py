@@ -6,6 +6,12 @@ then reads a model version's newest labelled readings by index instead of joinin
 with every prediction again. Predictions older than ``keep`` (event time, behind the newest
 stored) are dropped, which bounds the table.
 
+A reading has one row, whichever way its prediction came: ``served`` (serving's answer, from
+the predictions topic) or ``streamed`` (the labeler's score of a reading from the valid-readings
+topic with the champion it holds, ``driftline.labels.streamed``). A served prediction replaces a
+streamed one (it is the answer the reading got); a streamed one never replaces a stored one, so
+a reading both served and streamed is scored once, by its served prediction.
+
 The label a reading has is ``driftline.labels.performance.join_labels``'s: the narrowest
 labelled range of its sensor that covers it; ``unsure`` leaves it unlabelled.
 """
@@ -31,6 +37,8 @@ LABELS_MARK = "labels"
 # recorded_at is taken before its transaction commits.
 OVERLAP = timedelta(seconds=120)
 CHUNK = 1000  # reading ids an UPDATE names at most (SQLite's bound variables)
+SERVED = "served"  # serving's answer, from the predictions topic
+STREAMED = "streamed"  # the labeler's score of a reading from the valid-readings topic
 
 lp = labelled_predictions
 
@@ -47,8 +55,10 @@ class LabelledScores:
         self.engine = engine
         self.keep = keep
 
-    def add_predictions(self, predictions: Sequence[Prediction]) -> None:
-        """Store predictions with the label each has already (blocking)."""
+    def add_predictions(self, predictions: Sequence[Prediction], source: str = SERVED) -> None:
+        """Store predictions with the label each has already (blocking). A reading has one
+        row: a served prediction replaces a streamed one of the same reading; a streamed one
+        never replaces what is stored."""
         rows: list[dict[str, Any]] = [
             {
                 "reading_id": p.reading_id,
@@ -58,6 +68,7 @@ class LabelledScores:
                 "predicted": int(p.label),
                 "model_version": p.model_version[:64],
                 "actual": None,
+                "source": source,
             }
             for p in predictions
             if p.label is not None  # baseline pending: nothing was predicted
@@ -69,7 +80,16 @@ class LabelledScores:
         actual = {s.reading_id: s.actual for s in join_labels(rows, spans)}
         for r in rows:
             r["actual"] = actual.get(r["reading_id"])
-        insert_ignoring_duplicates(self.engine, lp, rows)
+        with self.engine.begin() as conn:
+            if source == SERVED:
+                ids = [r["reading_id"] for r in rows]
+                for i in range(0, len(ids), CHUNK):
+                    conn.execute(
+                        delete(lp).where(
+                            lp.c.reading_id.in_(ids[i : i + CHUNK]), lp.c.source != SERVED
+                        )
+                    )
+            insert_ignoring_duplicates(conn, lp, rows)
 
     def apply_labels(self) -> int:
         """Bring ``actual`` up to date for the readings of labels recorded since the mark;
@@ -108,12 +128,20 @@ class LabelledScores:
             for version in versions:
                 for actual in (0, 1):  # each by the index (model_version, actual, event_ts)
                     rows = conn.execute(
-                        select(lp.c.reading_id, lp.c.sensor_id, lp.c.event_ts, lp.c.predicted)
+                        select(
+                            lp.c.reading_id,
+                            lp.c.sensor_id,
+                            lp.c.event_ts,
+                            lp.c.predicted,
+                            lp.c.source,
+                        )
                         .where(and_(lp.c.model_version == version, lp.c.actual == actual))
                         .order_by(lp.c.event_ts.desc(), lp.c.reading_id.desc())
                         .limit(window)
                     ).all()
-                    scored.extend(Scored(r[0], r[1], r[2], version, r[3], actual) for r in rows)
+                    scored.extend(
+                        Scored(r[0], r[1], r[2], version, r[3], actual, r[4]) for r in rows
+                    )
         return rolling_scores(scored, window)
 
     def prune(self) -> int:

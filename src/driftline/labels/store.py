@@ -7,12 +7,13 @@
   version of an annotation replaces the rows of the older one. ``published`` marks rows whose
   LabelRecorded event is on the labels topic (publish, then mark: a crash in between publishes
   again, with the same label id).
-- ``labelled_predictions``: the predictions the labeler saw, each with the label it has
-  (``actual``), kept for ``DRIFTLINE_LABELS_PREDICTIONS_KEEP_SECONDS``; ``label_marks``: how far
+- ``labelled_predictions``: the predictions the labeler saw (served, or scored by it from the
+  stream: ``source``), each with the label it has (``actual``), kept for
+  ``DRIFTLINE_LABELS_PREDICTIONS_KEEP_SECONDS``; ``label_marks``: how far
   labels have been applied to them (driftline.labels.scoring).
 
 The raw store's Alembic migrations make these tables (revisions 0003, which leaves tables an
-earlier labeler made with ``create_all`` as they are, and 0005); ``metadata`` here describes
+earlier labeler made with ``create_all`` as they are, 0005 and 0006); ``metadata`` here describes
 them for the queries.
 """
 
@@ -97,6 +98,9 @@ labelled_predictions = Table(
     # The label the reading has (1 fault, 0 normal; null: none, or unsure), kept up to date as
     # labels arrive (driftline.labels.scoring), so a pass scores without joining again.
     Column("actual", Integer, nullable=True),
+    # served: serving's answer (predictions topic); streamed: the labeler's own score of a
+    # reading from the valid-readings topic. A served one replaces a streamed one.
+    Column("source", String(16), nullable=False, server_default="served"),
     Index("ix_labelled_predictions_sensor_ts", "sensor_id", "event_ts"),
     Index("ix_labelled_predictions_scored", "model_version", "actual", "event_ts"),
     Index("ix_labelled_predictions_event_ts", "event_ts"),  # pruning

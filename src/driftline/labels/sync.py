@@ -29,7 +29,7 @@ from driftline.labels.annotations import AnnotationError, Source, label_rows, ta
 from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
 from driftline.labels.interface import label_config, task_data
 from driftline.labels.performance import LabelledScore
-from driftline.labels.scoring import LabelledScores
+from driftline.labels.scoring import SERVED, STREAMED, LabelledScores
 from driftline.labels.store import LabelStore
 from driftline.store.raw_store import naive_utc, raw_readings
 from driftline.streaming.kafka import publish_all
@@ -195,6 +195,11 @@ class LabelSync:
         scores = self.scores.scores(window)
         for version, score in scores.items():
             metrics.labelled_readings.labels(version).set(score.readings)
+            by_source = dict(score.by_source)
+            for source in (SERVED, STREAMED):
+                metrics.labelled_readings_by_source.labels(version, source).set(
+                    by_source.get(source, 0)
+                )
             metrics.labelled_precision.labels(version).set(score.precision)
             metrics.labelled_recall.labels(version).set(score.recall)
             metrics.labelled_f1.labels(version).set(score.f1)

@@ -21,8 +21,9 @@ from pydantic import BaseModel
 
 from driftline.anomaly.bundle import READY, Scored
 from driftline.core.profile import Profile
-from driftline.core.records import FailedCheck, Prediction, as_utc, utcnow
+from driftline.core.records import FailedCheck, Prediction, ValidReading, as_utc, utcnow
 from driftline.core.state_changes import StateChanges
+from driftline.core.valid_topic import WireValidReading
 from driftline.serving import metrics as serving_metrics
 from driftline.serving.history import HistoryStore, HistoryUnavailable, SensorHistory
 from driftline.serving.readings import BatchChecker, CheckedBatch
@@ -38,8 +39,11 @@ log = logging.getLogger(__name__)
 
 
 class Model(Protocol):
-    name: str
-    version: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
 
     def anomaly_probabilities(self, inputs: pd.DataFrame) -> np.ndarray: ...
 
@@ -120,6 +124,18 @@ class ServingPath:
                 [Prediction.model_validate(p) for p in predictions if p[PROBABILITY] is not None]
             )
         return out
+
+    def score_valid(
+        self, readings: Sequence[ValidReading | WireValidReading]
+    ) -> list[dict[str, Any]] | None:
+        """The predictions ``score`` makes, as JSON, of readings the validator passed (the
+        valid-readings topic), without checking them again; None while no model is loaded.
+        Nothing is published."""
+        model = self.model()
+        if model is None:
+            return None
+        checked = CheckedBatch.of_valid(readings, self.checker.features)
+        return self._answers(model, checked, _scored(model, checked, self.history))
 
     def _answers(
         self, model: Model, checked: CheckedBatch, scored: list[Scored]

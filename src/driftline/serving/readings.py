@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 
 from driftline.core.records import FailedCheck, ValidReading, epoch_ns, reading_id
+from driftline.core.valid_topic import WireValidReading
 from driftline.streaming.dead_letters import dead_letter
 from driftline.streaming.messages import Message
 from driftline.validation.batch import ReadingValidator
@@ -75,6 +76,26 @@ class CheckedBatch:
                 strict=True,
             )
         ]
+
+    @classmethod
+    def of_valid(
+        cls, readings: Sequence[ValidReading | WireValidReading], features: Sequence[str]
+    ) -> CheckedBatch:
+        """Readings the validator passed (the valid-readings topic) as a batch's columns,
+        without checking them again; a measurement a reading lacks is NaN."""
+        return cls(
+            positions=list(range(len(readings))),
+            reading_ids=[r.reading_id for r in readings],
+            sensor_ids=[r.sensor_id for r in readings],
+            times=[r.ts for r in readings],
+            seqs=[r.seq for r in readings],
+            measured=[r.values for r in readings],
+            labels=[r.label for r in readings],
+            stamps=np.array([epoch_ns(r.ts) for r in readings], dtype="int64"),
+            values=np.array(
+                [[r.values.get(f, np.nan) for f in features] for r in readings], dtype="float64"
+            ).reshape(len(readings), len(features)),
+        )
 
     def keep(self, rows: list[int]) -> CheckedBatch:
         """The valid readings at ``rows`` (indexes into ``positions``) only."""
