@@ -188,19 +188,22 @@ def service(name: str, settings: Settings, expected: int) -> None:
     counter = metrics.messages_consumed.labels(name, topic)
     clock = Clock(name, expected)
 
-    async def watch(stop: asyncio.Event) -> None:
-        while True:
+    async def run(settings: Settings, stop: asyncio.Event) -> None:
+        # The clock is told by the counter itself, once per committed batch: a task polling
+        # it every 2 ms cost the measured process ~3.5 % of a core for as long as the window
+        # lasted (~100 us a wake-up on the loaded machine), which a slow window (ingest
+        # waiting for the database) paid per reading several us over.
+        count = counter.inc
+
+        def inc(amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+            count(amount, exemplar)
             total = int(counter._value.get())  # noqa: SLF001 (prometheus_client has no public read)
-            if total and clock.seen(total):
+            if not stop.is_set() and clock.seen(total):
                 clock.report()
                 stop.set()
-                return
-            await asyncio.sleep(0.002)
 
-    async def run(settings: Settings, stop: asyncio.Event) -> None:
-        watcher = asyncio.create_task(watch(stop))
+        counter.inc = inc  # type: ignore[method-assign]
         await load_service(name).run(settings, stop)
-        await watcher
 
     service_main(name, run, settings)  # the services' own entry point
 

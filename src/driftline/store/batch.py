@@ -1,9 +1,11 @@
 """Key columns of a whole batch of messages at once: the same values ``raw_rows.key_columns``
 gives each message, with as little Python per message as its rules allow.
 
-Each payload is decoded once, by orjson. What ``strict_json.load_json`` adds to orjson (no key
-twice in an object, integers within 64 bits, nesting at most 64, at most 16 MiB) is checked
-for the whole batch with byte counts done in C, not by walking each document:
+Each payload is decoded once. Readings in the usual shape are decoded by msgspec into small
+typed records and checked against the strict JSON rules as a batch (``typed_readings``); the
+others by orjson, and what ``strict_json.load_json`` adds to orjson (no key twice in an object,
+integers within 64 bits, nesting at most 64, at most 16 MiB) is checked for them with byte
+counts done in C, not by walking each document:
 
 - a repeated key writes more ``:`` than the parsed objects hold, so the colons of the raw
   bytes (no ``\\u`` escape in them, which could spell one) are as many as orjson writes again
@@ -32,6 +34,7 @@ import orjson
 
 from driftline.store import batch_time
 from driftline.store.rows import key_columns, message_id, naive_utc
+from driftline.store.typed_readings import typed_fields
 from driftline.streaming.messages import Message
 from driftline.validation.parsing import (
     PLAUSIBLE_FROM,
@@ -78,8 +81,16 @@ class BatchKeys:
 
     def columns(self, messages: list[Message]) -> BatchKeyColumns:
         values = [m.value for m in messages]
-        docs, own_path = _decode(values)
-        out = self._columns(docs)
+        fields = typed_fields(values)
+        sensors, stamps, seqs = fields.sensor_id, fields.ts, fields.seq
+        own_path: list[int] = []
+        if fields.rest:  # the messages outside the usual shape: orjson's documents
+            rest = fields.rest
+            docs, own = _decode([values[i] for i in rest])
+            for i, d in zip(rest, docs, strict=True):
+                sensors[i], stamps[i], seqs[i] = d.get("sensor_id"), d.get("ts"), d.get("seq")
+            own_path = [rest[j] for j in own]
+        out = self._columns(sensors, stamps, seqs)
         out.message_id = self._message_ids(messages)
         for i in own_path:
             k = key_columns(messages[i])
@@ -115,15 +126,16 @@ class BatchKeys:
             out.append(h.hexdigest())
         return out
 
-    def _columns(self, docs: list[dict[str, Any]]) -> BatchKeyColumns:
-        """The key columns of documents ``load_json`` reads as ``orjson`` does (the rules of
-        ``raw_rows.key_columns``), a column at a time: each field gathered in one pass, the
-        canonical timestamps checked and sliced as a column (``batch_time``); values of other
-        forms take ``parse_timestamp`` one by one."""
-        n = len(docs)
-        sensors = self._sensor_column([d.get("sensor_id") for d in docs])
-        seqs, seq_ok = _seq_column([d.get("seq") for d in docs])
-        ts = [d.get("ts") for d in docs]
+    def _columns(
+        self, sensor_values: list[Any], ts: list[Any], seq_values: list[Any]
+    ) -> BatchKeyColumns:
+        """The key columns of the fields of documents ``load_json`` reads (the rules of
+        ``raw_rows.key_columns``; a missing field is None), a column at a time: the canonical
+        timestamps checked and sliced as a column (``batch_time``); values of other forms
+        take ``parse_timestamp`` one by one."""
+        n = len(ts)
+        sensors = self._sensor_column(sensor_values)
+        seqs, seq_ok = _seq_column(seq_values)
         ok = batch_time.canonical(ts)
         stamps = batch_time.stamps(ts, ok)
         events = batch_time.event_texts(ts, ok)
