@@ -26,6 +26,7 @@ from driftline.store.raw_store import RawStore, retrain_runs
 from driftline.trigger.cluster import ClusterPipelineLauncher
 from driftline.trigger.launcher import LocalPipelineLauncher
 from driftline.trigger.ledger import RunLedger
+from driftline.trigger.machine import Pending
 from driftline.trigger.policy import Decision
 from driftline.trigger.recovery import restore
 from driftline.trigger.store import DecisionStore, policy_config, policy_from
@@ -246,7 +247,8 @@ async def test_a_restarted_trigger_follows_the_cluster_run_still_going(
     r = request(hours_ago=0)
     ClusterPipelineLauncher(ledger, s).launch(r)
     decided = event()
-    DecisionStore(store.engine).record_drift(decided, Decision(True, "fired"), datetime.now(UTC), r)
+    fired = Pending(datetime.now(UTC), Decision(True, "fired"), r)
+    DecisionStore(store.engine).record_drift(decided, fired)
 
     trigger = restore(s, ledger, ClusterPipelineLauncher(ledger, s))  # a new process
     assert decided.event_id in trigger.seen

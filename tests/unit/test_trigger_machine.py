@@ -14,8 +14,8 @@ from driftline.core.records import DriftEvent, LabelledPerformance, RetrainReque
 from driftline.labels.performance import LabelledRule
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
 from driftline.trigger.ledger import RunStatus
-from driftline.trigger.machine import RelaunchRule, Trigger
-from driftline.trigger.policy import Decision, RetrainPolicy
+from driftline.trigger.machine import Pending, RelaunchRule, Trigger
+from driftline.trigger.policy import RetrainPolicy
 from driftline.trigger.relaunch import attempt_of, relaunch_id, relaunch_request
 from driftline.trigger.store import policy_from
 from tests.unit.factories import NOW
@@ -72,19 +72,15 @@ class FakeDecisions:
         self.drift: list[tuple[str, bool]] = []
         self.labelled: list[str] = []
         self.reasons: list[str] = []
+        self.streaks: list[int] = []
         self.down = False
 
-    def record_drift(
-        self,
-        event: DriftEvent,
-        decision: Decision,
-        decided_at: datetime,
-        request: RetrainRequest | None,
-    ) -> None:
+    def record_drift(self, event: DriftEvent, decided: Pending) -> None:
         if self.down:
             raise db_error()
-        self.drift.append((event.event_id, decision.fired))
-        self.reasons.append(decision.reason)
+        self.drift.append((event.event_id, decided.decision.fired))
+        self.reasons.append(decided.decision.reason)
+        self.streaks.append(decided.decision.streak)
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None:
         self.labelled.append(event.event_id)
@@ -191,6 +187,23 @@ async def test_a_run_in_flight_holds_new_episodes_until_it_finishes_then_cooldow
     rig.wait(600)
     await rig.episode("pump-004")
     assert len(rig.launcher.launched) == 2
+
+
+async def test_a_firing_records_the_streak_its_own_sensor_keeps() -> None:
+    """pump-003's first drifted window fires for pump-002 (drifted during the cooldown):
+    pump-003's streak of 1 is not consumed, and is what a restart must restore."""
+    rig = Rig()
+    await rig.episode("pump-001")
+    (run_id,) = rig.launcher.statuses
+    rig.launcher.statuses[run_id] = "succeeded"
+    await rig.trigger.tick()
+    await rig.episode("pump-002")  # held: cooling down
+    rig.wait(600)
+    third = event("pump-003")
+    await rig.trigger.on_drift(third)
+    assert rig.decisions.drift[-1] == (third.event_id, True)
+    assert rig.decisions.streaks[-1] == 1 == rig.policy.streak("pump-003")
+    assert rig.published[-1].sensors == ["pump-002"]
 
 
 def _last_reason(rig: Rig) -> str:

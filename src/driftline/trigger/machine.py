@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -57,13 +57,7 @@ class Ledger(Protocol):
 class Decisions(Protocol):
     """Where decisions are recorded (driftline.trigger.store.DecisionStore)."""
 
-    def record_drift(
-        self,
-        event: DriftEvent,
-        decision: Decision,
-        decided_at: datetime,
-        request: RetrainRequest | None,
-    ) -> None: ...
+    def record_drift(self, event: DriftEvent, decided: Pending) -> None: ...
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None: ...
 
@@ -162,12 +156,13 @@ class Trigger:
         if p is None:
             now = self.now()
             decision = self.policy.observe(event, now)
+            # A firing says streak 0 also for its event's sensor when that sensor's streak was
+            # too short to be consumed: record the streak the policy keeps (a restart restores it).
+            decision = replace(decision, streak=self.policy.streak(event.sensor_id))
             p = Pending(now, decision, self._request(decision) if decision.fired else None)
             self.pending[event.event_id] = p
         await self._carry_out(p)
-        await asyncio.to_thread(
-            self.decisions.record_drift, event, p.decision, p.decided_at, p.request
-        )
+        await asyncio.to_thread(self.decisions.record_drift, event, p)
         metrics.trigger_decisions.labels("fired" if p.decision.fired else "held").inc()
         self.seen.add(event.event_id)
         del self.pending[event.event_id]

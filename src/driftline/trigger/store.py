@@ -4,28 +4,27 @@ and the run ledger it restores its policy from after a restart."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import fields
+from datetime import UTC
 
 from sqlalchemy import Engine, func, select
 
 from driftline.core.recent_ids import RecentIds
-from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
+from driftline.core.records import DriftEvent, LabelledPerformance
 from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledOutcome, record_decision
 from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
 from driftline.trigger.ledger import FINISHED, RunLedger
-from driftline.trigger.policy import Decision, PolicyConfig, RetrainPolicy, StreakWindow
+from driftline.trigger.machine import Pending
+from driftline.trigger.policy import PolicyConfig, RetrainPolicy, StreakWindow
 
 DECIDED_MEMORY = 200_000  # event ids remembered; a redelivery is never that far back
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
+    """Each field from the setting of its name with ``trigger_`` before it."""
     return PolicyConfig(
-        share_threshold=settings.trigger_share_threshold,
-        consecutive_windows=settings.trigger_consecutive_windows,
-        min_sensors=settings.trigger_min_sensors,
-        cooldown_seconds=settings.trigger_cooldown_seconds,
-        max_run_seconds=settings.trigger_max_run_seconds,
+        **{f.name: getattr(settings, f"trigger_{f.name}") for f in fields(PolicyConfig)}
     )
 
 
@@ -64,19 +63,14 @@ class DecisionStore:
             seen.add(event_id)
         return seen
 
-    def record_drift(
-        self,
-        event: DriftEvent,
-        decision: Decision,
-        decided_at: datetime,
-        request: RetrainRequest | None,
-    ) -> None:
+    def record_drift(self, event: DriftEvent, decided: Pending) -> None:
+        decision, request = decided.decision, decided.request
         insert_ignoring_duplicates(
             self.engine,
             trigger_decisions,
             [
                 {
-                    "decided_at": naive_utc(decided_at),
+                    "decided_at": naive_utc(decided.decided_at),
                     "drift_event_id": event.event_id,
                     "sensor_id": event.sensor_id,
                     "drift_share": event.drift_share,
@@ -93,46 +87,67 @@ class DecisionStore:
 
     def streaks(self) -> dict[str, list[StreakWindow]]:
         """The sensors' streaks as the recorded decisions leave them: a sensor's newest
-        decision says how long its streak is, unless a later firing consumed it."""
+        decision says how long its streak is (n), unless a later firing consumed it; its n
+        newest decisions are the streak's windows. Two queries, whatever the sensor count:
+        the heads with their windows (numbered per sensor, newest first), and the firings
+        since the oldest head."""
         t = trigger_decisions
-        with self.engine.connect() as conn:
-            newest = (
-                select(t.c.sensor_id, func.max(t.c.id).label("id"))
-                .where(t.c.streak.is_not(None))
-                .group_by(t.c.sensor_id)
-                .subquery()
+        newest = (
+            select(t.c.sensor_id, func.max(t.c.id).label("head_id"))
+            .where(t.c.streak.is_not(None))
+            .group_by(t.c.sensor_id)
+            .subquery()
+        )
+        heads = (
+            select(t.c.sensor_id, newest.c.head_id, t.c.streak.label("length"))
+            .join(newest, t.c.id == newest.c.head_id)
+            .where(t.c.streak > 0)
+            .subquery()
+        )
+        numbered = (
+            select(
+                t.c.sensor_id,
+                t.c.id,
+                t.c.drift_event_id,
+                t.c.window_start,
+                t.c.window_end,
+                func.row_number()
+                .over(partition_by=t.c.sensor_id, order_by=t.c.id.desc())
+                .label("back"),
             )
-            heads = conn.execute(
-                select(t.c.sensor_id, t.c.id, t.c.streak)
-                .join(newest, t.c.id == newest.c.id)
-                .where(t.c.streak > 0)
+            .where(t.c.streak.is_not(None))
+            .where(t.c.sensor_id.in_(select(heads.c.sensor_id)))
+            .subquery()
+        )
+        with self.engine.connect() as conn:
+            windows = conn.execute(
+                select(numbered, heads.c.head_id)
+                .join(heads, numbered.c.sensor_id == heads.c.sensor_id)
+                .where(numbered.c.back <= heads.c.length)
+                .order_by(numbered.c.sensor_id, numbered.c.id)
             ).all()
-            if not heads:
+            if not windows:
                 return {}
-            consumed: dict[str, int] = {}  # sensor: id of the newest firing that consumed it
             firings = conn.execute(
                 select(t.c.id, t.c.fired_sensors)
                 .where(t.c.fired_sensors.is_not(None))
-                .where(t.c.id > min(h.id for h in heads))
+                .where(t.c.id > min(w.head_id for w in windows))
+            ).all()
+        consumed: dict[str, int] = {}  # sensor: id of the newest firing that consumed it
+        for fired_id, sensors in firings:
+            for sensor in json.loads(sensors):
+                consumed[sensor] = max(consumed.get(sensor, 0), fired_id)
+        streaks: dict[str, list[StreakWindow]] = {}
+        for w in windows:
+            if consumed.get(w.sensor_id, 0) > w.head_id:
+                continue
+            streaks.setdefault(w.sensor_id, []).append(
+                StreakWindow(
+                    w.drift_event_id,
+                    w.window_start.replace(tzinfo=UTC),
+                    w.window_end.replace(tzinfo=UTC),
+                )
             )
-            for fired_id, sensors in firings:
-                for sensor in json.loads(sensors):
-                    consumed[sensor] = max(consumed.get(sensor, 0), fired_id)
-            streaks = {}
-            for sensor, head_id, length in heads:
-                if consumed.get(sensor, 0) > head_id:
-                    continue
-                rows = conn.execute(
-                    select(t.c.drift_event_id, t.c.window_start, t.c.window_end)
-                    .where(t.c.sensor_id == sensor)
-                    .where(t.c.streak.is_not(None))
-                    .order_by(t.c.id.desc())
-                    .limit(length)
-                ).all()
-                streaks[sensor] = [
-                    StreakWindow(r[0], r[1].replace(tzinfo=UTC), r[2].replace(tzinfo=UTC))
-                    for r in reversed(rows)
-                ]
         return streaks
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None:
