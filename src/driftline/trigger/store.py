@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from datetime import UTC
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
 
 from driftline.core.recent_ids import RecentIds
-from driftline.core.records import DriftEvent, LabelledPerformance
+from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledOutcome, record_decision
 from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
 from driftline.trigger.ledger import FINISHED, RunLedger
 from driftline.trigger.machine import Pending
 from driftline.trigger.policy import PolicyConfig, RetrainPolicy, StreakWindow
+from driftline.trigger.relaunch import relaunch_id
 
 DECIDED_MEMORY = 200_000  # event ids remembered; a redelivery is never that far back
 
@@ -152,3 +153,24 @@ class DecisionStore:
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None:
         record_decision(self.engine, event, outcome)
+
+    def record_held_relaunch(
+        self, failed: RetrainRequest, attempt: int, reason: str, decided_at: datetime
+    ) -> None:
+        """A row keyed by the id the relaunch would have had: a second restart that decides
+        the same adds none."""
+        insert_ignoring_duplicates(
+            self.engine,
+            trigger_decisions,
+            [
+                {
+                    "decided_at": naive_utc(decided_at),
+                    "drift_event_id": relaunch_id(failed.request_id, attempt),
+                    "sensor_id": f"relaunch:{failed.request_id}",
+                    "drift_share": 0.0,
+                    "fired": False,
+                    "reason": reason,
+                    "request_id": None,
+                }
+            ],
+        )
