@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, Row, func, select, union_all
 
 from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
@@ -20,6 +21,8 @@ from driftline.trigger.policy import PolicyConfig, RetrainPolicy, StreakWindow
 from driftline.trigger.relaunch import relaunch_id
 
 DECIDED_MEMORY = 200_000  # event ids remembered; a redelivery is never that far back
+# Sensors whose streak windows one statement takes (SQLite allows 500 SELECTs in a UNION).
+SENSORS_PER_QUERY = 400
 
 
 def policy_config(settings: Settings) -> PolicyConfig:
@@ -41,6 +44,35 @@ def policy_from(config: PolicyConfig, ledger: RunLedger) -> RetrainPolicy:
         last_fired_at=fired_at,
         in_flight_since=None if status in FINISHED else fired_at,
     )
+
+
+def streak_lengths(conn: Connection) -> list[tuple[str, int]]:
+    """(sensor, n) of each sensor whose newest decision says its streak is n > 0, unless a
+    later firing consumed it (two queries)."""
+    t = trigger_decisions
+    newest = (
+        select(t.c.sensor_id, func.max(t.c.id).label("id"))
+        .where(t.c.streak.is_not(None))
+        .group_by(t.c.sensor_id)
+        .subquery()
+    )
+    heads = conn.execute(
+        select(t.c.sensor_id, t.c.id, t.c.streak)
+        .join(newest, t.c.id == newest.c.id)
+        .where(t.c.streak > 0)
+    ).all()
+    if not heads:
+        return []
+    consumed: dict[str, int] = {}  # sensor: id of the newest firing that consumed it
+    firings = conn.execute(
+        select(t.c.id, t.c.fired_sensors)
+        .where(t.c.fired_sensors.is_not(None))
+        .where(t.c.id > min(h.id for h in heads))
+    )
+    for fired_id, sensors in firings:
+        for sensor in json.loads(sensors):
+            consumed[sensor] = max(consumed.get(sensor, 0), fired_id)
+    return [(s, n) for s, head, n in heads if consumed.get(s, 0) <= head]
 
 
 class DecisionStore:
@@ -87,61 +119,29 @@ class DecisionStore:
         )
 
     def streaks(self) -> dict[str, list[StreakWindow]]:
-        """The sensors' streaks as the recorded decisions leave them: a sensor's newest
-        decision says how long its streak is (n), unless a later firing consumed it; its n
-        newest decisions are the streak's windows. Two queries, whatever the sensor count:
-        the heads with their windows (numbered per sensor, newest first), and the firings
-        since the oldest head."""
+        """The sensors' streaks as the recorded decisions leave them: each sensor's n newest
+        decisions, n as ``streak_lengths`` says. Three queries for up to ``SENSORS_PER_QUERY``
+        sensors with a streak (one more per as many more): the heads, the firings since the
+        oldest, and the windows, each sensor's taken by the index."""
         t = trigger_decisions
-        newest = (
-            select(t.c.sensor_id, func.max(t.c.id).label("head_id"))
-            .where(t.c.streak.is_not(None))
-            .group_by(t.c.sensor_id)
-            .subquery()
-        )
-        heads = (
-            select(t.c.sensor_id, newest.c.head_id, t.c.streak.label("length"))
-            .join(newest, t.c.id == newest.c.head_id)
-            .where(t.c.streak > 0)
-            .subquery()
-        )
-        numbered = (
-            select(
-                t.c.sensor_id,
-                t.c.id,
-                t.c.drift_event_id,
-                t.c.window_start,
-                t.c.window_end,
-                func.row_number()
-                .over(partition_by=t.c.sensor_id, order_by=t.c.id.desc())
-                .label("back"),
-            )
-            .where(t.c.streak.is_not(None))
-            .where(t.c.sensor_id.in_(select(heads.c.sensor_id)))
-            .subquery()
-        )
+        columns = (t.c.sensor_id, t.c.id, t.c.drift_event_id, t.c.window_start, t.c.window_end)
+        windows: list[Row[Any]] = []
         with self.engine.connect() as conn:
-            windows = conn.execute(
-                select(numbered, heads.c.head_id)
-                .join(heads, numbered.c.sensor_id == heads.c.sensor_id)
-                .where(numbered.c.back <= heads.c.length)
-                .order_by(numbered.c.sensor_id, numbered.c.id)
-            ).all()
-            if not windows:
-                return {}
-            firings = conn.execute(
-                select(t.c.id, t.c.fired_sensors)
-                .where(t.c.fired_sensors.is_not(None))
-                .where(t.c.id > min(w.head_id for w in windows))
-            ).all()
-        consumed: dict[str, int] = {}  # sensor: id of the newest firing that consumed it
-        for fired_id, sensors in firings:
-            for sensor in json.loads(sensors):
-                consumed[sensor] = max(consumed.get(sensor, 0), fired_id)
+            lengths = streak_lengths(conn)
+            for at in range(0, len(lengths), SENSORS_PER_QUERY):
+                newest_of_each = [
+                    select(*columns)
+                    .where(t.c.sensor_id == sensor)
+                    .where(t.c.streak.is_not(None))
+                    .order_by(t.c.id.desc())
+                    .limit(n)
+                    .subquery()
+                    .select()
+                    for sensor, n in lengths[at : at + SENSORS_PER_QUERY]
+                ]
+                windows += conn.execute(union_all(*newest_of_each)).all()
         streaks: dict[str, list[StreakWindow]] = {}
-        for w in windows:
-            if consumed.get(w.sensor_id, 0) > w.head_id:
-                continue
+        for w in sorted(windows, key=lambda w: (w.sensor_id, w.id)):
             streaks.setdefault(w.sensor_id, []).append(
                 StreakWindow(
                     w.drift_event_id,
