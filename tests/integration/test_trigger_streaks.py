@@ -5,6 +5,7 @@ the ones the policy had, read in the same three queries whatever the number of s
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, event, select
 
 from driftline.store.raw_store import RawStore, trigger_decisions
+from driftline.trigger import store as trigger_store
 from driftline.trigger.machine import Pending
 from driftline.trigger.policy import RetrainPolicy, StreakWindow
 from driftline.trigger.store import DecisionStore, streak_lengths
@@ -61,7 +63,12 @@ def statements(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
-def test_streaks_are_the_policys_in_three_queries(database_url: str) -> None:
+@pytest.mark.parametrize("per_query", [400, 2])
+def test_streaks_are_the_policys_in_three_queries(
+    database_url: str, per_query: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 2 sensors per statement (as 400 are with a larger fleet): one more per 2."""
+    monkeypatch.setattr(trigger_store, "SENSORS_PER_QUERY", per_query)
     store = RawStore.from_url(database_url)
     store.create_tables()
     decisions = DecisionStore(store.engine)
@@ -85,7 +92,7 @@ def test_streaks_are_the_policys_in_three_queries(database_url: str) -> None:
             if step % 50 == 49:
                 with statements(store.engine) as ran:
                     restored = decisions.streaks()
-                assert len(ran) == 3, ran
+                assert len(ran) == 2 + math.ceil(len(restored) / per_query), ran
                 assert restored == policy.streaks()
                 assert restored == streaks_one_query_per_sensor(store.engine)
                 checked.append(len(restored))
