@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.core.records import RetrainRequest
@@ -81,25 +81,24 @@ class RunLedger:
                 update(retrain_runs).where(retrain_runs.c.request_id == request_id).values(values)
             )
 
-    def latest(self) -> tuple[datetime, str] | None:
-        """(requested_at as UTC, status) of the newest run, if any."""
+    def _newest(self) -> Row[str, datetime, str] | None:
+        t = retrain_runs
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(retrain_runs.c.requested_at, retrain_runs.c.status)
-                .order_by(retrain_runs.c.requested_at.desc())
+            return conn.execute(
+                select(t.c.request_id, t.c.requested_at, t.c.status)
+                .order_by(t.c.requested_at.desc())
                 .limit(1)
             ).first()
-        return None if row is None else (row[0].replace(tzinfo=UTC), row[1])
+
+    def latest(self) -> tuple[datetime, str] | None:
+        """(requested_at as UTC, status) of the newest run, if any."""
+        row = self._newest()
+        return None if row is None else (row[1].replace(tzinfo=UTC), row[2])
 
     def newest_failed(self) -> RecordedRun | None:
         """The newest run, if it failed: a restart resumes its relaunch."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(retrain_runs.c.request_id, retrain_runs.c.status)
-                .order_by(retrain_runs.c.requested_at.desc())
-                .limit(1)
-            ).first()
-        return None if row is None or row[1] != "failed" else self.run(row[0])
+        row = self._newest()
+        return None if row is None or row[2] != "failed" else self.run(row[0])
 
     def run(self, request_id: str) -> RecordedRun | None:
         t = retrain_runs
