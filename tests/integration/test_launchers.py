@@ -7,6 +7,7 @@ launcher."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -22,10 +24,11 @@ from sqlalchemy.exc import OperationalError
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
 from driftline.platform import procs
-from driftline.store.raw_store import RawStore, retrain_runs
+from driftline.store.raw_store import RawStore, retrain_runs, trigger_decisions
 from driftline.trigger.cluster import ClusterPipelineLauncher
 from driftline.trigger.launcher import LocalPipelineLauncher
 from driftline.trigger.ledger import RunLedger
+from driftline.trigger.machine import Pending
 from driftline.trigger.policy import Decision
 from driftline.trigger.recovery import restore
 from driftline.trigger.store import DecisionStore, policy_config, policy_from
@@ -71,12 +74,29 @@ class _KfpHandler(BaseHTTPRequestHandler):
             if path == "/apis/v2beta1/experiments":
                 experiments = self.server.experiments
                 return self._reply(200, {"experiments": experiments} if experiments else {})
+            if path == "/apis/v2beta1/runs":
+                return self._reply(200, self._list_runs())
             if path.startswith("/apis/v2beta1/runs/"):
                 run = self.server.runs.get(path.rsplit("/", 1)[1])
                 if run is None:
                     return self._reply(404, {"error": "no such run", "code": 5})
                 return self._reply(200, run)
         self._reply(404, {"error": f"not in the stand-in: GET {path}", "code": 5})
+
+    def _list_runs(self) -> dict[str, Any]:
+        """The runs the filter's EQUALS predicates select (what the launcher asks)."""
+        query = parse_qs(urlsplit(self.path).query)
+        predicates = json.loads(query.get("filter", ["{}"])[0]).get("predicates", [])
+        runs = [
+            run
+            for run in self.server.runs.values()
+            if all(
+                p["operation"] == "EQUALS"
+                and run.get(p["key"]) == p.get("string_value", p.get("stringValue"))
+                for p in predicates
+            )
+        ]
+        return {"runs": runs, "total_size": len(runs)} if runs else {}
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -246,7 +266,8 @@ async def test_a_restarted_trigger_follows_the_cluster_run_still_going(
     r = request(hours_ago=0)
     ClusterPipelineLauncher(ledger, s).launch(r)
     decided = event()
-    DecisionStore(store.engine).record_drift(decided, Decision(True, "fired"), datetime.now(UTC), r)
+    fired = Pending(datetime.now(UTC), Decision(True, "fired"), r)
+    DecisionStore(store.engine).record_drift(decided, fired)
 
     trigger = restore(s, ledger, ClusterPipelineLauncher(ledger, s))  # a new process
     assert decided.event_id in trigger.seen
@@ -259,3 +280,130 @@ async def test_a_restarted_trigger_follows_the_cluster_run_still_going(
     await trigger.tick()
     assert trigger.in_flight is None and trigger.policy.in_flight_since is None
     assert rows(store)[r.request_id]["status"] == "succeeded"
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[RawStore]:
+    """A raw store on MariaDB and on SQLite."""
+    s = RawStore.from_url(database_url)
+    s.create_tables()
+    yield s
+    s.engine.dispose()
+
+
+def naive(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def test_a_restarted_cluster_launcher_settles_runs_recorded_before_kfp_answered(
+    kfp: FakeKfp, db: RawStore, tmp_path: Path
+) -> None:
+    """Hazard: a run left 'starting' (the trigger stopped between recording it and recording
+    KFP's answer) blocked retraining until the deadline. KFP is asked for it by name."""
+    s = settings(tmp_path, kfp_host=kfp.url)
+    ledger = RunLedger(db.engine)
+    submitted, never = request(hours_ago=3), request(hours_ago=2)
+    ClusterPipelineLauncher(ledger, s).launch(submitted)
+    (kfp_id,) = kfp.runs
+    ledger.set_status(submitted.request_id, "starting")  # KFP's answer never recorded
+    ledger.record(never, "kfp", "starting")  # stopped before it was submitted
+    assert policy_from(policy_config(s), ledger).in_flight_since is not None
+
+    after = ClusterPipelineLauncher(ledger, s)  # the trigger restarted
+    assert after.reconcile() == [submitted.request_id]
+    found, abandoned = rows(db)[submitted.request_id], rows(db)[never.request_id]
+    assert (found["status"], found["detail"]) == ("running", f"kfp run {kfp_id}")
+    assert abandoned["status"] == "failed" and abandoned["detail"].startswith("abandoned: ")
+    assert abandoned["finished_at"] == naive(never.requested_at)
+    assert len(kfp.runs) == 1  # nothing submitted again
+    kfp.runs[kfp_id]["state"] = "SUCCEEDED"
+    assert after.status(submitted.request_id) == "succeeded"
+    assert policy_from(policy_config(s), ledger).in_flight_since is None
+
+
+def record_local_run(ledger: RunLedger, r: RetrainRequest, process: str | None) -> None:
+    """A run as the local launcher of a trigger before a restart left it."""
+    ledger.record(r, "kfp-local", "starting")
+    if process is not None:
+        ledger.set_status(r.request_id, "running", process)
+
+
+def test_a_restarted_local_launcher_follows_a_live_run_and_settles_the_rest(
+    db: RawStore, tmp_path: Path
+) -> None:
+    """Hazard: a local run left 'running' by a trigger that died blocked retraining until the
+    deadline. Its recorded process (pid and start time) says whether it still runs."""
+    s = settings(tmp_path)
+    ledger = RunLedger(db.engine)
+    sleeper = procs.start([sys.executable, "-c", "import time; time.sleep(120)"])
+    ended = procs.start([sys.executable, "-c", "pass"])
+    ended_since = procs.running_since(ended.pid)
+    sleeper_since = procs.running_since(sleeper.pid)
+    assert ended.wait(timeout=60) == 0 and ended_since is not None
+    live, gone, reused, unrecorded = (request(hours_ago=h) for h in (4, 3, 2, 1))
+    try:
+        record_local_run(ledger, live, f"pid {sleeper.pid} since {sleeper_since}")
+        record_local_run(ledger, gone, f"pid {ended.pid} since {ended_since}")
+        # The pid again, another start time: another process took the pid.
+        record_local_run(ledger, reused, f"pid {sleeper.pid} since {sleeper_since - 1}")
+        record_local_run(ledger, unrecorded, None)
+
+        after = LocalPipelineLauncher(ledger, s)  # the trigger restarted
+        assert after.reconcile() == [live.request_id]
+        found = rows(db)
+        assert found[live.request_id]["status"] == "running"
+        for r in (gone, reused, unrecorded):
+            assert found[r.request_id]["status"] == "failed", r
+            assert found[r.request_id]["detail"].startswith("abandoned: "), r
+            assert found[r.request_id]["finished_at"] == naive(r.requested_at)  # no log
+        assert after.status(live.request_id) == "running"
+        procs.stop_group(sleeper)
+        assert after.status(live.request_id) == "failed"
+        assert rows(db)[live.request_id]["detail"].startswith("abandoned: its process ended")
+        assert policy_from(policy_config(s), ledger).in_flight_since is None
+    finally:
+        procs.stop_group(sleeper)
+
+
+def test_a_local_launch_records_its_process(db: RawStore, tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    launcher = LocalPipelineLauncher(RunLedger(db.engine), s)
+    r = request()
+    launcher.launch(r, attempt=1)
+    (child,) = launcher._runs.values()
+    try:
+        row = rows(db)[r.request_id]
+        assert row["detail"] == f"pid {child.pid} since {procs.running_since(child.pid)}"
+        assert row["attempt"] == 1
+    finally:
+        procs.stop_group(child)
+
+
+def test_a_restart_relaunches_an_abandoned_run_only_if_it_failed_recently(
+    db: RawStore, tmp_path: Path
+) -> None:
+    s = settings(tmp_path, trigger_retry_max_age_seconds=3600)
+    ledger = RunLedger(db.engine)
+    ended = procs.start([sys.executable, "-c", "pass"])
+    process = f"pid {ended.pid} since {procs.running_since(ended.pid)}"
+    ended.wait(timeout=60)
+    old = request().model_copy(update={"requested_at": datetime.now(UTC) - timedelta(hours=3)})
+    record_local_run(ledger, old, process)
+
+    for _ in range(2):  # restarted twice: decided once
+        trigger = restore(s, ledger, LocalPipelineLauncher(ledger, s))
+        assert trigger.relaunch is None and trigger.in_flight is None
+        assert trigger.policy.in_flight_since is None  # drift may fire again
+    with db.engine.connect() as conn:
+        held = conn.execute(
+            sa.select(trigger_decisions).where(trigger_decisions.c.sensor_id.like("relaunch:%"))
+        ).all()
+    assert [(h.sensor_id, h.fired) for h in held] == [(f"relaunch:{old.request_id}", False)]
+    assert "not relaunching" in held[0].reason and "3600s" in held[0].reason
+    assert rows(db)[old.request_id]["status"] == "failed"
+
+    recent = request()
+    record_local_run(ledger, recent, process)
+    trigger = restore(s, ledger, LocalPipelineLauncher(ledger, s))
+    assert trigger.relaunch is not None
+    assert (trigger.relaunch.failed, trigger.relaunch.attempt) == (recent, 1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from driftline.core.records import DriftEvent, RetrainRequest
 from driftline.core.topics import Topics
@@ -78,13 +78,8 @@ async def test_a_restart_keeps_the_streaks(make_settings, database_url):
     assert request.sensors == ["pump-001"] and fired["fired_sensors"] == '["pump-001"]'
 
 
-async def test_a_restart_resumes_a_pending_relaunch_with_its_request_id(
-    make_settings, database_url
-):
-    """The trigger stopped after the run failed and before its relaunch was launched."""
-    settings = make_settings(
-        database_url=database_url, trigger_retry_attempts=2, trigger_retry_backoff_seconds=1
-    )
+def failed_run(database_url: str) -> tuple[RetrainRequest, RawStore]:
+    """A run that failed before the trigger (re)starts."""
     failed = RetrainRequest(
         reason="drift",
         sensors=["pump-001"],
@@ -95,6 +90,17 @@ async def test_a_restart_resumes_a_pending_relaunch_with_its_request_id(
     store = RawStore.from_url(database_url)
     store.create_tables()
     RunLedger(store.engine).record(failed, "recording", "failed")
+    return failed, store
+
+
+async def test_a_restart_resumes_a_pending_relaunch_with_its_request_id(
+    make_settings, database_url
+):
+    """The trigger stopped after the run failed and before its relaunch was launched."""
+    settings = make_settings(
+        database_url=database_url, trigger_retry_attempts=2, trigger_retry_backoff_seconds=1
+    )
+    failed, store = failed_run(database_url)
 
     def runs() -> list[str]:
         with store.engine.connect() as conn:
@@ -107,5 +113,37 @@ async def test_a_restart_resumes_a_pending_relaunch_with_its_request_id(
         assert relaunched.request_id == relaunch_id(failed.request_id, 1)
         assert relaunched.reason == f"relaunch 1 of {failed.request_id}: drift"
         assert sorted(runs()) == sorted([failed.request_id, relaunched.request_id])
+    finally:
+        store.engine.dispose()
+
+
+async def test_a_restart_does_not_relaunch_a_run_that_failed_long_ago(make_settings, database_url):
+    """Hazard: a failed run was relaunched at a restart however old its failure; one older
+    than DRIFTLINE_TRIGGER_RETRY_MAX_AGE_SECONDS gets a decision saying why it is not."""
+    settings = make_settings(
+        database_url=database_url,
+        trigger_retry_attempts=2,
+        trigger_retry_backoff_seconds=1,
+        trigger_retry_max_age_seconds=3600,
+    )
+    failed, store = failed_run(database_url)
+    two_hours_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=2)
+    with store.engine.begin() as conn:
+        conn.execute(update(retrain_runs).values(finished_at=two_hours_ago))
+
+    def held() -> list[dict]:
+        return [d for d in decisions(database_url) if d["sensor_id"].startswith("relaunch:")]
+
+    try:
+        async with running(settings, ["retrain-trigger"]):
+            await wait_for(lambda: len(held()) == 1, 60, "the decision not to relaunch")
+        (decision,) = held()
+        assert not decision["fired"] and "not relaunching" in decision["reason"]
+        assert decision["sensor_id"] == f"relaunch:{failed.request_id}"
+        assert await requests(settings) == []
+        with store.engine.connect() as conn:
+            assert list(conn.execute(select(retrain_runs.c.request_id)).scalars()) == [
+                failed.request_id
+            ]
     finally:
         store.engine.dispose()

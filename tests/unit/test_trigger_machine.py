@@ -13,10 +13,10 @@ from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.labels.performance import LabelledRule
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
-from driftline.trigger.ledger import RunStatus
-from driftline.trigger.machine import RelaunchRule, Trigger
-from driftline.trigger.policy import Decision, RetrainPolicy
-from driftline.trigger.relaunch import attempt_of, relaunch_id, relaunch_request
+from driftline.trigger.ledger import RecordedRun, RunStatus
+from driftline.trigger.machine import Pending, Trigger
+from driftline.trigger.policy import RetrainPolicy
+from driftline.trigger.relaunch import RelaunchRule, relaunch_id, relaunch_request
 from driftline.trigger.store import policy_from
 from tests.unit.factories import NOW
 from tests.unit.test_policy import config, event
@@ -31,13 +31,15 @@ class FakeLauncher:
 
     def __init__(self) -> None:
         self.launched: list[RetrainRequest] = []
+        self.attempts: list[int] = []
         self.statuses: dict[str, RunStatus] = {}
         self.fail_with: Exception | None = None
 
-    def launch(self, request: RetrainRequest) -> str:
+    def launch(self, request: RetrainRequest, attempt: int = 0) -> str:
         if self.fail_with is not None:
             raise self.fail_with
         self.launched.append(request)
+        self.attempts.append(attempt)
         self.statuses[request.request_id] = "running"
         return request.request_id
 
@@ -53,7 +55,7 @@ class FakeLedger:
         self.rows: dict[str, str] = {}
         self.down = False
 
-    def record(self, request: RetrainRequest, launcher: str, status: str) -> None:
+    def record(self, request: RetrainRequest, launcher: str, status: str, attempt: int = 0) -> None:
         if self.down:
             raise db_error()
         self.rows.setdefault(request.request_id, status)
@@ -71,29 +73,36 @@ class FakeDecisions:
     def __init__(self) -> None:
         self.drift: list[tuple[str, bool]] = []
         self.labelled: list[str] = []
+        self.held: list[tuple[str, int, str]] = []
         self.reasons: list[str] = []
+        self.streaks: list[int] = []
         self.down = False
 
-    def record_drift(
-        self,
-        event: DriftEvent,
-        decision: Decision,
-        decided_at: datetime,
-        request: RetrainRequest | None,
-    ) -> None:
+    def record_drift(self, event: DriftEvent, decided: Pending) -> None:
         if self.down:
             raise db_error()
-        self.drift.append((event.event_id, decision.fired))
-        self.reasons.append(decision.reason)
+        self.drift.append((event.event_id, decided.decision.fired))
+        self.reasons.append(decided.decision.reason)
+        self.streaks.append(decided.decision.streak)
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None:
         self.labelled.append(event.event_id)
+
+    def record_held_relaunch(
+        self, failed: RetrainRequest, attempt: int, reason: str, decided_at: datetime
+    ) -> None:
+        self.held.append((failed.request_id, attempt, reason))
 
 
 class Rig:
     """A Trigger over stand-ins, with a clock the test moves."""
 
-    def __init__(self, policy: RetrainPolicy | None = None, attempts: int = 2) -> None:
+    def __init__(
+        self,
+        policy: RetrainPolicy | None = None,
+        attempts: int = 2,
+        max_age_seconds: float = float("inf"),
+    ) -> None:
         self.policy = policy or RetrainPolicy(config(cooldown_seconds=600))
         self.launcher = FakeLauncher()
         self.ledger = FakeLedger()
@@ -109,7 +118,7 @@ class Rig:
             self.ledger,
             self.decisions,
             self.publish,
-            RelaunchRule(attempts, backoff_seconds=10.0),
+            RelaunchRule(attempts, backoff_seconds=10.0, max_age_seconds=max_age_seconds),
             RecentIds(100),
             clock=lambda: self.monotonic,
             now=lambda: self.wall,
@@ -123,6 +132,16 @@ class Rig:
     def wait(self, seconds: float) -> None:
         self.monotonic += seconds
         self.wall += timedelta(seconds=seconds)
+
+    async def first_relaunch(self) -> tuple[RetrainRequest, RetrainRequest]:
+        """An episode whose run fails, and its first relaunch once due (10 s later)."""
+        await self.episode()
+        (first,) = self.launcher.launched
+        self.launcher.statuses[first.request_id] = "failed"
+        await self.trigger.tick()
+        self.wait(10)
+        await self.trigger.tick()
+        return first, self.launcher.launched[-1]
 
     async def episode(self, sensor: str = "pump-001") -> list[DriftEvent]:
         events = [event(sensor) for _ in range(3)]
@@ -191,6 +210,23 @@ async def test_a_run_in_flight_holds_new_episodes_until_it_finishes_then_cooldow
     rig.wait(600)
     await rig.episode("pump-004")
     assert len(rig.launcher.launched) == 2
+
+
+async def test_a_firing_records_the_streak_its_own_sensor_keeps() -> None:
+    """pump-003's first drifted window fires for pump-002 (drifted during the cooldown):
+    pump-003's streak of 1 is not consumed, and is what a restart must restore."""
+    rig = Rig()
+    await rig.episode("pump-001")
+    (run_id,) = rig.launcher.statuses
+    rig.launcher.statuses[run_id] = "succeeded"
+    await rig.trigger.tick()
+    await rig.episode("pump-002")  # held: cooling down
+    rig.wait(600)
+    third = event("pump-003")
+    await rig.trigger.on_drift(third)
+    assert rig.decisions.drift[-1] == (third.event_id, True)
+    assert rig.decisions.streaks[-1] == 1 == rig.policy.streak("pump-003")
+    assert rig.published[-1].sensors == ["pump-002"]
 
 
 def _last_reason(rig: Rig) -> str:
@@ -315,18 +351,11 @@ def test_relaunch_waits_double_from_the_backoff() -> None:
 
 async def test_a_restart_resumes_a_pending_relaunch_under_the_same_request_id() -> None:
     """The run failed, its relaunch was due in 10 s; the trigger stopped 4 s later."""
-    before = Rig(attempts=2)
-    await before.episode()
-    (first,) = before.launcher.launched
-    before.launcher.statuses[first.request_id] = "failed"
-    await before.trigger.tick()
-    before.wait(10)
-    await before.trigger.tick()
-    uninterrupted = before.launcher.launched[-1]  # what it would have launched
+    first, uninterrupted = await Rig(attempts=2).first_relaunch()  # what it would launch
 
     after = Rig(attempts=2)
     after.policy.last_fired_at = after.wall
-    after.trigger.resume([], failed=(first, 4.0))
+    after.trigger.resume([], failed=RecordedRun(first, 0, after.wall - timedelta(seconds=4)))
     assert after.policy.in_flight_since is not None  # the episode's run is still in flight
     after.wait(5)
     await after.trigger.tick()
@@ -343,9 +372,8 @@ async def test_a_restart_after_the_last_relaunch_failed_relaunches_nothing() -> 
     await rig.episode()
     (first,) = rig.launcher.launched
     last = relaunch_request(first, 1, rig.wall)
-    assert attempt_of(last) == 1 and attempt_of(first) == 0
     restarted = Rig(attempts=1)
-    restarted.trigger.resume([], failed=(last, 0.0))
+    restarted.trigger.resume([], failed=RecordedRun(last, 1, restarted.wall))
     assert restarted.trigger.relaunch is None and restarted.policy.in_flight_since is None
 
 
@@ -355,10 +383,47 @@ async def test_a_run_found_at_restart_is_relaunched_if_it_fails() -> None:
     (first,) = rig.launcher.launched
     restarted = Rig(attempts=2)
     restarted.launcher.statuses[first.request_id] = "failed"
-    restarted.trigger.resume([first.request_id], {first.request_id: first}.get)
+    restarted.trigger.resume(
+        [first.request_id], {first.request_id: RecordedRun(first, 0, None)}.get
+    )
     await restarted.trigger.tick()
     relaunch = restarted.trigger.relaunch
     assert relaunch is not None and relaunch.failed == first and relaunch.attempt == 1
+
+
+async def test_the_relaunch_number_comes_from_the_ledger_not_the_reason() -> None:
+    """A relaunch's number is recorded with its run: a restart reads it from there."""
+    rig = Rig(attempts=2)
+    _, second = await rig.first_relaunch()
+    assert rig.launcher.attempts == [0, 1]
+    # Its reason says relaunch 1, the ledger 2 (the last one): nothing is relaunched.
+    restarted = Rig(attempts=2)
+    restarted.trigger.resume([], failed=RecordedRun(second, 2, restarted.wall))
+    assert restarted.trigger.relaunch is None
+    restarted.trigger.resume([], failed=RecordedRun(second, 1, restarted.wall))
+    assert restarted.trigger.relaunch is not None and restarted.trigger.relaunch.attempt == 2
+
+
+async def test_a_failure_older_than_the_max_age_is_not_relaunched_at_restart() -> None:
+    rig = Rig()
+    await rig.episode()
+    (first,) = rig.launcher.launched
+    restarted = Rig(attempts=2, max_age_seconds=3600)
+    restarted.policy.last_fired_at = restarted.wall - timedelta(hours=2)
+    restarted.trigger.resume([], failed=RecordedRun(first, 0, restarted.wall - timedelta(hours=2)))
+    assert restarted.trigger.relaunch is None and restarted.policy.in_flight_since is None
+    ((failed_id, attempt, reason),) = restarted.decisions.held
+    assert (failed_id, attempt) == (first.request_id, 1)
+    assert "failed 7200s before this restart" in reason and "3600s" in reason
+    restarted.wait(3600)
+    await restarted.trigger.tick()
+    assert restarted.launcher.launched == []
+    await restarted.episode()  # drift fires anew
+    assert len(restarted.launcher.launched) == 1
+
+    recent = Rig(attempts=2, max_age_seconds=3600)
+    recent.trigger.resume([], failed=RecordedRun(first, 0, recent.wall - timedelta(minutes=59)))
+    assert recent.trigger.relaunch is not None and recent.decisions.held == []
 
 
 def test_restored_streaks_count_on_where_they_stopped() -> None:

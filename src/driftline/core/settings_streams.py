@@ -159,6 +159,13 @@ class StreamSettings(BaseSettings):
         ge=0,
         description="Wait before the first relaunch of a failed retraining; doubles each time.",
     )
+    trigger_retry_max_age_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="A restarted trigger resumes the relaunch of a run that failed before it "
+        "only if the run failed less than this long ago (default: the cooldown's default); an "
+        "older failure is not relaunched, a decision says why, and drift fires anew.",
+    )
     drift_basis: Literal["baseline", "raw"] = Field(
         "baseline",
         description="baseline: each window, and each reference sensor, relative to its own "

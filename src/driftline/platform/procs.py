@@ -46,18 +46,30 @@ def exit_if_orphaned(parent_command: str) -> None:
         os._exit(0)
 
 
+def _stat(process_dir: str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command (state, parent pid, ...), if any."""
+    try:
+        stat = Path(process_dir, "stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+
+
 def _processes() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, start time) of every process, from /proc."""
     out = {}
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+        if entry.name.isdigit() and (fields := _stat(entry.path)) is not None:
             out[int(entry.name)] = (int(fields[1]), int(fields[19]))
     return out
+
+
+def running_since(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), None if none runs (a zombie
+    does not): with the pid, it names one process, as a pid is reused but not with the same
+    start time."""
+    fields = _stat(f"/proc/{pid}")
+    return None if fields is None or fields[0] in ("Z", "X") else int(fields[19])
 
 
 def descendants(pid: int) -> list[tuple[int, int]]:

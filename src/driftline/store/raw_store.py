@@ -108,6 +108,7 @@ retrain_runs = Table(
     Column("request", Text, nullable=False),
     Column("finished_at", Timestamp, nullable=True),
     Column("detail", Text, nullable=True),
+    Column("attempt", Integer, nullable=False, server_default="0"),  # relaunch number
 )
 
 

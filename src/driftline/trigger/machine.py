@@ -9,7 +9,9 @@ calls ``tick`` now and then. Its states:
 - in flight: a launched run, asked for its status at each tick;
 - relaunch: a failed run waiting for its next attempt (``retry_attempts`` at most, waits doubling
   from ``retry_backoff_seconds``; its request id derived from the failed one's,
-  driftline.trigger.relaunch, so a restart resumes it under the same id). It is cleared only
+  driftline.trigger.relaunch, so a restart resumes it under the same id, if the run failed
+  less than ``retry_max_age_seconds`` before: an older failure is not relaunched, and a
+  decision says so). It is cleared only
   once the relaunch is launched and recorded (a database error meanwhile keeps it, to try again
   at the next tick), and its request is made once, so a retry publishes and launches the same
   request, not a second one;
@@ -25,21 +27,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
-from tenacity import RetryCallState, wait_exponential
 
 from driftline.core import metrics
 from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.labels.trigger_rule import LabelledOutcome, LabelledTrigger
 from driftline.trigger.launcher import PipelineLauncher
-from driftline.trigger.ledger import FINISHED, RunStatus
+from driftline.trigger.ledger import FINISHED, RecordedRun, RunStatus
 from driftline.trigger.policy import Decision, RetrainPolicy
-from driftline.trigger.relaunch import Relaunch, attempt_of, relaunch_request
+from driftline.trigger.relaunch import Relaunch, RelaunchRule, relaunch_request
 
 log = logging.getLogger("retrain-trigger")
 
@@ -49,7 +50,9 @@ Publish = Callable[[RetrainRequest], Awaitable[None]]
 class Ledger(Protocol):
     """What the machine writes to the run ledger (driftline.launcher.RunLedger)."""
 
-    def record(self, request: RetrainRequest, launcher: str, status: RunStatus) -> None: ...
+    def record(
+        self, request: RetrainRequest, launcher: str, status: RunStatus, attempt: int = 0
+    ) -> None: ...
 
     def set_status(self, request_id: str, status: RunStatus, detail: str | None = None) -> None: ...
 
@@ -57,15 +60,14 @@ class Ledger(Protocol):
 class Decisions(Protocol):
     """Where decisions are recorded (driftline.trigger.store.DecisionStore)."""
 
-    def record_drift(
-        self,
-        event: DriftEvent,
-        decision: Decision,
-        decided_at: datetime,
-        request: RetrainRequest | None,
-    ) -> None: ...
+    def record_drift(self, event: DriftEvent, decided: Pending) -> None: ...
 
     def record_labelled(self, event: LabelledPerformance, outcome: LabelledOutcome) -> None: ...
+
+    def record_held_relaunch(
+        self, failed: RetrainRequest, attempt: int, reason: str, decided_at: datetime
+    ) -> None:
+        """Relaunch number ``attempt`` of ``failed`` was not made, for ``reason``."""
 
 
 @dataclass
@@ -85,22 +87,6 @@ class InFlight:
     run_id: str
     request: RetrainRequest | None  # None: a run found at restart (not relaunched if it fails)
     attempt: int = 0  # its relaunch number, 0 for the first launch
-
-
-@dataclass(frozen=True)
-class RelaunchRule:
-    attempts: int
-    backoff_seconds: float
-    _wait: wait_exponential = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_wait", wait_exponential(multiplier=self.backoff_seconds))
-
-    def delay(self, attempt: int) -> float:
-        """Wait before relaunch number ``attempt + 1``: backoff, then doubling."""
-        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-        state.attempt_number = attempt + 1
-        return float(self._wait(state))
 
 
 def _utc_now() -> datetime:
@@ -126,34 +112,51 @@ class Trigger:
     def resume(
         self,
         run_ids: list[str],
-        requests: Callable[[str], RetrainRequest | None] = lambda run_id: None,
-        failed: tuple[RetrainRequest, float] | None = None,
+        runs: Callable[[str], RecordedRun | None] = lambda run_id: None,
+        failed: RecordedRun | None = None,
     ) -> None:
         """Restart recovery: follow the newest run the launcher says is still going (its
-        outcome then ends the policy's in-flight state, not the deadline; a run whose request
-        ``requests`` finds is relaunched if it fails), or resume the relaunch of the newest run
-        if it ``failed`` (its request, and seconds since it finished) before a restart."""
+        outcome then ends the policy's in-flight state, not the deadline; a run ``runs``
+        finds in the ledger is relaunched if it fails), or resume the relaunch of the newest
+        run if it ``failed`` before a restart, and recently enough."""
         if run_ids:
-            request = requests(run_ids[-1])
-            attempt = 0 if request is None else attempt_of(request)
-            self.in_flight = InFlight(run_ids[-1], request, attempt)
+            run = runs(run_ids[-1])
+            if run is None:
+                self.in_flight = InFlight(run_ids[-1], None)
+            else:
+                self.in_flight = InFlight(run_ids[-1], run.request, run.attempt)
             metrics.retrains_in_flight.set(1)
             return
-        if failed is not None:
-            request, ago = failed
-            attempt = attempt_of(request)
-            if attempt < self.rule.attempts:
-                wait = max(0.0, self.rule.delay(attempt) - ago)
-                self.relaunch = Relaunch(request, attempt + 1, self.clock() + wait)
-                self.policy.in_flight_since = self.policy.last_fired_at
-                metrics.retrains_in_flight.set(1)
-                log.warning(
-                    "resuming the relaunch of failed retraining %s in %.0fs (%d of %d)",
-                    request.request_id,
-                    wait,
-                    attempt + 1,
-                    self.rule.attempts,
-                )
+        if failed is not None and failed.attempt < self.rule.attempts:
+            self._resume_relaunch(failed.request, failed.attempt, failed.finished_at)
+
+    def _resume_relaunch(
+        self, request: RetrainRequest, attempt: int, finished_at: datetime | None
+    ) -> None:
+        now = self.now()
+        ago = max(0.0, (now - (finished_at or now)).total_seconds())
+        if ago > self.rule.max_age_seconds:
+            reason = (
+                f"not relaunching failed retraining {request.request_id} (relaunch "
+                f"{attempt + 1} of {self.rule.attempts}): it failed {ago:.0f}s before this "
+                f"restart, more than the {self.rule.max_age_seconds:.0f}s "
+                "DRIFTLINE_TRIGGER_RETRY_MAX_AGE_SECONDS allows; drift fires anew"
+            )
+            log.warning("%s", reason)
+            self.decisions.record_held_relaunch(request, attempt + 1, reason, now)
+            metrics.trigger_decisions.labels("held").inc()
+            return
+        wait = max(0.0, self.rule.delay(attempt) - ago)
+        self.relaunch = Relaunch(request, attempt + 1, self.clock() + wait)
+        self.policy.in_flight_since = self.policy.last_fired_at
+        metrics.retrains_in_flight.set(1)
+        log.warning(
+            "resuming the relaunch of failed retraining %s in %.0fs (%d of %d)",
+            request.request_id,
+            wait,
+            attempt + 1,
+            self.rule.attempts,
+        )
 
     async def on_drift(self, event: DriftEvent) -> None:
         if event.event_id in self.seen:
@@ -162,12 +165,13 @@ class Trigger:
         if p is None:
             now = self.now()
             decision = self.policy.observe(event, now)
+            # A firing says streak 0 also for its event's sensor when that sensor's streak was
+            # too short to be consumed: record the streak the policy keeps (a restart restores it).
+            decision = replace(decision, streak=self.policy.streak(event.sensor_id))
             p = Pending(now, decision, self._request(decision) if decision.fired else None)
             self.pending[event.event_id] = p
         await self._carry_out(p)
-        await asyncio.to_thread(
-            self.decisions.record_drift, event, p.decision, p.decided_at, p.request
-        )
+        await asyncio.to_thread(self.decisions.record_drift, event, p)
         metrics.trigger_decisions.labels("fired" if p.decision.fired else "held").inc()
         self.seen.add(event.event_id)
         del self.pending[event.event_id]
@@ -213,7 +217,7 @@ class Trigger:
         """Launch ``request``; a launch that fails is recorded as a failed run. Returns once
         the launch or its failure is recorded; raises if the database would not record it."""
         try:
-            run_id = await asyncio.to_thread(self.launcher.launch, request)
+            run_id = await asyncio.to_thread(self.launcher.launch, request, attempt)
         except SQLAlchemyError:
             raise  # not recorded, so not started: the same request is launched again later
         except Exception as exc:  # whatever the launcher's client raises: the run failed
@@ -223,7 +227,7 @@ class Trigger:
                 type(exc).__name__,
                 exc,
             )
-            await asyncio.to_thread(self._record_launch_failure, request, exc)
+            await asyncio.to_thread(self._record_launch_failure, request, attempt, exc)
             metrics.retrain_launch_failures.labels(self.launcher.name).inc()
             metrics.retrain_runs.labels("failed").inc()
             self._failed(request, attempt)
@@ -233,8 +237,8 @@ class Trigger:
         metrics.retrains_in_flight.set(1)
         log.info("retraining %s launched (run %s)", request.request_id, run_id)
 
-    def _record_launch_failure(self, request: RetrainRequest, exc: Exception) -> None:
-        self.ledger.record(request, self.launcher.name, "failed")
+    def _record_launch_failure(self, request: RetrainRequest, attempt: int, exc: Exception) -> None:
+        self.ledger.record(request, self.launcher.name, "failed", attempt)
         detail = f"launch failed: {type(exc).__name__}: {exc}"[:2000]
         self.ledger.set_status(request.request_id, "failed", detail)
 

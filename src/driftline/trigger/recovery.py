@@ -7,14 +7,13 @@ relaunch pending when the trigger stopped is resumed under the same request id."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledTrigger, rule_from
 from driftline.trigger.launcher import PipelineLauncher
 from driftline.trigger.ledger import RunLedger
-from driftline.trigger.machine import Publish, RelaunchRule, Trigger
+from driftline.trigger.machine import Publish, Trigger
+from driftline.trigger.relaunch import RelaunchRule
 from driftline.trigger.store import DecisionStore, policy_config, policy_from
 
 
@@ -39,11 +38,13 @@ def restore(
         ledger,
         decisions,
         publish,
-        RelaunchRule(settings.trigger_retry_attempts, settings.trigger_retry_backoff_seconds),
+        RelaunchRule(
+            settings.trigger_retry_attempts,
+            settings.trigger_retry_backoff_seconds,
+            settings.trigger_retry_max_age_seconds,
+        ),
         decisions.decided_event_ids(),
     )
     policy.restore_streaks(decisions.streaks())
-    failed = None if going else ledger.newest_failed()
-    ago = None if failed is None else (datetime.now(UTC) - failed[1]).total_seconds()
-    trigger.resume(going, ledger.request, None if failed is None else (failed[0], ago or 0.0))
+    trigger.resume(going, ledger.run, None if going else ledger.newest_failed())
     return trigger

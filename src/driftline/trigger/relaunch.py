@@ -3,20 +3,38 @@
 A relaunch's request id is derived from the failed run's id and the relaunch's number, so a
 trigger restarted while a relaunch was pending (its failure recorded, the relaunch not yet
 launched) resumes it under the same request id: whatever saw it published once sees the same
-request again, and the ledger records it once.
+request again, and the ledger records it once. ``RelaunchRule``: how many relaunches, the wait
+before each, and how old a failure a restart still relaunches.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from tenacity import RetryCallState, wait_exponential
 
 from driftline.core.records import RetrainRequest
 
 _NAMESPACE = uuid.UUID("5b0f4c1e-7d2a-4f6e-9a51-3c8e2d7b9f10")
-_REASON = re.compile(r"relaunch (\d+) of ")
+
+
+@dataclass(frozen=True)
+class RelaunchRule:
+    attempts: int
+    backoff_seconds: float
+    max_age_seconds: float = float("inf")  # a failure older at a restart is not relaunched
+    _wait: wait_exponential = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_wait", wait_exponential(multiplier=self.backoff_seconds))
+
+    def delay(self, attempt: int) -> float:
+        """Wait before relaunch number ``attempt + 1``: backoff, then doubling."""
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt + 1
+        return float(self._wait(state))
 
 
 @dataclass
@@ -40,9 +58,3 @@ def relaunch_request(failed: RetrainRequest, attempt: int, now: datetime) -> Ret
             "reason": f"relaunch {attempt} of {failed.request_id}: {failed.reason}",
         }
     )
-
-
-def attempt_of(request: RetrainRequest) -> int:
-    """The relaunch number of ``request``: 0 for a first launch."""
-    found = _REASON.match(request.reason)
-    return int(found.group(1)) if found else 0
