@@ -1,4 +1,4 @@
-"""The run ledger's relaunch number (retrain_runs.attempt, Alembic revision 0006) on MariaDB
+"""The run ledger's relaunch number (retrain_runs.attempt, Alembic revision 0007) on MariaDB
 and SQLite: written with the run, read back from the column, and given to runs of before the
 revision from their reason text, once, by the upgrade."""
 

@@ -2,8 +2,8 @@
 from the request's reason text ("relaunch <n> of <id>: ...") before. Runs of before get it
 from that text here, once.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
+revision = "0007"
+down_revision = "0006"
 
 RELAUNCH = re.compile(r"relaunch (\d+) of ")
 
