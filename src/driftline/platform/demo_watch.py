@@ -203,9 +203,9 @@ class DemoWatch:
             raise RuntimeError("the simulated pumps run only in a demo")
         plan = SimulationPlan(
             sensors=sensor_ids(demo.sensors),
-            rows=lambda i: SyntheticPump(seed=100 + i, fault_share=demo.fault_share).rows(
-                demo.readings_per_sensor
-            ),
+            rows=lambda i: SyntheticPump(
+                seed=100 + i, fault_share=demo.fault_share, fault_rows=demo.fault_rows
+            ).rows(demo.readings_per_sensor),
             features=self.features,
             rate=demo.rate,
             drift=DriftInjection(
