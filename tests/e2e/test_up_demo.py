@@ -106,7 +106,7 @@ def test_every_stage_happened_in_order(demo: tuple[Path, dict, str]) -> None:
     assert summary["stored"] == summary["readings_sent"]  # ingest lost nothing
     assert summary["valid"] + summary["dead_lettered"] == summary["readings_sent"]
     steps = summary["pipeline_steps"]
-    for step in ("preprocess-step", "train-step", "evaluate-step", "promote-step"):
+    for step in ("preprocess-step", "tune-step", "train-step", "evaluate-step", "promote-step"):
         assert steps.get(step) == "success", steps
 
 
@@ -151,6 +151,29 @@ def test_the_new_model_was_trained_on_the_drifted_readings(demo: tuple[Path, dic
     mean, std, _ = PUMP_STATS["Accelerometer1RMS"]
     normal = drifted[drifted["label"] == 0]
     assert normal["Accelerometer1RMS"].mean() > mean + 2 * std  # the wear shift is in there
+
+
+def test_the_new_model_is_the_automl_pick(demo: tuple[Path, dict, str]) -> None:
+    """The retrained model is what the tune step's search picked, as in any retraining."""
+    from driftline.training import modeling
+
+    data_dir, summary, _ = demo
+    settings = Settings(data_dir=data_dir, mlflow_tracking_uri=None, bentoml_home=None)  # type: ignore[call-arg]
+    client = modeling.mlflow_client(settings)
+    version = client.get_model_version(settings.model_name, summary["served_retrained_version"])
+    run = client.get_run(str(version.run_id))
+    assert run.data.tags["spec_origin"] == "tuned"
+    assert run.data.tags["family"] == version.tags["family"]
+    search = f"tune-{run.data.tags['data_tag']}-"
+    experiment = client.get_experiment_by_name("driftline-automl")
+    assert experiment is not None
+    trials = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags["driftline.search"].startswith(search)
+    ]
+    # Every family's defaults at least, each scored by group-wise cross-validation.
+    assert len(trials) >= 3 and all("cv_typical_f1" in r.data.metrics for r in trials)
 
 
 def test_drift_stops_once_the_new_reference_is_in_place(demo: tuple[Path, dict, str]) -> None:

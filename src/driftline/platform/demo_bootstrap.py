@@ -23,12 +23,17 @@ BOOTSTRAP_TAG = "bootstrap"
 
 
 def pump_frame(
-    sensors: list[str], rows: int, fault_share: float, seed: int, end: datetime
+    sensors: list[str],
+    rows: int,
+    fault_share: float,
+    seed: int,
+    end: datetime,
+    fault_rows: int = SyntheticPump.fault_rows,
 ) -> pd.DataFrame:
     """``rows`` readings a second per sensor, ending at ``end``: sensor_id, ts, label, values."""
     frames = []
     for i, sensor in enumerate(sensors):
-        pump = SyntheticPump(seed=seed + i, fault_share=fault_share)
+        pump = SyntheticPump(seed=seed + i, fault_share=fault_share, fault_rows=fault_rows)
         data = [(t, values, label) for t, values, label in pump.rows(rows)]
         frame = pd.DataFrame([values for _, values, _ in data])
         frame.insert(0, SENSOR_ID, sensor)
@@ -41,11 +46,16 @@ def pump_frame(
 
 
 def bootstrap_data(
-    settings: Settings, features: list[str], sensors: list[str], rows: int, fault_share: float
+    settings: Settings,
+    features: list[str],
+    sensors: list[str],
+    rows: int,
+    fault_share: float,
+    fault_rows: int = SyntheticPump.fault_rows,
 ) -> pd.DataFrame:
     """The first champion's training data. Its features become the drift service's reference
     unless there is one already, so the services can start while the model trains."""
-    frame = pump_frame(sensors, rows, fault_share, seed=900, end=datetime.now(UTC))
+    frame = pump_frame(sensors, rows, fault_share, 900, datetime.now(UTC), fault_rows)
     path = settings.resolved_reference_path
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -203,9 +203,9 @@ class DemoWatch:
             raise RuntimeError("the simulated pumps run only in a demo")
         plan = SimulationPlan(
             sensors=sensor_ids(demo.sensors),
-            rows=lambda i: SyntheticPump(seed=100 + i, fault_share=demo.fault_share).rows(
-                demo.readings_per_sensor
-            ),
+            rows=lambda i: SyntheticPump(
+                seed=100 + i, fault_share=demo.fault_share, fault_rows=demo.fault_rows
+            ).rows(demo.readings_per_sensor),
             features=self.features,
             rate=demo.rate,
             drift=DriftInjection(
@@ -228,15 +228,20 @@ class DemoWatch:
             await producer.stop()
 
     async def _stop_pumps(self, catch_up: bool) -> None:
-        """Stop sending; after a closed loop, let ingest store what was sent (the summary
-        counts it) for up to 15 s."""
+        """Stop sending; after a closed loop, let ingest store and the validator judge what
+        was sent (the summary counts both) for up to 15 s."""
         if self.sim_task is None:
             return
         self.sim_task.cancel()
         await asyncio.gather(self.sim_task, return_exceptions=True)
         report = self.sim.get("report")
         deadline = time.monotonic() + (15 if catch_up else 3)
-        while report and self.monitor.state.stored < report.sent and time.monotonic() < deadline:
+        state = self.monitor.state
+        while (
+            report
+            and min(state.stored, state.valid + state.dead_letters) < report.sent
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.5)
 
     def _finish(self, outcome: Outcome, elapsed: float) -> int:

@@ -35,7 +35,9 @@ def baseline_store(settings: Settings) -> BaselineStore:
 def sensor_baselines(
     settings: Settings, frame: pd.DataFrame, measurements: list[str]
 ) -> dict[str, SensorBaseline]:
-    """Each sensor's baseline: the store's, else its first ``baseline_readings`` valid rows.
+    """Each sensor's baseline: the store's, else its first ``baseline_readings`` valid rows
+    not labelled anomalous (a baseline is the sensor's normal: a labelled fault among its rows
+    would widen that normal until the faults after it no longer stand out).
 
     A sensor with fewer rows has no baseline yet (pending) and is left out. When that leaves
     no sensor at all (a short dataset, as a retraining on a recent episode can be), each
@@ -43,7 +45,8 @@ def sensor_baselines(
     store = baseline_store(settings)
     out: dict[str, SensorBaseline] = {}
     short: dict[str, pd.DataFrame] = {}
-    for sensor, rows in frame.groupby(SENSOR_ID, sort=True):
+    normal = frame[frame["label"] != 1] if "label" in frame else frame
+    for sensor, rows in normal.groupby(SENSOR_ID, sort=True):
         name = str(sensor)
         found = store.get(name)
         if found is not None and list(found.measurements) == measurements:
