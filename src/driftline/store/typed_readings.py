@@ -86,15 +86,14 @@ def _decode_all(values: list[bytes | None]) -> tuple[list[UsualReading], list[in
         chunk = values[at : at + _CHUNK]
         try:
             docs += list(map(_decode, chunk))  # type: ignore[arg-type]
-            continue
         except (msgspec.DecodeError, ValueError, TypeError):  # ValueError: bad UTF-8
-            pass
-        for i, value in enumerate(chunk, at):
-            try:
-                docs.append(_decode(value))  # type: ignore[arg-type]
-            except (msgspec.DecodeError, ValueError, TypeError):
-                docs.append(_OTHER)
-                rest.append(i)
+            # One of the chunk is not the usual shape: decode it reading by reading.
+            for i, value in enumerate(chunk, at):
+                try:
+                    docs.append(_decode(value))  # type: ignore[arg-type]
+                except (msgspec.DecodeError, ValueError, TypeError):
+                    docs.append(_OTHER)
+                    rest.append(i)
     return docs, rest
 
 
