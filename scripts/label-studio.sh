@@ -11,12 +11,28 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 VENV=${LABEL_STUDIO_VENV:-.labelstudio-venv}
 STAMP=$VENV/.label-studio-installed
 
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$LABEL_STUDIO_VERSION" ]; then
+# A database with every migration applied, which driftline.labels.server copies into each new
+# data directory: migrating a fresh one takes a minute or more of CPU at every first start.
+MIGRATED=$VENV/migrated-database.sqlite3
+
+# One install at a time: make test starts this in the background while tests may call it too.
+mkdir -p "$VENV"
+exec 9>"$VENV/.install-lock"
+flock 9
+
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$LABEL_STUDIO_VERSION" ] || [ ! -f "$MIGRATED" ]; then
   echo "driftline: installing label-studio $LABEL_STUDIO_VERSION into $VENV (a few minutes once)" >&2
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv
   "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" \
     "label-studio==$LABEL_STUDIO_VERSION"
+  bash scripts/write-bytecode.sh "$VENV"  # Django's and Label Studio's, once: not at every start
+  # `label-studio version` applies the migrations to the data directory's database and exits.
+  empty=$(mktemp -d)
+  LABEL_STUDIO_BASE_DATA_DIR=$empty LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
+    "$VENV/bin/label-studio" version --data-dir "$empty" >/dev/null
+  mv "$empty/label_studio.sqlite3" "$MIGRATED"
+  rm -rf "$empty"
   echo "$LABEL_STUDIO_VERSION" > "$STAMP"
 fi
 echo "$PWD/$VENV/bin/label-studio"
