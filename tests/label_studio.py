@@ -16,7 +16,8 @@ from driftline.platform.broker import free_port
 from driftline.platform.procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
-# The first start migrates a fresh database: minutes on a machine shared with other work.
+# A start takes tens of seconds (minutes on a machine shared with other work, or without the
+# migrated copy scripts/label-studio.sh makes).
 START_TIMEOUT = 900.0
 
 

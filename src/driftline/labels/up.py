@@ -2,8 +2,8 @@
 
 Label Studio runs from ``.labelstudio-venv`` (``scripts/label-studio.sh``) with SQLite under the
 data directory; its user's password and API token are made once and kept there (mode 600). Its
-first start migrates the database for a few minutes: the labeler's passes fail (counted) until
-it answers, and nothing else waits for it.
+first start copies the database the install migrated (``server.seed_database``) and still takes
+tens of seconds: the labeler's passes fail (counted) until it answers, and nothing else waits.
 """
 
 from __future__ import annotations
