@@ -45,21 +45,11 @@ def start_labeling(
         host, port = "127.0.0.1", ports.claim(settings.label_studio_port, "Label Studio")
         data_dir = (settings.data_dir / "label-studio").resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        supervisor.start_child(
-            "label-studio",
-            server.command(
-                server.Launch(
-                    executable,
-                    data_dir,
-                    port,
-                    settings.label_studio_username,
-                    password,
-                    token,
-                    host,
-                )
-            ),
-            server.environment(data_dir),
+        launch = server.Launch(
+            executable, data_dir, port, settings.label_studio_username, password, token, host
         )
+        server.seed_database(launch)
+        supervisor.start_child("label-studio", server.command(launch), server.environment(data_dir))
         url = f"http://{host}:{port}"
     if token is None:
         log.warning("labeling off: DRIFTLINE_LABEL_STUDIO_URL is set without a token")
