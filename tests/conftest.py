@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from driftline.core.settings import Settings
 from driftline.platform.broker import EmbeddedBroker
 
+pytest_plugins = ["tests.cpu_report"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SKAB = SHARED / "data" / "skab" / "data"
 MARIADB_URL = os.environ.get("DRIFTLINE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
