@@ -3,9 +3,11 @@ run."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 
 from driftline.core.health import serve
@@ -30,7 +32,25 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def refuse_arguments(name: str) -> None:
+    """A service run as a script (its image's entry point) takes no arguments: ``--help`` says
+    what it does and where its settings come from; anything else is an error, not ignored."""
+    parser = argparse.ArgumentParser(
+        prog=f"services/{name}/service.py",
+        description=getattr(sys.modules.get("__main__"), "__doc__", None),
+        epilog="Settings come from environment variables (DRIFTLINE_*, KAFKA_BOOTSTRAP_SERVERS, "
+        "DATABASE_URL, ...): `driftline settings` lists each with its current value. "
+        f"`driftline {name}` runs the same service.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args()
+
+
 def service_main(name: str, run: ServiceRun, settings: Settings | None = None) -> None:
+    """Run service ``name``; without ``settings`` (run as a script) they come from the
+    environment and the command line is checked first."""
+    if settings is None:
+        refuse_arguments(name)
     settings = settings or settings_or_exit()
     configure_logging(settings.log_level, name)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
