@@ -149,7 +149,7 @@ def main() -> None:
             stack.enter_context(fresh_store(args.database_url, Path(tmp))) for _ in range(3)
         )
         stores[1].bulk_load = False  # the old path
-        tune_gc()
+        tune_gc(args.batch)
         for k, batch in enumerate(batches):
             for stage, value in measure(stores, batch).items():  # type: ignore[arg-type]
                 if k:  # the first batch warms up

@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     messages = as_messages(reading_payloads(args.readings, load_profile(Settings().profile_path)))
     batches = [messages[i : i + args.batch] for i in range(0, len(messages), args.batch)]
-    tune_gc()
+    tune_gc(args.batch)
     server = create_engine(args.database_url)
     seconds: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.repeats):

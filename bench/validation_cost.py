@@ -227,7 +227,7 @@ def main() -> None:
     profile = load_profile(DEFAULT_PROFILE)
     now = datetime.now(UTC)
     numpy_checks = NumpyChecks(profile)
-    tune_gc()  # as the services do at start, for both sides
+    tune_gc(max(sizes))  # as the services do at start (batches of the largest size), for both sides
     rows = []
     for share in [float(s) for s in args.invalid.split(",")]:
         console.log(f"generating {max(sizes):,} readings, {share:.0%} malformed")

@@ -166,6 +166,10 @@ def batch_keys(messages: list[Message]) -> list[tuple[Any, ...]]:
 def test_batch_key_columns_equal_each_messages_own() -> None:
     messages = corpus()
     assert batch_keys(messages) == [expected_keys(m) for m in messages]
+    # Again with what the first batch left in the caches (the keys' hashed parts).
+    keys = BatchKeys()
+    first, again = keys.columns(messages), keys.columns(messages)
+    assert again.message_id == first.message_id == [key_columns(m).message_id for m in messages]
     # The corpus has readings with ids, and messages of every other sort.
     ids = [k[1] for k in batch_keys(messages)]
     assert sum(i is not None for i in ids) > 200 and sum(i is None for i in ids) > 100

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from hashlib import blake2b
+from operator import add, itemgetter, methodcaller
 from typing import Any
 
 import orjson
@@ -52,6 +54,9 @@ _SEQ_LIMIT = 2**63
 _CACHE_LIMIT = 100_000  # sensor ids, keys remembered (a hostile stream may send many)
 _CACHED_KEY_BYTES = 256
 _CHUNK = 32  # messages decoded by one map(); a chunk with a message orjson refuses goes one by one
+_KEY, _VALUE = itemgetter(3), itemgetter(4)  # Message.key, Message.value
+_HEX = methodcaller("hexdigest")
+_digest = partial(blake2b, digest_size=16)
 
 
 @dataclass(slots=True)
@@ -72,12 +77,12 @@ def timestamp_text(ts: datetime) -> str:
 
 
 class BatchKeys:
-    """Computes ``BatchKeyColumns``; remembers valid sensor ids and the hash state of each key
-    across batches (both bounded)."""
+    """Computes ``BatchKeyColumns``; remembers valid sensor ids and what the message id hashes
+    of each key across batches (both bounded)."""
 
     def __init__(self) -> None:
         self._valid_sensors: set[str] = set()
-        self._key_hashes: dict[bytes | None, Any] = {}
+        self._key_heads: dict[bytes | None, bytes] = {}
 
     def columns(self, messages: list[Message]) -> BatchKeyColumns:
         values = [m.value for m in messages]
@@ -101,30 +106,31 @@ class BatchKeys:
         return out
 
     def _message_ids(self, messages: list[Message]) -> list[str]:
-        """``message_id`` of each message: the key's part hashed once per distinct key."""
-        hashes = self._key_hashes
-        if len(hashes) > _CACHE_LIMIT:
-            hashes.clear()
-        out = []
-        for m in messages:
-            key, value = m.key, m.value
-            h = hashes.get(key)
-            if h is None:
-                if key is not None and len(key) > _CACHED_KEY_BYTES:
-                    out.append(message_id(key, value))
-                    continue
-                h = blake2b(digest_size=16)
-                h.update(b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key)
-                # Shared only once whole: batches in flight run this in threads of their own.
-                hashes[key] = h
-            h = h.copy()
-            if value is None:
-                h.update(b"-")
-            else:
-                h.update(b"v")
-                h.update(value)
-            out.append(h.hexdigest())
-        return out
+        """``message_id`` of each message, hashed in one pass of C calls: the key's part and
+        the value's hashed as one string are the same digest as ``message_id``'s two updates,
+        and the key's part (with the value's marker) is built once per distinct key."""
+        keys = list(map(_KEY, messages))
+        values = list(map(_VALUE, messages))
+        heads = list(map(self._key_heads.get, keys))
+        if None in heads:
+            heads = [
+                self._key_head(k) if h is None else h for k, h in zip(keys, heads, strict=True)
+            ]
+        if None in values:  # a tombstone: no value marker
+            return [
+                message_id(k, v) if v is None else _digest(h + v).hexdigest()
+                for k, h, v in zip(keys, heads, values, strict=True)
+            ]
+        return list(map(_HEX, map(_digest, map(add, heads, values))))
+
+    def _key_head(self, key: bytes | None) -> bytes:
+        """What ``message_id`` hashes of ``key``, and the marker of a value after it."""
+        head = (b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key) + b"v"
+        if key is None or len(key) <= _CACHED_KEY_BYTES:
+            if len(self._key_heads) > _CACHE_LIMIT:
+                self._key_heads = {}
+            self._key_heads[key] = head  # whole when shared (batches in flight: two threads)
+        return head
 
     def _columns(
         self, sensor_values: list[Any], ts: list[Any], seq_values: list[Any]

@@ -19,17 +19,24 @@ from driftline.streaming.runtime import install_signal_handlers
 ServiceRun = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 
-def tune_gc() -> None:
+def tune_gc(batch_max_records: int = 1_000) -> None:
     """Garbage collection for batches of thousands of readings, once start-up is done.
 
     What start-up made (modules: pandas, pandera, pydantic, ...) lives as long as the process:
-    freezing it spares it from every full collection. And a batch in flight is tens of
-    thousands of young objects: collecting after every 700 allocations (the default) scans them
-    over and over. Together these cut the validator's CPU per reading by a third at 10,000 a batch
-    (bench/validation_cost.py).
+    freezing it spares it from every full collection. And the batches in flight are tens of
+    thousands of young objects (aiokafka's ``ConsumerRecord`` and a ``Message`` per record, two
+    or three batches' worth: the one polled and those being handled): a young collection
+    walks every one of them, and yet finds almost nothing to free (a batch is freed by
+    reference counting once handled). CPython counts a young collection's trigger as objects
+    allocated minus objects freed, so a threshold above what the live batches hold (10 per
+    record of a batch) leaves collections to garbage that really accumulates (cycles), at most
+    that many objects of it. Collecting after every 700 allocations (the default) cost the
+    validator a third of its CPU per reading at 10,000 a batch (bench/validation_cost.py);
+    every 10,000, still ~1.2 us a reading in ingest and ~2 us in the validator
+    (bench/stream_throughput.py, docs/benchmarks.md).
     """
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(max(10_000, 10 * batch_max_records), 10, 10)
 
 
 def refuse_arguments(name: str) -> None:
@@ -61,7 +68,7 @@ def service_main(name: str, run: ServiceRun, settings: Settings | None = None) -
         install_signal_handlers(stop)
         await run(settings, stop)
 
-    tune_gc()
+    tune_gc(settings.batch_max_records)
     try:
         asyncio.run(main())
     except Exception:
