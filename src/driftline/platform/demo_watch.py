@@ -11,6 +11,7 @@ import json
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
@@ -170,12 +171,23 @@ class DemoWatch:
             clock.reach("switch", now)
         if "switch" in reached and self._runs_finished():
             clock.reach("finished", now)
-        if "finished" in reached and now - reached["switch"] >= self.demo.settle_seconds:
+        if "finished" in reached and self._settled(self.demo, now - reached["switch"]):
             return Outcome(0, "the loop closed: serving answers with the retrained model")
         overdue = clock.overdue(now)
         if overdue is not None:
             return self._missed(overdue, f"not within {overdue.deadline:.0f} s")
         return None
+
+    def _settled(self, demo: DemoOptions, since_switch: float) -> bool:
+        """Streamed long enough after the switch to show that drift has stopped: the settle
+        time, and a window per sensor started after the promotion (or the bound on waiting)."""
+        if since_switch < demo.settle_seconds:
+            return False
+        promoted = retrained(self.monitor.state, self.first_champion)[0]["promoted_at"]
+        _, windows = self.monitor.state.drifted_since(datetime.fromisoformat(str(promoted)))
+        return windows >= demo.sensors or since_switch >= (
+            demo.settle_seconds + demo.settle_windows_max_seconds
+        )
 
     def _runs_finished(self) -> bool:
         state = self.monitor.state

@@ -62,6 +62,9 @@ class DemoOptions:
     fault_rows: int = 5
     bootstrap_rows: int = 3000  # per pump, for the first champion
     settle_seconds: float = 6.0  # streaming on after serving switched, to show drift has stopped
+    # ... and on until the drift service has compared a window per sensor started after the
+    # promotion (it lags on a busy machine), at most this much longer.
+    settle_windows_max_seconds: float = 60.0
     # Wear: vibration and current rise, the pump runs warmer. The champion, which learned that
     # high vibration means a bearing fault, now flags healthy readings.
     drift_features: tuple[str, ...] = (
