@@ -38,10 +38,8 @@ class ValidatorHandler(BatchHandler):
         # Columns in, bytes out: no per-reading Python object on the way (validate_wire).
         verdict = self.validator.validate_wire_isolating_errors(batch)
         topics = self.ctx.topics
-        # Each name once: a Topics attribute is formatted at every access.
-        valid_topic, dead_topic = topics.valid_readings, topics.dead_letter
-        out = [(valid_topic, m.key, payload) for m, payload in verdict.valid]
-        out += [(dead_topic, m.key, d.to_bytes()) for m, d in verdict.invalid]
+        out = [(topics.valid_readings, m.key, payload) for m, payload in verdict.valid]
+        out += [(topics.dead_letter, m.key, d.to_bytes()) for m, d in verdict.invalid]
         # Remembered before the records are acknowledged: the next batch, validated
         # meanwhile (batches_in_flight), finds them seen. Forgotten if they are not: this
         # batch is then handled again, and must not find its own readings seen.
@@ -59,8 +57,8 @@ class ValidatorHandler(BatchHandler):
         failed = Counter(reason.check for _, d in verdict.invalid for reason in d.reasons)
         for check, n in failed.items():
             metrics.readings_invalid.labels(check).inc(n)
-        metrics.records_produced.labels(NAME, valid_topic).inc(len(verdict.valid))
-        metrics.records_produced.labels(NAME, dead_topic).inc(len(verdict.invalid))
+        metrics.records_produced.labels(NAME, topics.valid_readings).inc(len(verdict.valid))
+        metrics.records_produced.labels(NAME, topics.dead_letter).inc(len(verdict.invalid))
 
 
 async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -7,10 +7,16 @@ from typing import overload
 
 
 class Topic:
-    """A topic of ``Topics``: its name is the prefix, a dot, then ``suffix``."""
+    """A topic of ``Topics``: its name is the prefix, a dot, then ``suffix``. Formatted at the
+    first access and kept in the instance, whose attribute then wins over this (non-data)
+    descriptor: services read topic names for every record they produce."""
 
     def __init__(self, suffix: str) -> None:
         self.suffix = suffix
+        self.attribute = ""
+
+    def __set_name__(self, owner: type[Topics], name: str) -> None:
+        self.attribute = name
 
     @overload
     def __get__(self, topics: None, owner: type[Topics]) -> Topic: ...
@@ -19,7 +25,9 @@ class Topic:
     def __get__(self, topics: Topics | None, owner: type[Topics]) -> Topic | str:
         if topics is None:
             return self
-        return f"{topics.prefix}.{self.suffix}"
+        name = f"{topics.prefix}.{self.suffix}"
+        vars(topics)[self.attribute] = name  # past the frozen dataclass: a cache, not a field
+        return name
 
 
 @dataclass(frozen=True)
