@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from driftline.store import batch_time
-from driftline.store.rows import key_columns, message_id, naive_utc
+from driftline.store.rows import key_columns, message_id, message_id_key_part, naive_utc
 from driftline.store.typed_readings import typed_fields
 from driftline.streaming.messages import Message
 from driftline.validation.parsing import (
@@ -125,7 +125,7 @@ class BatchKeys:
 
     def _key_head(self, key: bytes | None) -> bytes:
         """What ``message_id`` hashes of ``key``, and the marker of a value after it."""
-        head = (b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key) + b"v"
+        head = message_id_key_part(key) + b"v"
         if key is None or len(key) <= _CACHED_KEY_BYTES:
             if len(self._key_heads) > _CACHE_LIMIT:
                 self._key_heads = {}

@@ -45,11 +45,16 @@ class KeyColumns:
         }
 
 
+def message_id_key_part(key: bytes | None) -> bytes:
+    """What ``message_id`` hashes of the key, before the value's part."""
+    return b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key
+
+
 def message_id(key: bytes | None, value: bytes | None) -> str:
     """The message's own identity: blake2b-128 of its key and payload (a missing key or
     value is told apart from an empty one)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(b"-" if key is None else b"k" + len(key).to_bytes(8, "big") + key)
+    h.update(message_id_key_part(key))
     h.update(b"-" if value is None else b"v" + value)
     return h.hexdigest()
 
