@@ -19,6 +19,11 @@ def retrained(state: PlatformState, first_champion: str | None) -> list[dict[str
     return [p for p in state.promotions if str(p.get("model_version")) != first_champion]
 
 
+def windows_after_promotion(promoted: dict[str, object], state: PlatformState) -> tuple[int, int]:
+    """(drifted, all) drift windows that started after the retrained model ``promoted``."""
+    return state.drifted_since(datetime.fromisoformat(str(promoted["promoted_at"])))
+
+
 def serving_retrained(state: PlatformState, first_champion: str | None) -> bool:
     """Serving answers with a model promoted during the demo."""
     versions = [str(p.get("model_version")) for p in retrained(state, first_champion)]
@@ -74,9 +79,7 @@ def demo_summary(
             seen = state.serving_first_seen.get(str(promoted["model_version"]))
             if seen is not None:
                 times["first_prediction_of_new_model"] = _secs(onset, seen)
-            drifted, windows = state.drifted_since(
-                datetime.fromisoformat(str(promoted["promoted_at"]))
-            )
+            drifted, windows = windows_after_promotion(promoted, state)
             out["windows_after_promotion"] = windows
             out["drifted_windows_after_promotion"] = drifted
     out["seconds_from_drift_onset"] = times

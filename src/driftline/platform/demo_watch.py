@@ -11,7 +11,6 @@ import json
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console, RenderableType
@@ -25,6 +24,7 @@ from driftline.platform.demo_summary import (
     print_summary,
     retrained,
     serving_retrained,
+    windows_after_promotion,
 )
 from driftline.platform.live_view import one_line, render
 from driftline.platform.monitor import PlatformMonitor
@@ -183,8 +183,8 @@ class DemoWatch:
         time, and a window per sensor started after the promotion (or the bound on waiting)."""
         if since_switch < demo.settle_seconds:
             return False
-        promoted = retrained(self.monitor.state, self.first_champion)[0]["promoted_at"]
-        _, windows = self.monitor.state.drifted_since(datetime.fromisoformat(str(promoted)))
+        state = self.monitor.state
+        _, windows = windows_after_promotion(retrained(state, self.first_champion)[0], state)
         return windows >= demo.sensors or since_switch >= (
             demo.settle_seconds + demo.settle_windows_max_seconds
         )
