@@ -110,6 +110,12 @@ def command(launch: Launch) -> list[str]:
     ]
 
 
+def prepare_data_dir(launch: Launch) -> None:
+    """The data directory, made if new, with the migrated database if it has none."""
+    launch.data_dir.mkdir(parents=True, exist_ok=True)
+    seed_database(launch)
+
+
 def seed_database(launch: Launch) -> bool:
     """Copy the migrated empty database into a data directory that has none yet; False when
     there is nothing to copy (an older install: Label Studio migrates a fresh one itself)."""
@@ -123,8 +129,7 @@ def seed_database(launch: Launch) -> bool:
 
 def start(launch: Launch, log_path: Path) -> LabelStudioServer:
     """Start Label Studio and return at once (``wait_ready`` waits for it)."""
-    launch.data_dir.mkdir(parents=True, exist_ok=True)
-    seed_database(launch)
+    prepare_data_dir(launch)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = procs.start(

@@ -2,7 +2,7 @@
 
 Label Studio runs from ``.labelstudio-venv`` (``scripts/label-studio.sh``) with SQLite under the
 data directory; its user's password and API token are made once and kept there (mode 600). Its
-first start copies the database the install migrated (``server.seed_database``) and still takes
+first start copies the database the install migrated (``server.prepare_data_dir``) and still takes
 tens of seconds: the labeler's passes fail (counted) until it answers, and nothing else waits.
 """
 
@@ -44,11 +44,10 @@ def start_labeling(
         token = server.stored_secret(secrets_dir / "token", 20)
         host, port = "127.0.0.1", ports.claim(settings.label_studio_port, "Label Studio")
         data_dir = (settings.data_dir / "label-studio").resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
         launch = server.Launch(
             executable, data_dir, port, settings.label_studio_username, password, token, host
         )
-        server.seed_database(launch)
+        server.prepare_data_dir(launch)
         supervisor.start_child("label-studio", server.command(launch), server.environment(data_dir))
         url = f"http://{host}:{port}"
     if token is None:
