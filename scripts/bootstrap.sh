@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 VENV=.venv
 STAMP=$VENV/.driftline-installed
-want=$(cat pyproject.toml requirements.lock "$0" | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements.lock "$0" scripts/write-bytecode.sh | sha256sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
