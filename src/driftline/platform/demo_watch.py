@@ -31,9 +31,14 @@ from driftline.platform.monitor import PlatformMonitor
 from driftline.platform.supervisor import Supervisor
 from driftline.simulate.inject import DriftInjection
 from driftline.simulate.plans import sensor_ids
-from driftline.simulate.publisher import SimulationPlan, SimulationReport, publish_simulation
+from driftline.simulate.publisher import (
+    SimulationPlan,
+    SimulationReport,
+    publish_simulation,
+    simulation_producer,
+)
 from driftline.simulate.signals import SyntheticPump
-from driftline.streaming.kafka import ensure_topics, make_producer
+from driftline.streaming.kafka import ensure_topics
 
 if TYPE_CHECKING:
     from driftline.platform.up import DemoOptions
@@ -226,7 +231,7 @@ class DemoWatch:
             malformed_rate=demo.malformed_rate,
             seed=1,
         )
-        producer = make_producer(self.settings)
+        producer = simulation_producer(self.settings, plan)
         await producer.start()
         try:
             self.sim["report"] = SimulationReport()

@@ -9,8 +9,12 @@ from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.simulate.plans import make_plan
-from driftline.simulate.publisher import SimulationReport, publish_simulation
-from driftline.streaming.kafka import ensure_topics, make_producer
+from driftline.simulate.publisher import (
+    SimulationReport,
+    publish_simulation,
+    simulation_producer,
+)
+from driftline.streaming.kafka import ensure_topics
 
 
 async def run_simulation(settings: Settings, **options: object) -> SimulationReport:
@@ -19,7 +23,7 @@ async def run_simulation(settings: Settings, **options: object) -> SimulationRep
     plan = make_plan(profile.features, **options)  # type: ignore[arg-type]
     topics = Topics(settings.topic_prefix)
     await ensure_topics(settings, topics.all())
-    producer = make_producer(settings)
+    producer = simulation_producer(settings, plan)
     await producer.start()
     console = Console(stderr=True)
     status = Status("starting", console=console)
