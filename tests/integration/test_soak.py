@@ -37,10 +37,14 @@ from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.platform.services import SERVICE_NAMES
 from driftline.simulate.plans import make_plan
-from driftline.simulate.publisher import SimulationReport, publish_simulation
+from driftline.simulate.publisher import (
+    SimulationReport,
+    publish_simulation,
+    simulation_producer,
+)
 from driftline.simulate.signals import SyntheticPump
 from driftline.store.raw_store import RawStore
-from driftline.streaming.kafka import ensure_topics, make_producer
+from driftline.streaming.kafka import ensure_topics
 from tests.processes import ServiceProcess, stop_all
 from tests.streams import read_topic, wait_for
 
@@ -71,7 +75,7 @@ async def publish_steadily(settings: Settings) -> SimulationReport:
         malformed_rate=0.01,
         seed=5,
     )
-    producer = make_producer(settings)
+    producer = simulation_producer(settings, plan)  # as `driftline simulate --rate` sends
     await producer.start()
     try:
         return await publish_simulation(producer, Topics(settings.topic_prefix).raw_readings, plan)
