@@ -118,16 +118,40 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
     return make
 
 
+# The modules that take longest (the CPU report at the end of every run names them), longest
+# first. Dealt out first, they run beside each other and beside the quick modules; dealt out
+# late, one of them ran alone at the end of the run while the other workers sat idle.
+LONGEST_FIRST = (
+    "tests/e2e/test_up_demo.py",
+    "tests/integration/test_pipeline.py",
+    "tests/e2e/test_stop_signals.py",
+    "tests/integration/test_labels.py",
+    "tests/integration/test_crash_kill_points.py",
+    "tests/integration/test_trigger_launches_pipeline.py",
+    "tests/e2e/test_up_demo_stops.py",
+    "tests/integration/test_preprocess.py",
+    "tests/integration/test_mqtt_gateway.py",
+    "tests/integration/test_outages.py",
+    "tests/integration/test_serving_fuzz.py",
+    "tests/integration/test_serving_scaled_out.py",
+    "tests/integration/test_model_steps.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On pytest-xdist workers (scripts/test.sh, --dist loadfile --no-loadscope-reorder: each
-    module on one worker, dealt out in this order), the longest work goes out first: the soak,
-    then the e2e and integration modules, then the quick rest fills the gaps at the end."""
+    module on one worker, dealt out in this order), the longest work goes out first: the
+    modules of LONGEST_FIRST, the soak, the other e2e and integration modules, then the quick
+    unit tests fill the gaps at the end."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
 
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        if module in LONGEST_FIRST:
+            return 0, LONGEST_FIRST.index(module)
         if item.get_closest_marker("soak"):
-            return 0
-        return 1 if item.nodeid.startswith(("tests/e2e/", "tests/integration/")) else 2
+            return 1, 0
+        return (2 if item.nodeid.startswith(("tests/e2e/", "tests/integration/")) else 3), 0
 
     items.sort(key=rank)  # stable: every worker collects the same order

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from driftline.platform.broker import free_port
-from tests.e2e.test_up_demo import clean_env, processes_using
+from tests.e2e.demo_runs import clean_env, processes_using
 from tests.processes import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

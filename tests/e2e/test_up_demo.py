@@ -4,10 +4,6 @@ detection -> trigger -> pipeline -> promotion -> serving) on embedded defaults a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,54 +14,9 @@ import sqlalchemy as sa
 from driftline.core.settings import Settings
 from driftline.simulate.signals import PUMP_STATS
 from driftline.store.raw_store import promotion_decisions, retrain_runs, trigger_decisions
-from tests.processes import port_block
+from tests.e2e.demo_runs import processes_using, run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
-
-
-def processes_using(data_dir: Path) -> list[int]:
-    """PIDs whose environment points at ``data_dir`` (the platform's children inherit it)."""
-    marker = f"DRIFTLINE_DATA_DIR={data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def clean_env(data_dir: Path) -> dict[str, str]:
-    """This environment without any Driftline, Kafka or store settings, on ``data_dir``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KAFKA_", "DRIFTLINE_", "DATABASE_", "MLFLOW_", "BENTOML_"))
-    }
-    env["DRIFTLINE_DATA_DIR"] = str(data_dir)
-    return env
-
-
-def run_demo(
-    data_dir: Path, extra_env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    env = clean_env(data_dir) | (extra_env or {})
-    env["DRIFTLINE_SERVING_PORT"] = str(port_block(1))
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "driftline.cli.main", "up", "--demo", "--headless",
-         "--metrics-base-port", str(port_block())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
-    print(f"driftline up --demo took {time.monotonic() - started:.0f} s")
-    print(result.stdout[-2500:])
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -190,18 +141,3 @@ def test_nothing_is_left_behind(demo: tuple[Path, dict, str]) -> None:
     # A clean terminal: third-party progress bars, warnings and INFO lines went to the logs.
     for noise in ("Downloading artifacts", "UserWarning", "font_manager", "INFO"):
         assert noise not in out
-
-
-def test_a_stage_that_cannot_happen_ends_the_demo_with_the_reason(tmp_path: Path) -> None:
-    # Without preprocess the pipeline looks for a dataset the drift episode never got: it fails.
-    result = run_demo(tmp_path / "data", {"DRIFTLINE_RETRAIN_SKIP_STEPS": "tune,preprocess"})
-    assert result.returncode == 3, (result.stdout[-3000:], result.stderr[-3000:])
-    out = result.stdout
-    assert "stopped: the promotion of a retrained model did not happen" in out
-    assert "(the retraining pipeline failed)" in out
-    assert "The last lines of" in out and "pipeline-" in out and "no tag" in out
-    summary = json.loads(
-        (tmp_path / "data" / "demo-runs" / "latest" / "demo-summary.json").read_text()
-    )
-    assert summary["served_retrained_version"] is None and summary["trigger_fired"] == 1
-    assert processes_using(Path(summary["run_dir"])) == []

@@ -19,7 +19,7 @@ from driftline.core.settings import Settings
 from driftline.mqtt.publisher import MqttPublisher
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import publish_simulation
-from tests.e2e.test_up_demo import processes_using
+from tests.e2e.demo_runs import processes_using
 from tests.mosquitto import PrivateMosquitto
 from tests.processes import port_block
 from tests.streams import wait_for
