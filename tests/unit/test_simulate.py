@@ -232,16 +232,12 @@ def test_plans_check_their_options() -> None:
 
 
 async def test_a_paced_simulation_sends_its_readings_in_batches() -> None:
-    """Paced readings wait up to PACED_LINGER_MS to share a batch (the embedded broker reads
+    """Paced readings wait up to simulator_linger_ms to share a batch (the embedded broker reads
     through every batch of a partition at each fetch); as fast as possible keeps the default."""
     from driftline.core.settings import Settings
-    from driftline.simulate.publisher import (
-        PACED_LINGER_MS,
-        SimulationPlan,
-        simulation_producer,
-    )
+    from driftline.simulate.publisher import SimulationPlan, simulation_producer
 
-    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9")  # type: ignore[call-arg]
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", simulator_linger_ms=80)  # type: ignore[call-arg]
     sensors, features = ["pump-01"], FEATURES
 
     def plan(rate: float) -> SimulationPlan:
@@ -250,5 +246,6 @@ async def test_a_paced_simulation_sends_its_readings_in_batches() -> None:
     paced = simulation_producer(settings, plan(50.0))
     fast = simulation_producer(settings, plan(0.0))
     # What aiokafka's accumulator holds a batch open for, in seconds (never started here).
-    assert paced._message_accumulator._linger_time == PACED_LINGER_MS / 1000
+    assert paced._message_accumulator._linger_time == 0.08
+    assert Settings.model_fields["simulator_linger_ms"].default == 100
     assert fast._message_accumulator._linger_time == 0.005

@@ -42,6 +42,12 @@ class StreamSettings(BaseSettings):
         description="Consumer group session timeout. Real Kafka needs >= 6000 by default; the "
         "embedded broker holds each group join for half of it, so local runs use 2000.",
     )
+    simulator_linger_ms: int = Field(
+        100,
+        ge=0,
+        description="How long readings of a paced simulation (driftline up --demo, driftline "
+        "simulate --rate) wait to share a Kafka batch, as a gateway batches them.",
+    )
     topic_prefix: str = Field("driftline", description="Prefix of every topic name.")
     topic_partitions: int = Field(4, ge=1, description="Partitions of topics Driftline creates.")
     consumer_group_prefix: str = Field("driftline", description="Prefix of consumer group ids.")

@@ -19,12 +19,6 @@ from driftline.simulate.inject import MALFORMED_KINDS, DriftInjection, malform
 from driftline.simulate.signals import Row
 from driftline.streaming.kafka import make_producer
 
-# A paced fleet's readings wait up to this long to travel together, as a gateway batches
-# them. Sent one tick at a time (every 20 ms at 50 readings/s) they make a batch per tick in
-# every partition, and the embedded broker reads through a partition's batches at every
-# fetch: in the demo that cost more CPU than any service (docs/kafka.md).
-PACED_LINGER_MS = 100
-
 
 @dataclass
 class SimulationPlan:
@@ -68,10 +62,13 @@ class SimulationReport:
 
 
 def simulation_producer(settings: Settings, plan: SimulationPlan) -> AIOKafkaProducer:
-    """The producer for ``plan``: a paced plan's readings are sent in batches of up to
-    PACED_LINGER_MS; as fast as possible, batches fill long before that."""
+    """The producer for ``plan``. A paced plan's readings wait up to
+    ``simulator_linger_ms`` to travel together: sent one tick at a time (every 20 ms at 50
+    readings/s) they made a batch per tick in every partition, and the embedded broker reads
+    through a partition's batches at every fetch, which cost the demo more CPU than any
+    service (docs/kafka.md). As fast as possible, batches fill long before that."""
     if plan.rate > 0:
-        return make_producer(settings, linger_ms=PACED_LINGER_MS)
+        return make_producer(settings, linger_ms=settings.simulator_linger_ms)
     return make_producer(settings)
 
 
