@@ -478,6 +478,12 @@ async def test_an_operator_sees_the_task_as_a_time_series(make_settings, label_s
             return channels >= len(profile.features) and not await page.evaluate(loading)
 
         await wait_for(lines, 120, "the task's time series to be drawn", interval=1.0)
+
+        async def shown() -> bool:  # the task's fields may come after its lines on a busy machine
+            text = await page.evaluate("document.body.innerText") or ""
+            return "pump-005" in text and "anomaly_episode" in text
+
+        await wait_for(shown, 60, "the task's sensor and kind to be shown", interval=1.0)
         title = await page.evaluate("document.body.innerText")
         assert "pump-005" in title and "anomaly_episode" in title
         for name in profile.features:
