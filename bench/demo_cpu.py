@@ -25,7 +25,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from closed_loop import clean_env  # bench/ is on sys.path: this script runs from it
+
 TICK = os.sysconf("SC_CLK_TCK")
 # Component -> what its command line holds; the first match wins, in this order.
 COMPONENTS = (
@@ -46,11 +47,6 @@ COMPONENTS = (
 
 def component(cmdline: str) -> str:
     return next((name for name, marker in COMPONENTS if marker in cmdline), "other")
-
-
-def clean_env() -> dict[str, str]:
-    prefixes = ("KAFKA_", "DRIFTLINE_", "DATABASE_", "MLFLOW_", "BENTOML_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 def _stat(pid: int) -> tuple[int, float]:
