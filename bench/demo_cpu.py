@@ -1,15 +1,16 @@
-"""Where `driftline up --demo` spends its CPU, by component, with the simulated pumps' readings
-batched as now (DRIFTLINE_SIMULATOR_LINGER_MS, default 100) and as before (5 ms: a batch per
-20 ms tick), side by side: the two demos run at the same time, so a busy machine weighs on
-both alike.
+"""Where `driftline up --demo` spends its CPU, by component, as now and as before, side by side:
+the two demos run at the same time, so a busy machine weighs on both alike. By default "before"
+is the simulated pumps' batching before (DRIFTLINE_SIMULATOR_LINGER_MS=5: a batch per 20 ms
+tick, against 100 ms now); `--before NAME=VALUE` sets other settings instead, such as
+DRIFTLINE_TOPIC_PARTITIONS=4 (the embedded broker's partitions before `up` made them 1).
 
 Every process the demo starts is sampled from /proc every 0.2 s (its CPU seconds when last
 seen; processes shorter than that are missed, so the total counted is a little low) and put
 in a component: the embedded broker, `driftline up` itself (the pumps, the monitor), each
 service, serving, the pipeline's steps, Ray, DVC. The demos' own figures (drift onset to the
-first drifted window, to the new model's first prediction) show the batching costs no latency.
+first drifted window, to the new model's first prediction) show what a change costs in latency.
 
-    .venv/bin/python bench/demo_cpu.py [--before-linger-ms 5]
+    .venv/bin/python bench/demo_cpu.py [--before-linger-ms 5 | --before NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -98,14 +99,12 @@ class Sampler(threading.Thread):
         return totals
 
 
-def start_demo(root: Path, linger_ms: int | None, port_base: int) -> tuple[subprocess.Popen, Path]:
-    data_dir = root / f"linger-{linger_ms or 'default'}"
-    env = clean_env() | {
-        "DRIFTLINE_DATA_DIR": str(data_dir),
-        "DRIFTLINE_SERVING_PORT": str(port_base),
-    }
-    if linger_ms is not None:
-        env["DRIFTLINE_SIMULATOR_LINGER_MS"] = str(linger_ms)
+def start_demo(
+    root: Path, name: str, settings: dict[str, str], port_base: int
+) -> tuple[subprocess.Popen, Path]:
+    data_dir = root / name
+    env = clean_env() | settings
+    env |= {"DRIFTLINE_DATA_DIR": str(data_dir), "DRIFTLINE_SERVING_PORT": str(port_base)}
     argv = [sys.executable, "-m", "driftline.cli.main", "up", "--demo", "--headless"]
     argv += ["--metrics-base-port", str(port_base + 10)]
     log = (root / f"{data_dir.name}.log").open("w")
@@ -115,16 +114,27 @@ def start_demo(root: Path, linger_ms: int | None, port_base: int) -> tuple[subpr
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before-linger-ms", type=int, default=5, help="the batching before")
+    parser.add_argument(
+        "--before",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="instead, a setting of the demo before (repeatable), as "
+        "DRIFTLINE_TOPIC_PARTITIONS=4: the embedded broker's partitions before",
+    )
     parser.add_argument("--port-base", type=int, default=19300, help="ports from here on")
     args = parser.parse_args()
+    before = dict(pair.split("=", 1) for pair in args.before) or {
+        "DRIFTLINE_SIMULATOR_LINGER_MS": str(args.before_linger_ms)
+    }
     cases = {
-        "now (default linger)": None,
-        f"before ({args.before_linger_ms} ms)": args.before_linger_ms,
+        "now (defaults)": {},
+        "before (" + ", ".join(f"{k}={v}" for k, v in before.items()) + ")": before,
     }
     with tempfile.TemporaryDirectory(prefix="demo-cpu-") as tmp:
         runs = {}
-        for i, (case, linger) in enumerate(cases.items()):
-            proc, data_dir = start_demo(Path(tmp), linger, args.port_base + 100 * i)
+        for i, (case, settings) in enumerate(cases.items()):
+            proc, data_dir = start_demo(Path(tmp), f"demo-{i}", settings, args.port_base + 100 * i)
             sampler = Sampler(proc.pid)
             sampler.start()
             runs[case] = (proc, data_dir, sampler, time.monotonic())
@@ -145,32 +155,33 @@ def main() -> int:
             results[case] = (proc.returncode, took, sampler.by_component(), summary)
     names = [name for name, _ in COMPONENTS] + ["other"]
     width = max(len(n) for n in names) + 2
-    header = "".join(f"{case:>24}" for case in results)
+    col = max(24, *(len(case) + 2 for case in results))
+    header = "".join(f"{case:>{col}}" for case in results)
     print(
         f"\nCPU seconds by component; load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores"
     )
     print(f"{'component':<{width}}{header}")
     for name in names:
-        row = "".join(f"{r[2].get(name, 0.0):>24.1f}" for r in results.values())
+        row = "".join(f"{r[2].get(name, 0.0):>{col}.1f}" for r in results.values())
         print(f"{name:<{width}}{row}")
     print(
         f"{'all counted':<{width}}"
-        + "".join(f"{sum(r[2].values()):>24.1f}" for r in results.values())
+        + "".join(f"{sum(r[2].values()):>{col}.1f}" for r in results.values())
     )
-    print(f"{'wall clock, s':<{width}}" + "".join(f"{r[1]:>24.0f}" for r in results.values()))
-    print(f"{'exit code':<{width}}" + "".join(f"{r[0]:>24}" for r in results.values()))
+    print(f"{'wall clock, s':<{width}}" + "".join(f"{r[1]:>{col}.0f}" for r in results.values()))
+    print(f"{'exit code':<{width}}" + "".join(f"{r[0]:>{col}}" for r in results.values()))
     for key, label in (
         ("detection", "onset -> first drifted, s"),
         ("first_prediction_of_new_model", "onset -> new model, s"),
     ):
         row = "".join(
-            f"{r[3].get('seconds_from_drift_onset', {}).get(key, float('nan')):>24.1f}"
+            f"{r[3].get('seconds_from_drift_onset', {}).get(key, float('nan')):>{col}.1f}"
             for r in results.values()
         )
         print(f"{label:<{width}}{row}")
     print(
         f"{'readings sent':<{width}}"
-        + "".join(f"{r[3].get('readings_sent', 0):>24,}" for r in results.values())
+        + "".join(f"{r[3].get('readings_sent', 0):>{col},}" for r in results.values())
     )
     return 0 if all(r[0] == 0 for r in results.values()) else 1
 

@@ -1,12 +1,12 @@
-"""`driftline up --demo` shortens the loop with its own defaults, unless the user chose
-otherwise."""
+"""`driftline up --demo` shortens the loop with its own defaults, and `up` on the embedded
+broker makes topics of one partition, unless the user chose otherwise."""
 
 from __future__ import annotations
 
 import pytest
 
 from driftline.core.settings import Settings
-from driftline.platform.up import _demo_settings
+from driftline.platform.up import _demo_settings, _embedded_partitions
 
 DEMO_SETTINGS = (
     "RETRAIN_LOOKBACK_SECONDS",
@@ -45,3 +45,17 @@ def test_the_users_own_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.baseline_readings == 100
     assert env["DRIFTLINE_AUTOML_BUDGET_SECONDS"] == "30.0"
     assert env["DRIFTLINE_DRIFT_WINDOW_SIZE"] == "40"
+
+
+def test_topics_on_the_embedded_broker_have_one_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DRIFTLINE_TOPIC_PARTITIONS", raising=False)
+    env: dict[str, str] = {}
+    assert _embedded_partitions(Settings(), env).topic_partitions == 1
+    assert env == {"DRIFTLINE_TOPIC_PARTITIONS": "1"}  # and so in every service up starts
+
+
+def test_partitions_the_user_chose_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTLINE_TOPIC_PARTITIONS", "3")
+    env: dict[str, str] = {}
+    assert _embedded_partitions(Settings(), env).topic_partitions == 3
+    assert env == {}  # the children read the user's own DRIFTLINE_TOPIC_PARTITIONS

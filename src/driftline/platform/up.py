@@ -140,6 +140,7 @@ def run_platform(
             settings = settings.model_copy(
                 update={"kafka_bootstrap_servers": broker.bootstrap_servers}
             )
+            settings = _embedded_partitions(settings, env)
         env["DRIFTLINE_DATA_DIR"] = str(settings.data_dir.resolve())
         if options is not None:
             settings = _demo_settings(settings, env)
@@ -241,3 +242,15 @@ def _demo_settings(settings: Settings, env: dict[str, str]) -> Settings:
         if value is not None:  # None: the user's own unset, which the children inherit
             env[f"DRIFTLINE_{name.upper()}"] = str(value)
     return settings.model_copy(update=chosen)
+
+
+def _embedded_partitions(settings: Settings, env: dict[str, str]) -> Settings:
+    """One partition a topic on the embedded broker, unless the user chose a number.
+
+    `up` runs one replica of each service there, so more partitions spread nothing; and Tansu
+    reads through every record batch of a partition at each fetch, so each partition a
+    consumer tails costs broker CPU at every batch (docs/kafka.md)."""
+    if "topic_partitions" in settings.model_fields_set:
+        return settings
+    env["DRIFTLINE_TOPIC_PARTITIONS"] = "1"
+    return settings.model_copy(update={"topic_partitions": 1})
