@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 # What does not need .venv is set up meanwhile, in two background chains: the machine's
 # servers and tools one after the other (several may call apt, which takes one lock), and
 # Label Studio into its own virtualenv. ensure-mariadb.sh asks with .venv's SQLAlchemy: later.
+# The tests start once the servers and tools are there, Label Studio's install still going.
 log_dir=$(mktemp -d)
 # On an early exit (a lint finding) the background steps still finish: no half-done apt install.
 trap 'wait; rm -rf "$log_dir"' EXIT
@@ -46,7 +47,8 @@ bash scripts/bootstrap.sh
 mypy=$!
 bash scripts/ensure-mariadb.sh   # asks with .venv's SQLAlchemy: after bootstrap
 finish "$tools" tools
-finish "$label_studio" label-studio
+# Label Studio's install (about 70 s on a fresh clone) goes on beside the first tests: the tests
+# that need it wait for it (tests/label_studio.py: the install's lock), the others need not.
 
 workers=${DRIFTLINE_TEST_WORKERS:-4}
 parallel=()
@@ -55,6 +57,7 @@ if [ "$workers" -gt 1 ]; then
 fi
 status=0
 .venv/bin/python -m pytest "${parallel[@]}" "$@" || status=$?
+finish "$label_studio" label-studio
 finish "$mypy" mypy
 echo "mypy: $(tail -n 1 "$log_dir/mypy.log")"
 exit "$status"

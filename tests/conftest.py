@@ -53,6 +53,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def label_studio_installed() -> Path:
+    """Label Studio's executable, its install done. `driftline up` starts Label Studio when it
+    is installed, so its tests take this: every `up` then starts the same processes, though
+    make test installs Label Studio beside the first tests (scripts/test.sh)."""
+    from tests.label_studio import executable  # waits for an install under way
+
+    return executable()
+
+
+@pytest.fixture(scope="session")
 def mariadb_server() -> str:
     engine = sa.create_engine(f"{MARIADB_URL}/test")
     try:

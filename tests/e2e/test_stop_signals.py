@@ -21,7 +21,11 @@ from driftline.platform.broker import free_port
 from tests.e2e.demo_runs import clean_env, processes_using
 from tests.processes import port_block
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(600),
+    pytest.mark.usefixtures("label_studio_installed"),  # `up` starts it when installed
+]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

@@ -24,7 +24,11 @@ from tests.mosquitto import PrivateMosquitto
 from tests.processes import port_block
 from tests.streams import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(600),
+    pytest.mark.usefixtures("label_studio_installed"),  # `up` starts it when installed
+]
 
 
 async def test_up_starts_the_mqtt_gateway_when_a_broker_is_set(tmp_path: Path) -> None:
