@@ -130,14 +130,16 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
 
 # The modules that take longest (the CPU report at the end of every run names them), longest
 # first. Dealt out first, they run beside each other and beside the quick modules; dealt out
-# late, one of them ran alone at the end of the run while the other workers sat idle.
+# late, one of them ran alone at the end of the run while the other workers sat idle. Those
+# that need Label Studio come after the first four: make test installs it beside the first
+# tests, and a worker dealt one of them first sat waiting for the install.
 LONGEST_FIRST = (
     "tests/e2e/test_up_demo.py",
     "tests/integration/test_pipeline.py",
-    "tests/e2e/test_stop_signals.py",
-    "tests/integration/test_labels.py",
     "tests/integration/test_crash_kill_points.py",
     "tests/integration/test_trigger_launches_pipeline.py",
+    "tests/e2e/test_stop_signals.py",
+    "tests/integration/test_labels.py",
     "tests/e2e/test_up_demo_stops.py",
     "tests/integration/test_preprocess.py",
     "tests/integration/test_mqtt_gateway.py",
