@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from driftline.core.profile import load_profile
 from driftline.core.records import DriftEvent, RetrainRequest
@@ -26,9 +26,10 @@ def decisions(database_url: str) -> list[dict]:
         with store.engine.connect() as conn:
             rows = conn.execute(select(trigger_decisions).order_by(trigger_decisions.c.id))
             return [dict(r._mapping) for r in rows]
-    except OperationalError:
-        # The services starting are still migrating the schema (MariaDB's DDL is not
-        # transactional: a table can be there before a later revision's columns): none yet.
+    except (OperationalError, ProgrammingError):
+        # The services starting are still migrating the schema: none yet. The table may not
+        # be there (MariaDB: ProgrammingError 1146; SQLite: OperationalError), or not yet with
+        # a later revision's columns (MariaDB's DDL is not transactional).
         return []
     finally:
         store.engine.dispose()
