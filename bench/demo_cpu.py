@@ -10,7 +10,7 @@ in a component: the embedded broker, `driftline up` itself (the pumps, the monit
 service, serving, the pipeline's steps, Ray, DVC. The demos' own figures (drift onset to the
 first drifted window, to the new model's first prediction) show what a change costs in latency.
 
-    .venv/bin/python bench/demo_cpu.py [--before-linger-ms 5 | --before NAME=VALUE ...]
+    .venv/bin/python bench/demo_cpu.py [--before NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -113,19 +113,18 @@ def start_demo(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before-linger-ms", type=int, default=5, help="the batching before")
     parser.add_argument(
         "--before",
         metavar="NAME=VALUE",
         action="append",
         default=[],
-        help="instead, a setting of the demo before (repeatable), as "
-        "DRIFTLINE_TOPIC_PARTITIONS=4: the embedded broker's partitions before",
+        help="a setting of the demo before (repeatable); default "
+        "DRIFTLINE_SIMULATOR_LINGER_MS=5, the pumps' batching before",
     )
     parser.add_argument("--port-base", type=int, default=19300, help="ports from here on")
     args = parser.parse_args()
     before = dict(pair.split("=", 1) for pair in args.before) or {
-        "DRIFTLINE_SIMULATOR_LINGER_MS": str(args.before_linger_ms)
+        "DRIFTLINE_SIMULATOR_LINGER_MS": "5"
     }
     cases = {
         "now (defaults)": {},
