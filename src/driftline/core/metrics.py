@@ -109,6 +109,11 @@ stream_stalled = Gauge(
     "1 while the service's consumer loop is stuck on one batch that keeps failing.",
     ["service"],
 )
+consumer_restarts = Counter(
+    "driftline_consumer_restarts_total",
+    "Kafka consumers a service replaced because they received nothing while records waited.",
+    ["service"],
+)
 batch_retries = Counter(
     "driftline_batch_retries_total",
     "Failed attempts at handling a batch, by cause (dependency: one was away; record: not).",

@@ -45,6 +45,13 @@ class OperationSettings(BaseSettings):
         description="Failed attempts at one batch, whatever the cause, after which the service "
         "reports itself stalled: not ready, driftline_stream_stalled 1.",
     )
+    consumer_stuck_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A service whose Kafka consumer receives nothing for this long while "
+        "records wait on its partitions closes that consumer and opens a new one (a client "
+        "stuck after a broker outage); counted in driftline_consumer_restarts_total.",
+    )
 
     # --- Supervision (`driftline up`) ---------------------------------------------------------
     supervisor_max_restarts: int = Field(

@@ -42,6 +42,7 @@ from driftline.streaming.kafka import (
 )
 from driftline.streaming.messages import Message
 from driftline.streaming.readiness import Ping, check_health, retry_kafka, watch_health
+from driftline.streaming.stuck_consumer import StuckWatch, records_waiting
 
 log = logging.getLogger(__name__)
 
@@ -126,31 +127,56 @@ async def _run_clients(
     health: ServiceHealth,
     dependencies: Mapping[str, Ping],
 ) -> None:
-    consumer = make_consumer(settings, settings.group_id(name), subscribe(topics))
     producer = make_producer(settings)
+    ctx: ServiceContext | None = None
+    try:
+        if not await retry_kafka(f"{name} producer", producer.start, stop, health):
+            return
+        while not stop.is_set():  # a consumer found stuck is replaced by a new one
+            consumer = make_consumer(settings, settings.group_id(name), subscribe(topics))
+            if ctx is None:
+                ctx = ServiceContext(name, settings, topics, producer, consumer, health)
+                handler = make_handler(ctx)
+                policy = _policy(ctx, handler, dependencies, stop)
+            else:
+                ctx.consumer = consumer
+            if not await _consume(ctx, handler, policy, health, dependencies, stop):
+                return
+            metrics.consumer_restarts.labels(name).inc()
+    finally:
+        await producer.stop()
+        log.info("%s stopped", name)
+
+
+async def _consume(
+    ctx: ServiceContext,
+    handler: BatchHandler,
+    policy: ErrorPolicy,
+    health: ServiceHealth,
+    dependencies: Mapping[str, Ping],
+    stop: asyncio.Event,
+) -> bool:
+    """Run the loop on ``ctx.consumer`` until ``stop`` (False) or until it is stuck (True)."""
     watcher: asyncio.Task[None] | None = None
     try:
-        if not (
-            await retry_kafka(f"{name} producer", producer.start, stop, health)
-            and await retry_kafka(f"{name} consumer", consumer.start, stop, health)
-        ):
-            return
-        ctx = ServiceContext(name, settings, topics, producer, consumer, health)
-        handler = make_handler(ctx)
-        watcher = asyncio.create_task(
-            watch_health(consumer, health, dependencies, settings.health_check_seconds, stop),
-            name=f"{name}-health",
+        if not await retry_kafka(f"{ctx.name} consumer", ctx.consumer.start, stop, health):
+            return False
+        log.info(
+            "%s running, consuming %s", ctx.name, ", ".join(sorted(ctx.consumer.subscription()))
         )
-        log.info("%s running, consuming %s", name, ", ".join(subscribe(topics)))
-        await _loop(ctx, handler, _policy(ctx, handler, dependencies, stop), stop)
+        watcher = asyncio.create_task(
+            watch_health(
+                ctx.consumer, health, dependencies, ctx.settings.health_check_seconds, stop
+            ),
+            name=f"{ctx.name}-health",
+        )
+        return await _loop(ctx, handler, policy, stop)
     finally:
         if watcher is not None:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        await consumer.stop()
-        await producer.stop()
-        log.info("%s stopped", name)
+        await ctx.consumer.stop()
 
 
 def _policy(
@@ -185,8 +211,11 @@ def _policy(
 
 async def _loop(
     ctx: ServiceContext, handler: BatchHandler, policy: ErrorPolicy, stop: asyncio.Event
-) -> None:
+) -> bool:
+    """Poll, handle, commit until ``stop`` or a failed commit (False), or until the consumer
+    is stuck (True: nothing in flight, the caller replaces it)."""
     s = ctx.settings
+    watch = StuckWatch(s.consumer_stuck_seconds)
     depth = max(1, getattr(handler, "batches_in_flight", 1))
     # Batches being handled, oldest first: a batch is committed only once it and every batch
     # before it are handled.
@@ -201,17 +230,39 @@ async def _loop(
                 await pause(stop, 1.0)
                 continue
             if batch:
+                watch.moved()
                 in_flight.append(_InFlight(batch, asyncio.create_task(policy.run(batch))))
             # Wait for the oldest when the pipeline is full, or when nothing new came (an
             # idle stream must not leave a handled batch uncommitted).
             while in_flight and (in_flight[0].task.done() or len(in_flight) >= depth or not batch):
                 oldest = in_flight.popleft()
                 if not await oldest.task:
-                    return  # stopping with the batch unhandled: it stays uncommitted
+                    return False  # stopping with the batch unhandled: it stays uncommitted
                 if not await _commit(ctx, handler, oldest, stop):
-                    return
+                    return False
+            if not batch and watch.due() and await _stuck(ctx, watch):
+                return True
+        return False
     finally:
         await _abandon(in_flight, stop)
+
+
+async def _stuck(ctx: ServiceContext, watch: StuckWatch) -> bool:
+    waiting = await records_waiting(
+        ctx.consumer, timeout=max(1.0, ctx.settings.health_check_seconds)
+    )
+    if not waiting:  # none waiting (an idle stream), or the broker is away (not the client)
+        watch.moved()
+        return False
+    log.warning(
+        "%s: no records for %.0f s while %d wait on its partitions: replacing the consumer",
+        ctx.name,
+        watch.idle_seconds(),
+        waiting,
+    )
+    if ctx.health is not None:
+        ctx.health.down(KAFKA, f"consumer stuck ({waiting} records waiting): replacing it")
+    return True
 
 
 @dataclass
