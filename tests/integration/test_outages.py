@@ -226,6 +226,9 @@ async def test_broker_gone_for_a_while(make_settings, tmp_path, services):
         kafka_bootstrap_servers=f"127.0.0.1:{port}",
         database_url=f"sqlite:///{tmp_path / 'raw.db'}",
         health_check_seconds=1,
+        # A consumer that came back connected but never fetched (seen once here) is replaced
+        # well within the waits below.
+        consumer_stuck_seconds=10,
     )
     topics = Topics(settings.topic_prefix)
     ingest = ServiceProcess(
