@@ -41,7 +41,11 @@ def clean_env(data_dir: Path) -> dict[str, str]:
 def run_demo(
     data_dir: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    env = clean_env(data_dir) | (extra_env or {})
+    """`driftline up --demo` as `make demo` runs it on a fresh machine: without Label Studio
+    (`make demo` does not install it; make test does, beside the first tests, so a demo here
+    would start it or not depending on the moment). `up` with Label Studio: test_labels.py and
+    test_stop_signals.py."""
+    env = clean_env(data_dir) | {"DRIFTLINE_LABEL_STUDIO_START": "false"} | (extra_env or {})
     env["DRIFTLINE_SERVING_PORT"] = str(port_block(1))
     started = time.monotonic()
     result = subprocess.run(
