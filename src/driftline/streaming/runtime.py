@@ -128,21 +128,20 @@ async def _run_clients(
     dependencies: Mapping[str, Ping],
 ) -> None:
     producer = make_producer(settings)
-    ctx: ServiceContext | None = None
     try:
         if not await retry_kafka(f"{name} producer", producer.start, stop, health):
             return
-        while not stop.is_set():  # a consumer found stuck is replaced by a new one
-            consumer = make_consumer(settings, settings.group_id(name), subscribe(topics))
-            if ctx is None:
-                ctx = ServiceContext(name, settings, topics, producer, consumer, health)
-                handler = make_handler(ctx)
-                policy = _policy(ctx, handler, dependencies, stop)
-            else:
-                ctx.consumer = consumer
-            if not await _consume(ctx, handler, policy, health, dependencies, stop):
-                return
+
+        def new_consumer() -> AIOKafkaConsumer:
+            return make_consumer(settings, settings.group_id(name), subscribe(topics))
+
+        ctx = ServiceContext(name, settings, topics, producer, new_consumer(), health)
+        handler = make_handler(ctx)
+        policy = _policy(ctx, handler, dependencies, stop)
+        # A consumer found stuck is replaced by a new one; the handler and its state stay.
+        while await _consume(ctx, handler, policy, health, dependencies, stop):
             metrics.consumer_restarts.labels(name).inc()
+            ctx.consumer = new_consumer()
     finally:
         await producer.stop()
         log.info("%s stopped", name)

@@ -38,7 +38,7 @@ class StuckWatch:
 
     def due(self) -> bool:
         """Nothing arrived for ``after_seconds``: time to compare positions with log ends."""
-        return self.clock() - self._moved_at >= self.after_seconds
+        return self.idle_seconds() >= self.after_seconds
 
     def idle_seconds(self) -> float:
         return self.clock() - self._moved_at
