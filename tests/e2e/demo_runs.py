@@ -27,6 +27,10 @@ def processes_using(data_dir: Path) -> list[int]:
     return found
 
 
+# Where Label Studio plays no part, as after `make demo` on a fresh machine (it is not installed).
+WITHOUT_LABEL_STUDIO = {"DRIFTLINE_LABEL_STUDIO_START": "false"}
+
+
 def clean_env(data_dir: Path) -> dict[str, str]:
     """This environment without any Driftline, Kafka or store settings, on ``data_dir``."""
     env = {
@@ -45,7 +49,7 @@ def run_demo(
     (`make demo` does not install it; make test does, beside the first tests, so a demo here
     would start it or not depending on the moment). `up` with Label Studio: test_labels.py and
     test_stop_signals.py."""
-    env = clean_env(data_dir) | {"DRIFTLINE_LABEL_STUDIO_START": "false"} | (extra_env or {})
+    env = clean_env(data_dir) | WITHOUT_LABEL_STUDIO | (extra_env or {})
     env["DRIFTLINE_SERVING_PORT"] = str(port_block(1))
     started = time.monotonic()
     result = subprocess.run(

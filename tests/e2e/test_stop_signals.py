@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 
 from driftline.platform.broker import free_port
-from tests.e2e.demo_runs import clean_env, processes_using
+from tests.e2e.demo_runs import WITHOUT_LABEL_STUDIO, clean_env, processes_using
 from tests.processes import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 # Label Studio's processes are stopped with the rest: `up` starts it in the test of stopping
-# every process; where it plays no part, as after `make demo` on a fresh machine, it is off.
-WITHOUT_LABEL_STUDIO = {"DRIFTLINE_LABEL_STUDIO_START": "false"}
+# every process; elsewhere it is off.
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

@@ -3,7 +3,6 @@ readings published over MQTT reach the raw store, and nothing is left behind at 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from driftline.core.settings import Settings
 from driftline.mqtt.publisher import MqttPublisher
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import publish_simulation
-from tests.e2e.demo_runs import processes_using
+from tests.e2e.demo_runs import WITHOUT_LABEL_STUDIO, clean_env, processes_using
 from tests.mosquitto import PrivateMosquitto
 from tests.processes import port_block
 from tests.streams import wait_for
@@ -30,18 +29,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 async def test_up_starts_the_mqtt_gateway_when_a_broker_is_set(tmp_path: Path) -> None:
     mosquitto = PrivateMosquitto(tmp_path / "mosquitto").start()
     data_dir = tmp_path / "data"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KAFKA_", "DRIFTLINE_", "DATABASE_", "MLFLOW_", "BENTOML_"))
-    }
     client_id = f"up-{uuid.uuid4().hex[:8]}"
+    env = clean_env(data_dir) | WITHOUT_LABEL_STUDIO
     env |= {
-        "DRIFTLINE_DATA_DIR": str(data_dir),
         "DRIFTLINE_SERVING_PORT": str(port_block(1)),
         "DRIFTLINE_MQTT_URL": mosquitto.url,
         "DRIFTLINE_MQTT_CLIENT_ID": client_id,
-        "DRIFTLINE_LABEL_STUDIO_START": "false",  # plays no part here
     }
     base = port_block()
     up = subprocess.Popen(
