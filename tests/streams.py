@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
@@ -36,14 +37,24 @@ async def wait_for(
 
 
 async def wait_for_count(
-    measure: Callable[[], int], target: int, what: str, stall: float = 60.0, interval: float = 0.5
+    measure: Callable[[], int | Awaitable[int]],
+    target: int,
+    what: str,
+    stall: float = 60.0,
+    interval: float = 0.5,
 ) -> int:
-    """Wait until ``measure()`` reaches ``target``, for as long as it keeps growing: fail once it
-    has not grown for ``stall`` seconds (a loaded machine is slow, a lost message stalls it)."""
-    last, grew = measure(), time.monotonic()
+    """Wait until ``measure()`` (sync or async) reaches ``target``, for as long as it keeps
+    growing: fail once it has not grown for ``stall`` seconds (a loaded machine is slow, a lost
+    message stalls it)."""
+
+    async def value() -> int:
+        result = measure()
+        return await result if inspect.isawaitable(result) else result
+
+    last, grew = await value(), time.monotonic()
     while last < target:
         await asyncio.sleep(interval)
-        now = measure()
+        now = await value()
         if now > last:
             last, grew = now, time.monotonic()
         elif time.monotonic() - grew > stall:
