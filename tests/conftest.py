@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from driftline.core.settings import Settings
 from driftline.platform.broker import EmbeddedBroker
+from driftline.platform.mlflow_store import copy_empty_store
 
 pytest_plugins = ["tests.cpu_report"]
 
@@ -123,7 +124,11 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
             "bentoml_home": tmp_path / "data" / "bentoml",
         }
         values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(**values)  # type: ignore[arg-type]
+        store = tmp_path / "data" / "mlflow.db"
+        if settings.mlflow_tracking_uri == f"sqlite:///{store}" and not store.exists():
+            copy_empty_store(store)  # not migrated in each test: seconds of CPU every time
+        return settings
 
     return make
 

@@ -30,6 +30,7 @@ from driftline.core.records import ModelPromoted
 from driftline.core.settings import DEFAULT_PROFILE, Settings
 from driftline.core.topics import Topics
 from driftline.drift.baselines import bundle_baselines
+from driftline.platform.mlflow_store import start_mlflow_store
 from driftline.store.raw_store import promotion_decisions
 from driftline.training.features import add_features
 from tests.streams import read_topic
@@ -118,6 +119,7 @@ def module_settings(kafka_bootstrap: str, tmp: Path) -> Settings:
         kafka_session_timeout_ms=2000,
     )
     settings.data_dir.mkdir(parents=True)
+    start_mlflow_store(settings)
     return settings
 
 

@@ -105,8 +105,8 @@ def bootstrap(
     mlflow_template: Annotated[
         Path | None,
         typer.Option(
-            help="An empty SQLite MLflow store to start a new local store from (made here on "
-            "first use): migrating a new store's schema takes seconds."
+            help="An empty SQLite MLflow store to start a new local store from (default: one "
+            "made once per machine and MLflow version in the user's cache directory)."
         ),
     ] = None,
 ) -> None:
@@ -115,11 +115,11 @@ def bootstrap(
     import pandas as pd
 
     from driftline.core.profile import load_profile
-    from driftline.platform.demo_bootstrap import bootstrap_champion, start_mlflow_store
+    from driftline.platform.demo_bootstrap import bootstrap_champion
+    from driftline.platform.mlflow_store import start_mlflow_store
 
     settings = command_settings()
-    if mlflow_template is not None:
-        start_mlflow_store(settings, mlflow_template)
+    start_mlflow_store(settings, mlflow_template)
     features = load_profile(settings.profile_path).features
     version = bootstrap_champion(settings, features, pd.read_parquet(data))
     typer.echo(f'{{"model_version": "{version}"}}')

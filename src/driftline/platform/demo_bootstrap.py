@@ -5,9 +5,7 @@ protect before any drift."""
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 
@@ -61,34 +59,6 @@ def bootstrap_data(
         path.parent.mkdir(parents=True, exist_ok=True)
         frame[features].to_parquet(path, index=False)
     return frame
-
-
-def start_mlflow_store(settings: Settings, template: Path) -> None:
-    """A new local MLflow store as a copy of ``template``, an empty store of this MLflow
-    version (made, schema migrated, on first use). A store that exists is left alone."""
-    if settings.mlflow_tracking_uri:
-        return
-    store = settings.data_dir / "mlflow.db"
-    if store.exists():
-        return
-    if not template.exists():
-        template.parent.mkdir(parents=True, exist_ok=True)
-        partial = template.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        uri = f"sqlite:///{partial.resolve()}"
-        from mlflow import MlflowClient
-
-        # `driftline up` makes it in its own process: MLflow's schema INFO lines would land on
-        # the user's terminal (mlflow sets up its own stderr handler on import).
-        mlflow_log = logging.getLogger("mlflow")
-        level = mlflow_log.level
-        mlflow_log.setLevel(logging.WARNING)
-        try:
-            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
-        finally:
-            mlflow_log.setLevel(level)
-        partial.replace(template)
-    shutil.copyfile(template, store)
 
 
 def bootstrap_champion(settings: Settings, features: list[str], frame: pd.DataFrame) -> str:

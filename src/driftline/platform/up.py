@@ -24,9 +24,10 @@ from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
 from driftline.labels.up import start_labeling
 from driftline.platform.broker import EmbeddedBroker
-from driftline.platform.demo_bootstrap import bootstrap_data, start_mlflow_store
+from driftline.platform.demo_bootstrap import bootstrap_data
 from driftline.platform.demo_runs import new_run_dir
 from driftline.platform.demo_watch import DemoWatch
+from driftline.platform.mlflow_store import default_template, start_mlflow_store
 from driftline.platform.ports import PortPlan
 from driftline.platform.services import SERVICE_NAMES
 from driftline.platform.supervisor import Supervisor
@@ -156,13 +157,11 @@ def run_platform(
             )
             data = settings.data_dir / "bootstrap.parquet"
             frame.to_parquet(data, index=False)
-            # The schema of an empty MLflow store, kept between runs (it holds no state). The
-            # store is made before any child starts: serving opens it too, and two processes
-            # making one SQLite store's schema at once break its migrations.
-            template = run_dir.parent / f".mlflow-{_mlflow_version()}.db"
-            if not template.exists():
+            # The store is made before any child starts: serving opens it too, and two
+            # processes making one SQLite store's schema at once break its migrations.
+            if not default_template().exists():
                 console.print("demo: making an empty MLflow store (first run)", highlight=False)
-            start_mlflow_store(settings, template)
+            start_mlflow_store(settings)
             bootstrap_argv = [sys.executable, "-m", "driftline.cli.main", "step", "bootstrap",
                               "--data", str(data)]  # fmt: skip
             supervisor.start_child(
@@ -209,12 +208,6 @@ def run_platform(
             with contextlib.suppress(OSError):
                 (settings.data_dir / "broker.json").unlink()
         signal.signal(signal.SIGTERM, previous)
-
-
-def _mlflow_version() -> str:
-    from importlib.metadata import version
-
-    return version("mlflow")
 
 
 def _demo_settings(settings: Settings, env: dict[str, str]) -> Settings:
