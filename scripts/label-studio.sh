@@ -27,12 +27,22 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$LABEL_STUDIO_VERSION" ] || [ ! 
   "$VENV/bin/python" -m uv pip install --quiet --python "$VENV/bin/python" \
     "label-studio==$LABEL_STUDIO_VERSION"
   bash scripts/write-bytecode.sh "$VENV"  # Django's and Label Studio's, once: not at every start
-  # `label-studio version` applies the migrations to the data directory's database and exits.
-  empty=$(mktemp -d)
-  LABEL_STUDIO_BASE_DATA_DIR=$empty LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
-    "$VENV/bin/label-studio" version --data-dir "$empty" >/dev/null
-  mv "$empty/label_studio.sqlite3" "$MIGRATED"
-  rm -rf "$empty"
+  # The migrated database depends only on what is installed: it is kept once per machine and
+  # set of packages (the user's cache directory), so a second clone does not migrate again.
+  installed=$("$VENV/bin/python" -m uv pip freeze --quiet --python "$VENV/bin/python" | sha256sum | cut -c1-16)
+  cache_dir=${XDG_CACHE_HOME:-$HOME/.cache}/driftline
+  kept=$cache_dir/label-studio-$LABEL_STUDIO_VERSION-$installed.sqlite3
+  if [ ! -f "$kept" ]; then
+    # `label-studio version` applies the migrations to the data directory's database and exits.
+    empty=$(mktemp -d)
+    LABEL_STUDIO_BASE_DATA_DIR=$empty LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
+      "$VENV/bin/label-studio" version --data-dir "$empty" >/dev/null
+    mkdir -p "$cache_dir"
+    mv "$empty/label_studio.sqlite3" "$kept.$$"  # then renamed: another clone may read it
+    mv "$kept.$$" "$kept"
+    rm -rf "$empty"
+  fi
+  cp "$kept" "$MIGRATED"
   echo "$LABEL_STUDIO_VERSION" > "$STAMP"
 fi
 echo "$PWD/$VENV/bin/label-studio"

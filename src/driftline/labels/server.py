@@ -2,8 +2,9 @@
 
 Label Studio's pins are its own, so it is never imported: ``scripts/label-studio.sh`` installs it
 into ``.labelstudio-venv`` and this runs its executable. A new data directory starts from the
-database that script migrated once (``migrated-database.sqlite3`` in the virtualenv): migrating a
-fresh one takes one to three minutes at each first start.
+database that script migrated once (``migrated-database.sqlite3`` in the virtualenv, itself a copy
+of the one kept per machine in the user's cache directory): migrating a fresh one takes one to
+three minutes at each first start.
 """
 
 from __future__ import annotations
