@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa  # noqa: E402
 
-from driftline.store.raw_store import RawStore, trigger_decisions  # noqa: E402
+from driftline.store.raw_store import RawStore  # noqa: E402
+from driftline.store.tables import trigger_decisions
 from driftline.trigger.store import DecisionStore  # noqa: E402
 from tests.integration.test_trigger_streaks import streaks_one_query_per_sensor  # noqa: E402
 

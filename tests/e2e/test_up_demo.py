@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from driftline.core.settings import Settings
 from driftline.simulate.signals import PUMP_STATS
-from driftline.store.raw_store import promotion_decisions, retrain_runs, trigger_decisions
+from driftline.store.tables import promotion_decisions, retrain_runs, trigger_decisions
 from tests.e2e.demo_runs import processes_using, run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -47,7 +47,8 @@ from driftline.platform.services import SERVICE_NAMES
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.simulate.signals import SyntheticPump
-from driftline.store.raw_store import RawStore, key_columns, trigger_decisions
+from driftline.store.raw_store import RawStore, key_columns
+from driftline.store.tables import trigger_decisions
 from driftline.streaming.kafka import ensure_topics, make_consumer, make_producer
 from driftline.streaming.messages import Message
 from driftline.validation.batch import ReadingValidator

@@ -13,7 +13,8 @@ from driftline.core.topics import Topics
 from driftline.drift.reference import build_reference
 from driftline.simulate.plans import make_plan
 from driftline.simulate.signals import SyntheticPump
-from driftline.store.raw_store import RawStore, retrain_runs, trigger_decisions
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import retrain_runs, trigger_decisions
 from tests.streams import publish, read_topic, running, wait_for
 
 pytestmark = pytest.mark.integration

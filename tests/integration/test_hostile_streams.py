@@ -32,7 +32,8 @@ from pydantic import ValidationError
 
 from driftline.core.records import DeadLetter, DriftEvent
 from driftline.simulate.signals import SyntheticPump
-from driftline.store.raw_store import RawStore, message_id, trigger_decisions
+from driftline.store.raw_store import RawStore, message_id
+from driftline.store.tables import trigger_decisions
 from driftline.streaming.kafka import client_options
 from driftline.streaming.messages import Message
 from tests.hostile_messages import Hostile, hostile_message

@@ -34,7 +34,8 @@ from driftline.platform.broker import free_port
 from driftline.platform.ports import PortPlan
 from driftline.platform.procs import signal_group
 from driftline.platform.supervisor import Supervisor
-from driftline.store.raw_store import RawStore, trigger_decisions
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import trigger_decisions
 from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
 from driftline.streaming.messages import Message
 from driftline.training.anomaly_data import recordings

@@ -24,7 +24,8 @@ from sqlalchemy.exc import OperationalError
 from driftline.core.records import RetrainRequest
 from driftline.core.settings import Settings
 from driftline.platform import procs
-from driftline.store.raw_store import RawStore, retrain_runs, trigger_decisions
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import retrain_runs, trigger_decisions
 from driftline.trigger.cluster import ClusterPipelineLauncher
 from driftline.trigger.launcher import LocalPipelineLauncher
 from driftline.trigger.ledger import RunLedger

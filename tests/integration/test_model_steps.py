@@ -31,7 +31,7 @@ from driftline.core.settings import DEFAULT_PROFILE, Settings
 from driftline.core.topics import Topics
 from driftline.drift.baselines import bundle_baselines
 from driftline.platform.mlflow_store import start_mlflow_store
-from driftline.store.raw_store import promotion_decisions
+from driftline.store.tables import promotion_decisions
 from driftline.training.features import add_features
 from tests.streams import read_topic
 

@@ -35,7 +35,8 @@ from driftline.platform.broker import EmbeddedBroker, free_port, wait_for_port
 from driftline.platform.procs import start, stop_group
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport
-from driftline.store.raw_store import RawStore, key_columns, retrain_runs, trigger_decisions
+from driftline.store.raw_store import RawStore, key_columns
+from driftline.store.tables import retrain_runs, trigger_decisions
 from driftline.streaming.kafka import client_options, make_producer
 from driftline.streaming.messages import Message
 from tests import processes

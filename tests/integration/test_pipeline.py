@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from driftline.core.records import ModelPromoted
 from driftline.core.topics import Topics
-from driftline.store.raw_store import RawStore, promotion_decisions
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import promotion_decisions
 from tests.skab import land_skab
 from tests.streams import read_topic
 

@@ -18,7 +18,8 @@ import yaml
 from driftline.core.errors import DriftlineError
 from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
-from driftline.store.raw_store import RawStore, raw_readings
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import raw_readings
 from driftline.streaming.messages import Message
 from driftline.training.datarepo import DVC_FILE, DataRepo, DataRepoError
 from driftline.training.dataset import load_readings, read_only_connection, run_select

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from driftline.core.errors import StoreError
 from driftline.store import bulk_load as raw_bulk
-from driftline.store.raw_store import RawStore, make_engine, raw_readings
+from driftline.store.raw_store import RawStore, make_engine
+from driftline.store.tables import raw_readings
 from driftline.streaming.messages import Message
 from tests.integration.test_outages import PrivateMariaDB
 from tests.unit.test_raw_batch import corpus

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from driftline.core.records import reading_id
 from driftline.core.settings import Settings
 from driftline.store.migrations import current, head, migrate
-from driftline.store.raw_store import RawStore, message_id, raw_readings
+from driftline.store.raw_store import RawStore, message_id
+from driftline.store.tables import raw_readings
 from driftline.streaming.messages import Message
 from driftline.training.dataset import load_readings
 from tests.unit.factories import NORMAL_VALUES

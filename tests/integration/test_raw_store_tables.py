@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from driftline.labels.store import LabelStore, create_label_tables
 from driftline.labels.store import metadata as label_metadata
 from driftline.store.migrations import current, head, migrate
-from driftline.store.raw_store import RawStore, metadata
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import metadata
 
 
 def test_services_starting_together_create_the_tables_once(database_url: str) -> None:

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from driftline.core.records import DriftEvent, FeatureDrift
 from driftline.core.topics import Topics
-from driftline.store.raw_store import RawStore, promotion_decisions, retrain_runs
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import promotion_decisions, retrain_runs
 from driftline.streaming.kafka import make_producer
 from driftline.trigger.ledger import FINISHED
 from tests.skab import land_skab

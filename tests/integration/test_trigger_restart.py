@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 
 from driftline.core.records import DriftEvent, RetrainRequest
 from driftline.core.topics import Topics
-from driftline.store.raw_store import RawStore, retrain_runs
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import retrain_runs
 from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
 from driftline.trigger.ledger import RunLedger
 from driftline.trigger.relaunch import relaunch_id

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, select
 
-from driftline.store.raw_store import RawStore, trigger_decisions
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import trigger_decisions
 from driftline.trigger import store as trigger_store
 from driftline.trigger.machine import Pending
 from driftline.trigger.policy import RetrainPolicy, StreakWindow

@@ -45,7 +45,8 @@ from sqlalchemy import (
 from driftline.core.records import as_utc
 from driftline.labels.annotations import LabelRow
 from driftline.labels.candidates import TaskCandidate
-from driftline.store.raw_store import Timestamp, insert_ignoring_duplicates, naive_utc
+from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc
+from driftline.store.tables import Timestamp
 
 metadata = MetaData()
 

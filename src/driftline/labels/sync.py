@@ -31,7 +31,8 @@ from driftline.labels.interface import label_config, task_data
 from driftline.labels.performance import LabelledScore
 from driftline.labels.scoring import SERVED, STREAMED, LabelledScores
 from driftline.labels.store import LabelStore
-from driftline.store.raw_store import naive_utc, raw_readings
+from driftline.store.raw_store import naive_utc
+from driftline.store.tables import raw_readings
 from driftline.streaming.kafka import publish_all
 
 log = logging.getLogger("driftline.labels")

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from driftline.core.records import LabelledPerformance, RetrainRequest
 from driftline.core.settings import Settings
 from driftline.labels.performance import LabelledRule, LabelledScore, labelled_decision
-from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
+from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc
+from driftline.store.tables import trigger_decisions
 from driftline.trigger.policy import Decision, RetrainPolicy
 
 

@@ -22,7 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
-from driftline.store.raw_store import RawStore, raw_readings, retrain_runs, trigger_decisions
+from driftline.store.raw_store import RawStore
+from driftline.store.tables import raw_readings, retrain_runs, trigger_decisions
 from driftline.streaming.kafka import client_options
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

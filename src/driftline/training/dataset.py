@@ -22,7 +22,8 @@ from sqlalchemy.pool import NullPool
 from driftline.core.profile import Profile, TimestampPolicy, load_profile
 from driftline.core.records import ValidReading
 from driftline.core.settings import Settings
-from driftline.store.raw_store import make_engine, naive_utc, raw_readings
+from driftline.store.raw_store import make_engine, naive_utc
+from driftline.store.tables import raw_readings
 from driftline.streaming.messages import Message
 from driftline.training.sql_guard import check_select
 from driftline.validation.batch import ReadingValidator

@@ -123,7 +123,8 @@ async def _publish(settings: Settings, key: str, value: bytes) -> None:
 
 
 def _record(settings: Settings, result: PromotionResult) -> None:
-    from driftline.store.raw_store import RawStore, naive_utc, promotion_decisions
+    from driftline.store.raw_store import RawStore, naive_utc
+    from driftline.store.tables import promotion_decisions
 
     store = RawStore.from_url(settings.resolved_database_url)
     try:

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.core.records import RetrainRequest
-from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, retrain_runs
+from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc
+from driftline.store.tables import retrain_runs
 
 RunStatus = Literal["starting", "running", "succeeded", "failed", "recorded"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "recorded"})

@@ -14,7 +14,8 @@ from driftline.core.recent_ids import RecentIds
 from driftline.core.records import DriftEvent, LabelledPerformance, RetrainRequest
 from driftline.core.settings import Settings
 from driftline.labels.trigger_rule import LabelledOutcome, record_decision
-from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc, trigger_decisions
+from driftline.store.raw_store import insert_ignoring_duplicates, naive_utc
+from driftline.store.tables import trigger_decisions
 from driftline.trigger.ledger import FINISHED, RunLedger
 from driftline.trigger.machine import Pending
 from driftline.trigger.policy import PolicyConfig, RetrainPolicy, StreakWindow
