@@ -23,7 +23,8 @@ from driftline.core.settings import Settings
 from driftline.labels.client import LabelStudioClient
 from driftline.labels.intake import LabelIntake, candidate_config, subscribed
 from driftline.labels.store import LabelStore, create_label_tables
-from driftline.labels.sync import LabelSync, publish_only, run_pass
+from driftline.labels.sync import LabelSync
+from driftline.labels.sync_pass import publish_only, run_pass
 from driftline.labels.webhook import make_app, serve
 from driftline.store.raw_store import RawStore
 from driftline.streaming.dead_letters import dead_letter

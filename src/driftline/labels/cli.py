@@ -40,7 +40,8 @@ async def sync_once(settings: Settings, idle_seconds: float = 2.0) -> dict[str, 
         subscribed,
     )
     from driftline.labels.store import LabelStore, create_label_tables
-    from driftline.labels.sync import LabelSync, run_pass
+    from driftline.labels.sync import LabelSync
+    from driftline.labels.sync_pass import run_pass
     from driftline.store.raw_store import RawStore
     from driftline.streaming.dead_letters import dead_letter
     from driftline.streaming.kafka import ensure_topics, make_consumer, make_producer, publish_all

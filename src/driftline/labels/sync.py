@@ -1,9 +1,10 @@
-"""One label sync pass: task candidates out to Label Studio, annotations back as labels.
+"""The parts of a label sync pass: task candidates out to Label Studio, annotations back as
+labels, labels published, labelled scores.
 
-The blocking parts (HTTP, SQL) are plain methods; ``publish_labels`` is the one coroutine. Each
-part fails alone: Label Studio away leaves the labels already stored to be published and scored,
-and everything left undone is done on the next pass (tasks stay pending, annotations stay in
-Label Studio, labels stay unpublished).
+The blocking parts (HTTP, SQL) are plain methods; ``publish_labels`` and ``publish_performance``
+are coroutines. ``sync_pass.run_pass`` runs them, each part failing alone: Label Studio away
+leaves the labels already stored to be published and scored, and everything left undone is done
+on the next pass (tasks stay pending, annotations stay in Label Studio, labels stay unpublished).
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from sqlalchemy import and_, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.core import metrics
 from driftline.core.profile import Profile, load_profile
@@ -26,7 +24,7 @@ from driftline.core.records import LabelledPerformance, LabelRecorded, Reading, 
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.labels.annotations import AnnotationError, Source, label_rows, task_info
-from driftline.labels.client import LabelStudioClient, LabelStudioUnavailable
+from driftline.labels.client import LabelStudioClient
 from driftline.labels.interface import label_config, task_data
 from driftline.labels.performance import LabelledScore
 from driftline.labels.scoring import SERVED, STREAMED, LabelledScores
@@ -256,60 +254,3 @@ def _record(row: dict[str, Any]) -> LabelRecorded:
         source=row["source"],
         recorded_at=as_utc(row["recorded_at"]),
     )
-
-
-@dataclass
-class PassResult:
-    tasks_created: int = 0
-    labels_new: int = 0
-    labels_published: int = 0
-    scores: dict[str, LabelledScore] = field(default_factory=dict)
-    performance: LabelledPerformance | None = None
-    failures: list[str] = field(default_factory=list)
-
-
-async def run_pass(
-    sync: LabelSync, producer: AIOKafkaProducer, topics: Topics, window: int
-) -> PassResult:
-    """Push tasks, pull annotations, publish labels, score: each part on its own, so Label
-    Studio away still publishes and scores what is stored. Failures are logged and counted."""
-    result = PassResult()
-    try:
-        result.tasks_created = await asyncio.to_thread(sync.push_tasks)
-        result.labels_new = await asyncio.to_thread(sync.pull_annotations)
-    except LabelStudioUnavailable as exc:
-        _failed(result, "label_studio", exc)
-    except SQLAlchemyError as exc:
-        _failed(result, "database", exc)
-    try:
-        result.labels_published = await sync.publish_labels(producer, topics)
-    except SQLAlchemyError as exc:
-        _failed(result, "database", exc)
-    except KafkaError as exc:
-        _failed(result, "kafka", exc)
-    try:
-        result.scores = await asyncio.to_thread(sync.score, window)
-        result.performance = await sync.publish_performance(producer, topics, result.scores)
-    except SQLAlchemyError as exc:
-        _failed(result, "database", exc)
-    except KafkaError as exc:
-        _failed(result, "kafka", exc)
-    if not result.failures:
-        metrics.label_sync_last_success.set_to_current_time()
-    return result
-
-
-def _failed(result: PassResult, dependency: str, exc: Exception) -> None:
-    metrics.label_sync_failures.labels(dependency).inc()
-    result.failures.append(f"{dependency}: {exc}")
-    log.warning("label sync: %s failed (%s); retried next pass", dependency, str(exc)[:300])
-
-
-async def publish_only(sync: LabelSync, producer: AIOKafkaProducer, topics: Topics) -> None:
-    """Publish stored labels now (after a webhook), outside a full pass."""
-    try:
-        await sync.publish_labels(producer, topics)
-    except SQLAlchemyError as exc:
-        _failed(PassResult(), "database", exc)
-    except KafkaError as exc:
-        _failed(PassResult(), "kafka", exc)
