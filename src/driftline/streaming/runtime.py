@@ -42,7 +42,7 @@ from driftline.streaming.kafka import (
 )
 from driftline.streaming.messages import Message
 from driftline.streaming.readiness import Ping, check_health, retry_kafka, watch_health
-from driftline.streaming.stuck_consumer import StuckWatch, records_waiting
+from driftline.streaming.stuck_consumer import StuckWatch, consumer_stuck
 
 log = logging.getLogger(__name__)
 
@@ -239,29 +239,11 @@ async def _loop(
                     return False  # stopping with the batch unhandled: it stays uncommitted
                 if not await _commit(ctx, handler, oldest, stop):
                     return False
-            if not batch and watch.due() and await _stuck(ctx, watch):
+            if not batch and watch.due() and await consumer_stuck(ctx, watch):
                 return True
         return False
     finally:
         await _abandon(in_flight, stop)
-
-
-async def _stuck(ctx: ServiceContext, watch: StuckWatch) -> bool:
-    waiting = await records_waiting(
-        ctx.consumer, timeout=max(1.0, ctx.settings.health_check_seconds)
-    )
-    if not waiting:  # none waiting (an idle stream), or the broker is away (not the client)
-        watch.moved()
-        return False
-    log.warning(
-        "%s: no records for %.0f s while %d wait on its partitions: replacing the consumer",
-        ctx.name,
-        watch.idle_seconds(),
-        waiting,
-    )
-    if ctx.health is not None:
-        ctx.health.down(KAFKA, f"consumer stuck ({waiting} records waiting): replacing it")
-    return True
 
 
 @dataclass

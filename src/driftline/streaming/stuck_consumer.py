@@ -13,12 +13,21 @@ only after handling, so the new consumer's redelivery loses and duplicates nothi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+
+from driftline.core.health import KAFKA
+
+if TYPE_CHECKING:
+    from driftline.streaming.runtime import ServiceContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,3 +76,23 @@ async def records_waiting(consumer: AIOKafkaConsumer, timeout: float) -> int | N
         except (KafkaError, TimeoutError):
             positions[tp] = None  # no position for this long: the client cannot fetch either
     return waiting(ends, positions)
+
+
+async def consumer_stuck(ctx: ServiceContext, watch: StuckWatch) -> bool:
+    """True when records wait on the partitions of a consumer that received nothing: the
+    service's health says so, and the loop replaces the consumer."""
+    waiting = await records_waiting(
+        ctx.consumer, timeout=max(1.0, ctx.settings.health_check_seconds)
+    )
+    if not waiting:  # none waiting (an idle stream), or the broker is away (not the client)
+        watch.moved()
+        return False
+    log.warning(
+        "%s: no records for %.0f s while %d wait on its partitions: replacing the consumer",
+        ctx.name,
+        watch.idle_seconds(),
+        waiting,
+    )
+    if ctx.health is not None:
+        ctx.health.down(KAFKA, f"consumer stuck ({waiting} records waiting): replacing it")
+    return True
