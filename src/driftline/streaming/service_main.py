@@ -61,7 +61,13 @@ def service_main(name: str, run: ServiceRun, settings: Settings | None = None) -
     settings = settings or settings_or_exit()
     configure_logging(settings.log_level, name)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    serve(settings.metrics_host, settings.metrics_port)
+    try:
+        serve(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:  # e.g. the port is taken: a setting to change, not a crash
+        raise SystemExit(
+            f"{name}: cannot serve /metrics on {settings.metrics_host}:{settings.metrics_port}: "
+            f"{exc.strerror or exc}. DRIFTLINE_METRICS_PORT sets another port."
+        ) from None
 
     async def main() -> None:
         stop = asyncio.Event()
