@@ -19,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftline.core.settings import Settings
 from driftline.platform import procs
-from driftline.platform.broker import free_port
 from driftline.platform.ports import bindable
 from driftline.platform.services import service_script
 
@@ -29,8 +28,8 @@ class ServiceProcess:
 
     def __init__(self, name: str, settings: Settings, log_path: Path, metrics: bool = False):
         self.name = name
-        if metrics:
-            settings = settings.model_copy(update={"metrics_port": free_port()})
+        if metrics:  # below the ephemeral range: free again at every restart (port_block)
+            settings = settings.model_copy(update={"metrics_port": port_block(1)})
         self.metrics_port = settings.metrics_port
         self.env = {**os.environ, **settings.to_env()}
         self.log_path = log_path

@@ -23,7 +23,7 @@ from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.mqtt.publisher import MqttPublisher
-from driftline.platform.broker import EmbeddedBroker, free_port
+from driftline.platform.broker import EmbeddedBroker
 from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.store.raw_store import RawStore, key_columns
@@ -70,7 +70,7 @@ def mqtt_settings(settings: Settings, url: str, replica: int = 1, **overrides: o
         "mqtt_topic_pattern": f"{run}/sensors/{{sensor_id}}/readings",
         "mqtt_shared_group": f"g{run}",
         "metrics_host": "127.0.0.1",
-        "metrics_port": free_port(),
+        "metrics_port": port_block(1),
         "health_check_seconds": 1,
         # Long enough for every restart here; the machine's broker forgets the session soon.
         "mqtt_session_expiry_seconds": 300,
@@ -81,7 +81,7 @@ def mqtt_settings(settings: Settings, url: str, replica: int = 1, **overrides: o
 
 def start(services: list[ServiceProcess], name: str, settings: Settings, log: Path):  # type: ignore[no-untyped-def]
     if settings.metrics_port is None:
-        settings = settings.model_copy(update={"metrics_port": free_port()})
+        settings = settings.model_copy(update={"metrics_port": port_block(1)})
     service = ServiceProcess(name, settings, log).start()
     services.append(service)
     return service
@@ -384,7 +384,7 @@ async def test_tls_and_password_and_the_password_is_never_logged(make_settings, 
 
         wrong = Settings(
             **{**settings.model_dump(), "mqtt_password": "wrong-" + password},
-        ).model_copy(update={"mqtt_client_id": "gw-wrong", "metrics_port": free_port()})
+        ).model_copy(update={"mqtt_client_id": "gw-wrong", "metrics_port": port_block(1)})
         refused = start(services, "mqtt-gateway", wrong, tmp_path / "refused.log")
         await wait_for(lambda: "refused" in refused.log_text(), 60, "the refusal logged")
         assert "mqtt" in await refused.reasons()
