@@ -4,8 +4,10 @@ Every message of a batch is on one of the two topics, acknowledged by the broker
 batch's offsets are committed: at-least-once, so a crash in between republishes the batch
 (consumers downstream skip reading ids they have seen). With ``validator_batches_in_flight``
 above 1, the next batch is validated while the broker acknowledges the previous one's records
-(offsets still committed in order); a reading is remembered as seen from its verdict on, and
-forgotten again if its batch's records are not acknowledged.
+(offsets still committed in order), and its records go out once the previous batch's are
+acknowledged, so each sensor's valid readings keep their order even when a batch is retried
+(``driftline.streaming.batch_order``). A reading is remembered as seen from its verdict on,
+and forgotten again if its batch's records are not acknowledged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import Counter
 from driftline.core import metrics
 from driftline.core.profile import load_profile
 from driftline.core.settings import Settings
+from driftline.streaming.batch_order import earlier_batches_done
 from driftline.streaming.kafka import publish_all
 from driftline.streaming.messages import Message
 from driftline.streaming.runtime import BatchHandler, ServiceContext, run_consumer_service
@@ -45,6 +48,7 @@ class ValidatorHandler(BatchHandler):
         # batch is then handled again, and must not find its own readings seen.
         self.validator.remember_wire(verdict)
         try:
+            await earlier_batches_done()
             await publish_all(self.ctx.producer, out)
         except BaseException:
             self.validator.forget_wire(verdict)

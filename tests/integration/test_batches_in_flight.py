@@ -1,6 +1,7 @@
-"""The consumer loop with two batches in flight (ingest's default), on the real broker: a
-later batch handled first commits nothing until every batch before it is handled, and the
-offsets end where the stream ends, each message handled once."""
+"""The consumer loop with two batches in flight (ingest's and the validator's default), on the
+real broker: a later batch handled first commits nothing until every batch before it is
+handled, the offsets end where the stream ends, each message handled once, and a handler that
+publishes puts its records out in poll order even when an earlier batch is retried."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import asyncio
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from driftline.core.topics import Topics
-from driftline.streaming.kafka import ensure_topics, make_producer
+from driftline.streaming.batch_order import earlier_batches_done
+from driftline.streaming.kafka import ensure_topics, make_producer, publish_all
 from driftline.streaming.messages import Message
 from driftline.streaming.runtime import BatchHandler, ServiceContext, run_consumer_service
-from tests.streams import wait_for
+from tests.streams import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +48,45 @@ class OutOfOrder(BatchHandler):
             self.second_done.set()
 
 
-async def test_a_batch_is_committed_only_after_every_batch_before_it(make_settings):
-    settings = make_settings(topic_partitions=1, batch_max_records=10)
-    topics = Topics(settings.topic_prefix)
-    await ensure_topics(settings, topics.all())
+class RetriedFirst(BatchHandler):
+    """Forwards each batch to the valid readings topic; the first batch's first attempt fails
+    (the broker timed out) once the second batch is being handled beside it."""
+
+    batches_in_flight = 2
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.failed = False
+        self.second_started = asyncio.Event()
+
+    async def handle(self, batch: list[Message]) -> None:
+        if batch[0].offset > 0:
+            self.second_started.set()
+        elif not self.failed:
+            await asyncio.wait_for(self.second_started.wait(), 20)
+            self.failed = True
+            raise KafkaTimeoutError("no acknowledgement in time")  # retried after a backoff
+        await earlier_batches_done()
+        topic = self.ctx.topics.valid_readings
+        await publish_all(self.ctx.producer, [(topic, m.key, m.value) for m in batch])
+
+
+async def publish_numbers(settings, topic: str, count: int) -> None:  # type: ignore[no-untyped-def]
+    await ensure_topics(settings, Topics(settings.topic_prefix).all())
     producer = make_producer(settings)
     await producer.start()
     try:
-        for i in range(30):
-            await producer.send(topics.raw_readings, b"%d" % i, key=b"k")
+        for i in range(count):
+            await producer.send(topic, b"%d" % i, key=b"k")
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def test_a_batch_is_committed_only_after_every_batch_before_it(make_settings):
+    settings = make_settings(topic_partitions=1, batch_max_records=10)
+    topics = Topics(settings.topic_prefix)
+    await publish_numbers(settings, topics.raw_readings, 30)
 
     partitions = [TopicPartition(topics.raw_readings, 0)]
     handlers: list[OutOfOrder] = []
@@ -85,3 +115,32 @@ async def test_a_batch_is_committed_only_after_every_batch_before_it(make_settin
     # The second batch was handled while the first was not: nothing was committed yet.
     assert handler.committed_when_second_done == {partitions[0]: None}
     assert sorted(handler.handled) == [(0, offset) for offset in range(30)]
+
+
+async def test_a_retried_batch_still_publishes_before_the_batch_after_it(make_settings):
+    settings = make_settings(topic_partitions=1, batch_max_records=10)
+    topics = Topics(settings.topic_prefix)
+    await publish_numbers(settings, topics.raw_readings, 30)
+    handlers: list[RetriedFirst] = []
+
+    def make(ctx: ServiceContext) -> RetriedFirst:
+        handlers.append(RetriedFirst(ctx))
+        return handlers[0]
+
+    stop = asyncio.Event()
+    service = asyncio.create_task(
+        run_consumer_service("inorder", settings, lambda t: [t.raw_readings], make, stop=stop)
+    )
+    try:
+
+        async def all_forwarded() -> bool:
+            return len(await read_topic(settings, topics.valid_readings)) >= 30
+
+        await wait_for(all_forwarded, 60, "every message forwarded")
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 30)
+
+    assert handlers[0].failed and handlers[0].second_started.is_set()
+    out = [int(m.value) for m in await read_topic(settings, topics.valid_readings)]
+    assert out == list(range(30))

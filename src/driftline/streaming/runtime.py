@@ -31,6 +31,7 @@ from driftline.core.backoff import pause
 from driftline.core.health import KAFKA, ServiceHealth, registry
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
+from driftline.streaming.batch_order import start_after
 from driftline.streaming.commits import commit_until_done, count_and_measure_lag, kafka_failed
 from driftline.streaming.error_policy import ErrorPolicy
 from driftline.streaming.kafka import (
@@ -64,7 +65,8 @@ class BatchHandler(Protocol):
 
     # How many batches may be handled at once: above 1, the next batch is polled and its
     # ``handle`` started while the previous one's runs (a handler whose batches are
-    # independent, e.g. ingest's rows). Offsets are committed in order all the same.
+    # independent, e.g. ingest's rows). Offsets are committed in order all the same; a
+    # handler that publishes keeps its records in order with ``earlier_batches_done``.
     batches_in_flight: int = 1
 
     async def handle(self, batch: list[Message]) -> None:
@@ -230,7 +232,9 @@ async def _loop(
                 continue
             if batch:
                 watch.moved()
-                in_flight.append(_InFlight(batch, asyncio.create_task(policy.run(batch))))
+                previous = in_flight[-1].task if in_flight else None
+                task = start_after(previous, policy.run(batch))
+                in_flight.append(_InFlight(batch, task))
             # Wait for the oldest when the pipeline is full, or when nothing new came (an
             # idle stream must not leave a handled batch uncommitted).
             while in_flight and (in_flight[0].task.done() or len(in_flight) >= depth or not batch):
