@@ -41,6 +41,7 @@ from driftline.streaming.kafka import client_options, make_producer
 from driftline.streaming.messages import Message
 from tests import processes
 from tests.integration.test_trigger_launches_pipeline import drift_event
+from tests.processes import port_block
 from tests.streams import publish, running, wait_for
 
 pytestmark = pytest.mark.integration
@@ -145,11 +146,11 @@ async def committed(settings: Settings, group: str, topic: str) -> int:
 
 async def test_broker_not_up_at_start(make_settings, tmp_path, services):
     """Kafka comes up after the service: it waits with backoff, not ready, then processes."""
-    port = free_port()
+    port = port_block(1)
     settings = make_settings(
         kafka_bootstrap_servers=f"127.0.0.1:{port}",
         database_url=f"sqlite:///{tmp_path / 'raw.db'}",
-        metrics_port=free_port(),
+        metrics_port=port_block(1),
         health_check_seconds=1,
     )
     ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
@@ -184,7 +185,7 @@ async def test_broker_not_up_at_start(make_settings, tmp_path, services):
 async def test_every_service_waits_for_kafka_at_start(make_settings, skab_dir, tmp_path, services):
     """validator, drift and retrain-trigger too: started before Kafka, they wait (alive, not
     ready), then become ready."""
-    port = free_port()
+    port = port_block(1)
     settings = make_settings(
         kafka_bootstrap_servers=f"127.0.0.1:{port}",
         database_url=f"sqlite:///{tmp_path / 'raw.db'}",
@@ -198,7 +199,7 @@ async def test_every_service_waits_for_kafka_at_start(make_settings, skab_dir, t
         settings.resolved_reference_path,
     )
     for name in ("validator", "drift", "retrain-trigger"):
-        own = settings.model_copy(update={"metrics_port": free_port()})
+        own = settings.model_copy(update={"metrics_port": port_block(1)})
         services.append(ServiceProcess(name, own, tmp_path / f"{name}.log").start())
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log")
     try:
@@ -221,7 +222,7 @@ async def test_every_service_waits_for_kafka_at_start(make_settings, skab_dir, t
 async def test_broker_gone_for_a_while(make_settings, tmp_path, services):
     """The broker stops mid-stream and returns (empty: Tansu is memory-only) on the same port:
     ingest and validator stay up, report not ready, reconnect, and process what comes next."""
-    port = free_port()
+    port = port_block(1)
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log").start()
     settings = make_settings(
         kafka_bootstrap_servers=f"127.0.0.1:{port}",
@@ -233,10 +234,10 @@ async def test_broker_gone_for_a_while(make_settings, tmp_path, services):
     )
     topics = Topics(settings.topic_prefix)
     ingest = ServiceProcess(
-        "ingest", settings.model_copy(update={"metrics_port": free_port()}), tmp_path / "i.log"
+        "ingest", settings.model_copy(update={"metrics_port": port_block(1)}), tmp_path / "i.log"
     ).start()
     validator = ServiceProcess(
-        "validator", settings.model_copy(update={"metrics_port": free_port()}), tmp_path / "v.log"
+        "validator", settings.model_copy(update={"metrics_port": port_block(1)}), tmp_path / "v.log"
     ).start()
     services += [ingest, validator]
     store = RawStore.from_url(settings.resolved_database_url)
@@ -287,7 +288,7 @@ class PrivateMariaDB:
         self.options = options  # more server options, e.g. --local-infile=0
         self.datadir = base / "mariadb"
         self.rundir = Path(tempfile.mkdtemp(prefix="mdb"))  # sockets need a short path
-        self.port = free_port()
+        self.port = port_block(1)
         self.log_path = base / "mariadb.log"
         self.proc: subprocess.Popen[bytes] | None = None
         subprocess.run(
@@ -357,7 +358,7 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
     admin.dispose()
     settings = make_settings(
         database_url=f"{db.url}/driftline",
-        metrics_port=free_port(),
+        metrics_port=port_block(1),
         health_check_seconds=1,
         batch_max_records=200,
     )
@@ -538,7 +539,7 @@ async def test_database_not_up_at_start(make_settings, tmp_path, private_mariadb
     admin.dispose()
     db.stop()
     settings = make_settings(
-        database_url=f"{db.url}/driftline", metrics_port=free_port(), health_check_seconds=1
+        database_url=f"{db.url}/driftline", metrics_port=port_block(1), health_check_seconds=1
     )
     ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
     services.append(ingest)
