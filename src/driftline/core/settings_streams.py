@@ -89,8 +89,10 @@ class StreamSettings(BaseSettings):
         ge=1,
         le=8,
         description="Batches the validator handles at once: with 2, the next batch is "
-        "validated while the broker acknowledges the previous one's records. Offsets are "
-        "still committed in order, each batch's only after all its records are acknowledged.",
+        "validated while the broker acknowledges the previous one's records, and published "
+        "only once the previous one is done, so each sensor's readings keep their order. "
+        "Offsets are still committed in order, each batch's only after all its records are "
+        "acknowledged.",
     )
 
     # --- Micro-batches -----------------------------------------------------------------------
