@@ -6,6 +6,8 @@ publishes puts its records out in poll order even when an earlier batch is retri
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import TopicPartition
@@ -83,6 +85,21 @@ async def publish_numbers(settings, topic: str, count: int) -> None:  # type: ig
         await producer.stop()
 
 
+@contextlib.asynccontextmanager
+async def consuming(settings, make) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
+    """The shared consumer loop on the raw topic with the handler ``make`` builds, stopped
+    again on the way out."""
+    stop = asyncio.Event()
+    service = asyncio.create_task(
+        run_consumer_service("inflight", settings, lambda t: [t.raw_readings], make, stop=stop)
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(service, 30)
+
+
 async def test_a_batch_is_committed_only_after_every_batch_before_it(make_settings):
     settings = make_settings(topic_partitions=1, batch_max_records=10)
     topics = Topics(settings.topic_prefix)
@@ -95,21 +112,13 @@ async def test_a_batch_is_committed_only_after_every_batch_before_it(make_settin
         handlers.append(OutOfOrder(ctx, partitions))
         return handlers[0]
 
-    stop = asyncio.Event()
-    service = asyncio.create_task(
-        run_consumer_service("inflight", settings, lambda t: [t.raw_readings], make, stop=stop)
-    )
-    try:
+    async def all_committed() -> bool:
+        if not handlers:
+            return False
+        return await handlers[0].ctx.consumer.committed(partitions[0]) == 30
 
-        async def all_committed() -> bool:
-            if not handlers:
-                return False
-            return await handlers[0].ctx.consumer.committed(partitions[0]) == 30
-
+    async with consuming(settings, make):
         await wait_for(all_committed, 60, "every offset committed")
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 30)
 
     handler = handlers[0]
     # The second batch was handled while the first was not: nothing was committed yet.
@@ -127,19 +136,11 @@ async def test_a_retried_batch_still_publishes_before_the_batch_after_it(make_se
         handlers.append(RetriedFirst(ctx))
         return handlers[0]
 
-    stop = asyncio.Event()
-    service = asyncio.create_task(
-        run_consumer_service("inorder", settings, lambda t: [t.raw_readings], make, stop=stop)
-    )
-    try:
+    async def all_forwarded() -> bool:
+        return len(await read_topic(settings, topics.valid_readings)) >= 30
 
-        async def all_forwarded() -> bool:
-            return len(await read_topic(settings, topics.valid_readings)) >= 30
-
+    async with consuming(settings, make):
         await wait_for(all_forwarded, 60, "every message forwarded")
-    finally:
-        stop.set()
-        await asyncio.wait_for(service, 30)
 
     assert handlers[0].failed and handlers[0].second_started.is_set()
     out = [int(m.value) for m in await read_topic(settings, topics.valid_readings)]
