@@ -49,6 +49,7 @@ from tests.label_studio import (
     login_cookies,
     running_label_studio,
 )
+from tests.processes import port_block
 from tests.streams import read_topic, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
@@ -533,7 +534,7 @@ async def test_an_annotation_arrives_once_when_the_labeler_is_killed_and_its_web
     annotation's webhook reached it (stored, maybe not yet published), once as soon as the
     restarted one stored the annotation made while it was dead (whose webhook was lost). Each
     annotation is one label row, published, and its event carries that row's id."""
-    port = free_port()
+    port = port_block(1)  # each restarted labeler binds it again
     settings = labelled_settings(
         make_settings,
         label_studio,
