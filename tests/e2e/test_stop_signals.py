@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from driftline.platform.broker import free_port
 from tests.e2e.demo_runs import WITHOUT_LABEL_STUDIO, clean_env, processes_using
 from tests.processes import port_block
 
@@ -77,7 +76,7 @@ def assert_nothing_left(data_dir: Path, ports: list[int], log: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_serve_stops_the_server_it_started(tmp_path: Path, sig: signal.Signals) -> None:
     data_dir = tmp_path / "data"
-    port = free_port()
+    port = port_block(1)
     log = tmp_path / "serve.log"
     proc = launch(["serve", "--port", str(port)], clean_env(data_dir), log)
     try:

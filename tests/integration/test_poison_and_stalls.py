@@ -16,7 +16,6 @@ import sqlalchemy as sa
 
 from driftline.core.records import DeadLetter
 from driftline.core.topics import Topics
-from driftline.platform.broker import free_port
 from driftline.store.raw_store import RawStore, message_id
 from driftline.streaming.error_policy import MAX_POISON_STREAK
 from tests.integration.test_outages import (
@@ -27,6 +26,7 @@ from tests.integration.test_outages import (
     message_ids,
     readings,
 )
+from tests.processes import port_block
 from tests.streams import publish, read_topic, wait_for, wait_for_count
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,10 @@ async def test_a_refused_record_is_dead_lettered_and_a_refusing_database_is_a_st
     make_settings, mariadb_url, tmp_path, services
 ):
     settings = make_settings(
-        database_url=mariadb_url, metrics_port=free_port(), health_check_seconds=1, stall_retries=4
+        database_url=mariadb_url,
+        metrics_port=port_block(1),
+        health_check_seconds=1,
+        stall_retries=4,
     )
     store = RawStore.from_url(mariadb_url)
     store.create_tables()
@@ -163,7 +166,7 @@ async def test_the_sqlite_file_removed_or_replaced_under_ingest(
 ):
     path = tmp_path / "raw.db"
     settings = make_settings(
-        database_url=f"sqlite:///{path}", metrics_port=free_port(), health_check_seconds=1
+        database_url=f"sqlite:///{path}", metrics_port=port_block(1), health_check_seconds=1
     )
     topic, group = Topics(settings.topic_prefix).raw_readings, settings.group_id("ingest")
     ingest = ServiceProcess("ingest", settings, tmp_path / "ingest.log").start()
