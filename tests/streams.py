@@ -8,10 +8,13 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from driftline.core.settings import Settings
 from driftline.core.topics import Topics
 from driftline.platform.services import load_service
 from driftline.simulate.publisher import SimulationPlan, SimulationReport, publish_simulation
+from driftline.store.raw_store import RawStore
 from driftline.streaming.kafka import ensure_topics, make_producer, read_to_end
 from driftline.streaming.messages import Message
 
@@ -91,3 +94,12 @@ async def publish(settings: Settings, plan: SimulationPlan) -> SimulationReport:
         return await publish_simulation(producer, topics.raw_readings, plan, keep_sent=True)
     finally:
         await producer.stop()
+
+
+def rows_stored(store: RawStore) -> int:
+    """Rows in the raw store so far: none while the table is not there yet (ingest, started
+    beside the test, creates it) or the database does not answer (an outage test's)."""
+    try:
+        return store.count()
+    except SQLAlchemyError:
+        return 0

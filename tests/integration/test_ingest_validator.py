@@ -4,7 +4,6 @@ malformed, out-of-range and duplicate messages mixed in."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from driftline.core.profile import load_profile
 from driftline.core.records import DeadLetter, ValidReading
@@ -13,18 +12,9 @@ from driftline.simulate.plans import make_plan
 from driftline.store.raw_store import RawStore, key_columns
 from driftline.streaming.kafka import make_producer
 from driftline.streaming.messages import Message
-from tests.streams import publish, read_topic, running, wait_for
+from tests.streams import publish, read_topic, rows_stored, running, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def rows_stored(store: RawStore) -> int:
-    """Rows in the raw store so far: none while ingest, started beside the test, has not
-    created its table yet (MariaDB: ProgrammingError 1146; SQLite: OperationalError)."""
-    try:
-        return store.count()
-    except (OperationalError, ProgrammingError):
-        return 0
 
 
 async def test_every_message_lands_once_and_invalid_ones_are_dead_lettered(

@@ -28,10 +28,10 @@ from driftline.simulate.plans import make_plan
 from driftline.simulate.publisher import SimulationReport, publish_simulation
 from driftline.store.raw_store import RawStore, key_columns
 from driftline.streaming.messages import Message
-from tests.integration.test_outages import ServiceProcess, count
+from tests.integration.test_outages import ServiceProcess
 from tests.mosquitto import SYSTEM_URL, PrivateMosquitto, make_tls_files, reachable
 from tests.processes import port_block
-from tests.streams import read_topic, wait_for, wait_for_count
+from tests.streams import read_topic, rows_stored, wait_for, wait_for_count
 from tests.tcp_proxy import TcpProxy
 from tests.unit.factories import NORMAL_VALUES
 
@@ -129,7 +129,7 @@ async def test_readings_of_20_sensors_land_exactly_once_through_two_shared_repli
     store = RawStore.from_url(mariadb_url)
     try:
         try:
-            await wait_for_count(lambda: count(store), 10_000, "readings stored")
+            await wait_for_count(lambda: rows_stored(store), 10_000, "readings stored")
         except AssertionError as exc:
             received = [await metric(g, "driftline_mqtt_messages_received_total") for g in gateways]
             raise AssertionError(f"{exc}; the replicas received {received}") from None
@@ -162,14 +162,14 @@ async def test_gateway_killed_twice_mid_stream_loses_nothing(
     try:
         publishing = asyncio.create_task(publish_mqtt(settings, 20, 500, rate=40.0))
         for threshold in (2_000, 5_000):
-            await wait_for(lambda t=threshold: count(store) >= t, 120, f"{threshold} stored")
+            await wait_for(lambda t=threshold: rows_stored(store) >= t, 120, f"{threshold} stored")
             assert not publishing.done(), "the stream ended before the kill"
             gateway.kill()
             gateway.start()
         report = await publishing
         expected = expected_ids(report)
         assert len(expected) == 10_000
-        await wait_for(lambda: count(store) >= 10_000, 120, "every reading stored")
+        await wait_for(lambda: rows_stored(store) >= 10_000, 120, "every reading stored")
         assert store.reading_ids() == expected
         assert store.count() == 10_000
         assert gateway.kills == 2
@@ -202,7 +202,7 @@ async def test_kafka_away_for_10s_the_gateway_stops_acknowledging_and_loses_noth
         store = RawStore.from_url(base.resolved_database_url)
         try:
             first = await publish_mqtt(settings, 5, 60, rate=0)
-            await wait_for(lambda: count(store) >= 300, 60, "the first readings stored")
+            await wait_for(lambda: rows_stored(store) >= 300, 60, "the first readings stored")
 
             kafka.stop()
             await gateway.wait_ready(False, 30, "the gateway not ready without Kafka")
@@ -224,7 +224,9 @@ async def test_kafka_away_for_10s_the_gateway_stops_acknowledging_and_loses_noth
 
             kafka.start()
             expected = expected_ids(first) | expected_ids(second)
-            await wait_for(lambda: count(store) >= 900, 120, "every reading stored after Kafka")
+            await wait_for(
+                lambda: rows_stored(store) >= 900, 120, "every reading stored after Kafka"
+            )
             assert store.reading_ids() == expected
 
             async def drained() -> bool:
@@ -305,8 +307,8 @@ async def test_each_kind_of_bad_input_gets_its_clear_outcome(
     topics = Topics(run)
     store = RawStore.from_url(base.resolved_database_url)
     try:
-        await wait_for(lambda: count(store) >= 3, 60, "three messages stored")
-        assert count(store) == 3
+        await wait_for(lambda: rows_stored(store) >= 3, 60, "three messages stored")
+        assert rows_stored(store) == 3
     finally:
         store.engine.dispose()
 
@@ -377,7 +379,7 @@ async def test_tls_and_password_and_the_password_is_never_logged(make_settings, 
         report = await publish_mqtt(settings, 2, 50, rate=0)
         store = RawStore.from_url(base.resolved_database_url)
         try:
-            await wait_for(lambda: count(store) >= 100, 60, "the readings stored")
+            await wait_for(lambda: rows_stored(store) >= 100, 60, "the readings stored")
             assert store.reading_ids() == expected_ids(report)
         finally:
             store.engine.dispose()

@@ -42,7 +42,7 @@ from driftline.streaming.messages import Message
 from tests import processes
 from tests.integration.test_trigger_launches_pipeline import drift_event
 from tests.processes import port_block
-from tests.streams import publish, running, wait_for
+from tests.streams import publish, rows_stored, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -124,13 +124,6 @@ def message_ids(settings: Settings, report: SimulationReport) -> set[str]:
     }
 
 
-def count(store: RawStore) -> int:
-    try:
-        return store.count()
-    except sa.exc.SQLAlchemyError:  # the table appears when ingest first starts
-        return 0
-
-
 async def committed(settings: Settings, group: str, topic: str) -> int:
     """The sum of ``group``'s committed offsets over ``topic`` (no join: an OffsetFetch only)."""
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=group)
@@ -173,7 +166,7 @@ async def test_broker_not_up_at_start(make_settings, tmp_path, services):
         assert await ingest.metric("driftline_service_ready", service="ingest") == 1
         report = await publish(settings, readings(settings, 300, seed=1))
         store = RawStore.from_url(settings.resolved_database_url)
-        await wait_for(lambda: count(store) >= report.sent, 60, "every reading stored")
+        await wait_for(lambda: rows_stored(store) >= report.sent, 60, "every reading stored")
         assert store.message_ids() == message_ids(settings, report)
         store.engine.dispose()
         assert "Traceback" not in ingest.log_text()
@@ -245,7 +238,7 @@ async def test_broker_gone_for_a_while(make_settings, tmp_path, services):
         for s in (ingest, validator):
             await s.wait_ready(True, 90, f"{s.name} ready")
         before = await publish(settings, readings(settings, 300, seed=2))
-        await wait_for(lambda: count(store) >= before.sent, 60, "the first readings stored")
+        await wait_for(lambda: rows_stored(store) >= before.sent, 60, "the first readings stored")
 
         broker.stop()
         for s in (ingest, validator):
@@ -259,7 +252,7 @@ async def test_broker_gone_for_a_while(make_settings, tmp_path, services):
             await s.wait_ready(True, 90, f"{s.name} ready again")
         after = await publish(settings, readings(settings, 300, seed=3))
         expected = message_ids(settings, before) | message_ids(settings, after)
-        await wait_for(lambda: count(store) >= len(expected), 90, "the later readings stored")
+        await wait_for(lambda: rows_stored(store) >= len(expected), 90, "the later readings stored")
         assert store.message_ids() == expected
 
         async def validated() -> int:
@@ -370,7 +363,7 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
     try:
         await ingest.wait_ready(True, 90, "ingest ready")
         first = await publish(settings, readings(settings, 400, seed=4))
-        await wait_for(lambda: count(store) >= first.sent, 60, "the first readings stored")
+        await wait_for(lambda: rows_stored(store) >= first.sent, 60, "the first readings stored")
         await wait_for(
             lambda: _equals(committed(settings, group, topic), first.sent), 30, "offsets committed"
         )
@@ -395,7 +388,9 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
         db.start()
         await ingest.wait_ready(True, 60, "ingest ready with its database back")
         total = first.sent + second.sent
-        await wait_for(lambda: count(store) >= total, 60, "the readings sent meanwhile stored")
+        await wait_for(
+            lambda: rows_stored(store) >= total, 60, "the readings sent meanwhile stored"
+        )
         await wait_for(
             lambda: _equals(committed(settings, group, topic), total), 30, "offsets committed"
         )
@@ -415,7 +410,7 @@ async def test_database_down_under_ingest(make_settings, tmp_path, private_maria
         ingest.start()
         expected = message_ids(settings, first) | message_ids(settings, second)
         expected |= message_ids(settings, third)
-        await wait_for(lambda: count(store) >= len(expected), 90, "every reading stored")
+        await wait_for(lambda: rows_stored(store) >= len(expected), 90, "every reading stored")
         await ingest.wait_ready(True, 60, "the restarted ingest ready")
         await asyncio.sleep(2)  # a redelivery would show as extra rows now
         assert store.count() == len(expected)  # every distinct message once
@@ -550,6 +545,6 @@ async def test_database_not_up_at_start(make_settings, tmp_path, private_mariadb
     await ingest.wait_ready(True, 60, "ingest ready once its database is up")
     report = await publish(settings, readings(settings, 100, seed=7))
     store = RawStore.from_url(settings.resolved_database_url)
-    await wait_for(lambda: count(store) >= report.sent, 60, "the readings stored")
+    await wait_for(lambda: rows_stored(store) >= report.sent, 60, "the readings stored")
     assert store.message_ids() == message_ids(settings, report)
     store.engine.dispose()

@@ -22,12 +22,11 @@ from tests.integration.test_outages import (
     ServiceProcess,
     _equals,
     committed,
-    count,
     message_ids,
     readings,
 )
 from tests.processes import port_block
-from tests.streams import publish, read_topic, wait_for, wait_for_count
+from tests.streams import publish, read_topic, rows_stored, wait_for, wait_for_count
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +103,7 @@ async def test_a_refused_record_is_dead_lettered_and_a_refusing_database_is_a_st
     ((partition, offset),) = await send_raw(settings, [(b"pump-poison", poison)])
     after = await publish(settings, readings(settings, 150, seed=22))
     good = message_ids(settings, before) | message_ids(settings, after)
-    await wait_for_count(lambda: count(store), len(good), "the good messages stored")
+    await wait_for_count(lambda: rows_stored(store), len(good), "the good messages stored")
     assert store.message_ids() == good
     assert message_id(b"pump-poison", poison) not in store.message_ids()
     # The poison's letter is sent once its batch's good rows are stored, so it may trail them.
@@ -174,7 +173,7 @@ async def test_the_sqlite_file_removed_or_replaced_under_ingest(
     await ingest.wait_ready(True, 90, "ingest ready")
     first = await publish(settings, readings(settings, 200, seed=31))
     store = RawStore.from_url(settings.resolved_database_url)
-    await wait_for_count(lambda: count(store), first.sent, "the first readings stored")
+    await wait_for_count(lambda: rows_stored(store), first.sent, "the first readings stored")
     await wait_for(lambda: _equals(committed(settings, group, topic), first.sent), 30, "committed")
     store.engine.dispose()
 
@@ -201,6 +200,6 @@ async def test_the_sqlite_file_removed_or_replaced_under_ingest(
     ingest.start()
     await ingest.wait_ready(True, 90, "the restarted ingest ready")
     store = RawStore.from_url(settings.resolved_database_url)
-    await wait_for_count(lambda: count(store), second.sent, "the later readings stored")
+    await wait_for_count(lambda: rows_stored(store), second.sent, "the later readings stored")
     assert message_ids(settings, second) <= store.message_ids()
     store.engine.dispose()

@@ -13,7 +13,7 @@ from driftline.simulate.plans import make_plan
 from driftline.store.raw_store import RawStore, key_columns
 from driftline.streaming.messages import Message
 from tests.processes import ServiceProcess
-from tests.streams import publish, read_topic, wait_for
+from tests.streams import publish, read_topic, rows_stored, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ async def test_ingest_killed_twice_mid_stream(make_settings, database_url, tmp_p
     try:
         sending = asyncio.create_task(publish(settings, plan_for(settings, 6000)))
         for threshold in (3000, 12000):
-            await wait_for(lambda t=threshold: _count(store) >= t, 120, f"{threshold} rows")
+            await wait_for(lambda t=threshold: rows_stored(store) >= t, 120, f"{threshold} rows")
             ingest.kill()  # mid-batch: some rows committed, their offsets maybe not
             ingest.start()
         report = await sending
@@ -46,7 +46,7 @@ async def test_ingest_killed_twice_mid_stream(make_settings, database_url, tmp_p
             key_columns(Message(topics.raw_readings, *m.place, m.key, m.value)).message_id
             for m in report.messages
         }
-        await wait_for(lambda: _count(store) >= len(expected), 120, "every row")
+        await wait_for(lambda: rows_stored(store) >= len(expected), 120, "every row")
         await asyncio.sleep(2)  # anything still redelivered would show as extra rows now
     finally:
         ingest.stop()
@@ -95,13 +95,6 @@ async def test_validator_killed_mid_stream(make_settings, tmp_path):
     # A redelivered message is validated again after the restart: never called a duplicate.
     assert not any(r.check == "not_duplicate" for d in dead for r in d.reasons)
     print(f"\nvalidator restart: {len(valid) - len(expected_ids)} readings delivered twice")
-
-
-def _count(store: RawStore) -> int:
-    try:
-        return store.count()
-    except Exception:  # the table appears when ingest first starts
-        return 0
 
 
 async def _at_least(count, n: int) -> bool:  # type: ignore[no-untyped-def]
