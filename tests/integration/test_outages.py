@@ -192,8 +192,9 @@ async def test_every_service_waits_for_kafka_at_start(make_settings, skab_dir, t
         settings.resolved_reference_path,
     )
     for name in ("validator", "drift", "retrain-trigger"):
-        own = settings.model_copy(update={"metrics_port": port_block(1)})
-        services.append(ServiceProcess(name, own, tmp_path / f"{name}.log").start())
+        services.append(
+            ServiceProcess(name, settings, tmp_path / f"{name}.log", metrics=True).start()
+        )
     broker = EmbeddedBroker(port, log_path=tmp_path / "broker.log")
     try:
         for s in services:
@@ -226,12 +227,8 @@ async def test_broker_gone_for_a_while(make_settings, tmp_path, services):
         consumer_stuck_seconds=10,
     )
     topics = Topics(settings.topic_prefix)
-    ingest = ServiceProcess(
-        "ingest", settings.model_copy(update={"metrics_port": port_block(1)}), tmp_path / "i.log"
-    ).start()
-    validator = ServiceProcess(
-        "validator", settings.model_copy(update={"metrics_port": port_block(1)}), tmp_path / "v.log"
-    ).start()
+    ingest = ServiceProcess("ingest", settings, tmp_path / "i.log", metrics=True).start()
+    validator = ServiceProcess("validator", settings, tmp_path / "v.log", metrics=True).start()
     services += [ingest, validator]
     store = RawStore.from_url(settings.resolved_database_url)
     try:
